@@ -1,0 +1,222 @@
+"""The `genesis` command: parse arguments, call the library, print.
+
+Every user-facing problem is a GenesisError printed as `path:line:col: error: ...`
+with exit code 1; anything else is reported as an internal error in one line (set
+GENESIS_DEBUG=1 for the traceback).
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+import sys
+from pathlib import Path
+
+import click
+
+from . import __version__
+from .errors import GenesisError, ValidationError
+
+
+def _fail(message: str) -> None:
+    click.echo(message, err=True)
+    sys.exit(1)
+
+
+def handle_errors(command):
+    """Turn every exception into a clear message and an exit code, never a traceback."""
+
+    @functools.wraps(command)
+    def wrapper(*args, **kwargs):
+        try:
+            return command(*args, **kwargs)
+        except GenesisError as exc:
+            _fail(exc.render())
+        except KeyboardInterrupt:
+            _fail("interrupted")
+        except click.exceptions.Exit:
+            raise
+        except Exception as exc:  # noqa: BLE001 - the last line of defence for users
+            if os.environ.get("GENESIS_DEBUG"):
+                raise
+            _fail(f"internal error: {type(exc).__name__}: {exc} (set GENESIS_DEBUG=1 for details)")
+
+    return wrapper
+
+
+project_option = click.option(
+    "--project", "project_dir", default=".", show_default=True,
+    type=click.Path(file_okay=False), help="The Genesis project directory.")
+
+
+def param_option(command):
+    return click.option("--param", "params", multiple=True, metavar="NAME=VALUE",
+                        help="A parameter value (repeatable); lists as a,b,c or JSON.")(command)
+
+
+def parse_params(items) -> dict:
+    params = {}
+    for item in items:
+        if "=" not in item:
+            raise GenesisError(f"--param '{item}' must be NAME=VALUE")
+        name, value = item.split("=", 1)
+        params[name.strip()] = value
+    return params
+
+
+def load(project_dir: str):
+    from .project import load_project
+
+    return load_project(project_dir)
+
+
+def load_valid(project_dir: str):
+    from .validate import validate_project
+
+    project = load(project_dir)
+    validate_project(project)
+    return project
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="genesis")
+def main() -> None:
+    """Genesis: a semantic data layer for operational trackers."""
+
+
+@main.command()
+@project_option
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
+@click.option("--target", default=None, help="With --catalog-check: the target whose catalog is read.")
+@click.option("--catalog-check", is_flag=True, help="Also compare the data sources with the live catalog.")
+@handle_errors
+def validate(project_dir: str, fmt: str, target: str | None, catalog_check: bool) -> None:
+    """Load and check every file of the project."""
+    from .validate import validate_project
+
+    errors: list[GenesisError] = []
+    counts = {}
+    try:
+        project = load(project_dir)
+        validate_project(project)
+        counts = {"datasources": len(project.datasources), "inputs": len(project.inputs),
+                  "trackers": len(project.trackers)}
+        if catalog_check:
+            from .catalog_check import check_catalog
+
+            check_catalog(project, target)
+    except ValidationError as exc:
+        errors = exc.errors
+    except GenesisError as exc:
+        errors = [exc]
+    if fmt == "json":
+        click.echo(json.dumps({"valid": not errors, "errors": [e.to_json() for e in errors], **counts}, indent=2))
+    elif errors:
+        for error in errors:
+            click.echo(error.render(), err=True)
+        click.echo(f"{len(errors)} error(s)", err=True)
+    else:
+        click.echo(f"ok: {counts['datasources']} data sources, {counts['inputs']} inputs, "
+                   f"{counts['trackers']} trackers")
+    sys.exit(1 if errors else 0)
+
+
+@main.command()
+@click.argument("name", required=False)
+@project_option
+@click.option("--dialect", type=click.Choice(["trino", "duckdb"]), default=None,
+              help="Default: the engine of the default target.")
+@click.option("--all", "all_", is_flag=True, help="Compile every tracker and input.")
+@click.option("--out", "out_dir", type=click.Path(file_okay=False), help="With --all: write DIR/<name>.sql.")
+@click.option("--target", default=None, help="Whose engine decides the default dialect.")
+@param_option
+@handle_errors
+def compile(name, project_dir, dialect, all_, out_dir, target, params) -> None:  # noqa: A001
+    """Print the SQL of an input or tracker."""
+    from .compiler import compile_input, compile_name, compile_tracker
+    from .config import get_target
+
+    project = load_valid(project_dir) if all_ else load(project_dir)
+    dialect = dialect or get_target(project, target).engine
+    if all_:
+        if not out_dir:
+            raise GenesisError("--all needs --out DIR")
+        out = Path(out_dir)
+        out.mkdir(parents=True, exist_ok=True)
+        written = 0
+        for tracker in sorted(project.trackers):
+            (out / f"{tracker}.sql").write_text(compile_tracker(project, tracker).sql(dialect) + "\n")
+            written += 1
+        for inp in sorted(project.inputs):
+            if inp not in project.trackers:
+                (out / f"{inp}.sql").write_text(compile_input(project, inp).sql(dialect) + "\n")
+                written += 1
+        click.echo(f"wrote {written} SQL files to {out}", err=True)
+        return
+    if not name:
+        raise GenesisError("name an input or tracker, or use --all --out DIR")
+    click.echo(compile_name(project, name, parse_params(params)).sql(dialect))
+
+
+@main.command()
+@click.argument("name")
+@project_option
+@click.option("--target", default=None)
+@click.option("--format", "fmt", type=click.Choice(["table", "csv", "json"]), default="table", show_default=True)
+@click.option("--output", type=click.Path(dir_okay=False), help="Write to FILE instead of standard output.")
+@click.option("--limit", "max_rows", type=int, default=50, show_default=True, help="Rows shown by --format table.")
+@param_option
+@handle_errors
+def run(name, project_dir, target, fmt, output, max_rows, params) -> None:
+    """Run an input or tracker and print its rows."""
+    from .api import run_query
+
+    project = load(project_dir)
+    result = run_query(project, name, target=target, params=parse_params(params))
+    if fmt == "table":
+        from .preview import render_table
+
+        text = render_table(result, max_rows=max_rows) + "\n"
+    else:
+        import io
+
+        from .destinations.file import write_csv_stream, write_json_stream
+
+        buffer = io.StringIO()
+        (write_csv_stream if fmt == "csv" else write_json_stream)(result, buffer)
+        text = buffer.getvalue()
+    if output:
+        Path(output).write_text(text, encoding="utf-8")
+        click.echo(f"{result.table.num_rows} rows written to {output}", err=True)
+    else:
+        click.echo(text, nl=False)
+
+
+@main.command()
+@project_option
+@click.option("--target", default=None, help="Whose warehouse to build (a duckdb target).")
+@click.option("--scale", type=int, default=1, show_default=True, help="Multiply the sample's size.")
+@click.option("--seed", type=int, default=42, show_default=True)
+@handle_errors
+def demo(project_dir, target, scale, seed) -> None:
+    """Build the local sample studio warehouse."""
+    import time
+
+    from .config import get_target, render_settings, warehouse_dir
+    from .demo import build_demo
+
+    project = load(project_dir)
+    chosen = get_target(project, target)
+    if chosen.engine != "duckdb":
+        raise GenesisError(f"target '{chosen.name}' is not a local (duckdb) target; demo builds a local warehouse")
+    path = warehouse_dir(project, render_settings(chosen))
+    started = time.perf_counter()
+    counts = build_demo(path, scale=scale, seed=seed)
+    total = sum(counts.values())
+    click.echo(f"demo warehouse: {len(counts)} tables, {total:,} rows in {path} "
+               f"({time.perf_counter() - started:.1f} s)")
+
+
+if __name__ == "__main__":
+    main()

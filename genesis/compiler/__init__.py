@@ -1,0 +1,108 @@
+"""Inputs and trackers to SQL: plan (plan.py), build the AST (render.py), print a dialect.
+
+    compiled = compile_input(project, "movies_in_photography", params={"countries": ["US"]})
+    compiled.sql("trino")   # the reference dialect
+    compiled.sql("duckdb")  # the embedded engine
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Mapping
+
+from sqlglot import exp
+
+from ..errors import GenesisError, did_you_mean
+from ..model import Input, Project, Tracker
+from ..result import OutputColumn
+from ..semantic import JoinGraph
+from .expressions import parameter_values, sql_literal
+from .plan import build_plan
+from .render import build_query
+
+DIALECTS = ("trino", "duckdb")
+
+
+@dataclass(frozen=True)
+class CompiledQuery:
+    input: Input
+    columns: tuple[OutputColumn, ...]
+    ast: exp.Select
+    parameters: Mapping[str, Any]
+    datasources: frozenset[str]
+    references: frozenset[str]
+    tracker: Tracker | None = None
+
+    def sql(self, dialect: str = "trino", pretty: bool = True) -> str:
+        if dialect not in DIALECTS:
+            raise GenesisError(f"unknown dialect '{dialect}'", hint=did_you_mean(dialect, DIALECTS))
+        return _render(self.ast, dialect, pretty)
+
+    def column_for(self, reference_or_name: str) -> OutputColumn | None:
+        """The output column a tracker's key or check names, by reference or output name."""
+        for column in self.columns:
+            if column.reference == reference_or_name or column.name == reference_or_name:
+                return column
+        return None
+
+
+def _render(ast: exp.Select, dialect: str, pretty: bool) -> str:
+    # The AST is built with Trino semantics; sqlglot's generator transpiles it.
+    return ast.sql(dialect=dialect, pretty=pretty)
+
+
+def graph_of(project: Project) -> JoinGraph:
+    graph = getattr(project, "_graph", None)
+    if graph is None:
+        graph = JoinGraph(project.datasources)
+        object.__setattr__(project, "_graph", graph)  # a cache on a frozen value
+    return graph
+
+
+def compile_input(project: Project, name: str, params: Mapping[str, Any] | None = None,
+                  tracker: Tracker | None = None) -> CompiledQuery:
+    """Compile one input; `params` (e.g. from --param) come after the tracker's own."""
+    inp = project.inputs.get(name)
+    if inp is None:
+        raise GenesisError(f"no input named '{name}'", hint=did_you_mean(name, project.inputs)
+                           or _listing(project.inputs))
+    if inp.root not in project.datasources:
+        raise GenesisError(f"input '{name}' reads from unknown data source '{inp.root}'",
+                           inp.locs.get("from", inp.loc), did_you_mean(inp.root, project.datasources))
+    sources = []
+    if tracker is not None:
+        sources.append((f"tracker '{tracker.name}'", tracker.parameters))
+    sources.append(("--param", params or {}))
+    values = parameter_values(inp.parameters, *sources, input_loc=inp.locs.get("parameters", inp.loc))
+    literals = {n: sql_literal(v, inp.parameters[n].type) for n, v in values.items()}
+    plan = build_plan(graph_of(project), inp, literals)
+    ast = build_query(plan)
+    used = frozenset(i.datasource.name for i in plan.instances.values())
+    return CompiledQuery(inp, tuple(c.output for c in plan.columns), ast, values, used,
+                         frozenset(plan.references), tracker)
+
+
+def compile_tracker(project: Project, name: str, params: Mapping[str, Any] | None = None) -> CompiledQuery:
+    tracker = project.trackers.get(name)
+    if tracker is None:
+        raise GenesisError(f"no tracker named '{name}'", hint=did_you_mean(name, project.trackers)
+                           or _listing(project.trackers))
+    if tracker.input not in project.inputs:
+        raise GenesisError(f"tracker '{name}' uses unknown input '{tracker.input}'",
+                           tracker.locs.get("input", tracker.loc), did_you_mean(tracker.input, project.inputs))
+    return compile_input(project, tracker.input, params, tracker)
+
+
+def compile_name(project: Project, name: str, params: Mapping[str, Any] | None = None) -> CompiledQuery:
+    """A tracker or an input, by name (trackers first: they are what people refresh)."""
+    if name in project.trackers:
+        return compile_tracker(project, name, params)
+    if name in project.inputs:
+        return compile_input(project, name, params)
+    raise GenesisError(f"no tracker or input named '{name}'",
+                       hint=did_you_mean(name, list(project.trackers) + list(project.inputs)))
+
+
+def _listing(names) -> str | None:
+    names = sorted(names)
+    return f"known: {', '.join(names[:10])}" if names else None

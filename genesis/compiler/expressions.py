@@ -1,0 +1,294 @@
+"""User SQL expressions: parameters, parsing, the allowed subset, references.
+
+Filters and computed columns are Trino expressions over references. Parameters are
+rendered by a sandboxed Jinja2 environment in which every value is already a SQL
+literal; the text is then parsed again, so a value can never become SQL code.
+"""
+
+from __future__ import annotations
+
+import datetime
+import decimal
+import json
+from functools import lru_cache
+from typing import Any, Callable, Iterator, Mapping
+
+import jinja2
+import sqlglot
+from jinja2.sandbox import SandboxedEnvironment
+from sqlglot import exp
+
+from .. import types
+from ..errors import GenesisError, Location, did_you_mean
+from ..model import Parameter
+
+DIALECT = "trino"  # the reference dialect definitions are written in
+
+_FORBIDDEN = (exp.Select, exp.Subquery, exp.SetOperation, exp.Exists, exp.Query)
+_STATEMENTS = (exp.Insert, exp.Update, exp.Delete, exp.Drop, exp.Create, exp.Command, exp.Alter,
+               exp.Merge, exp.Use, exp.Set, exp.Transaction)
+
+_JINJA = SandboxedEnvironment(undefined=jinja2.StrictUndefined, autoescape=False)
+
+
+# ---------------------------------------------------------------- parameters
+
+def parameter_values(declared: Mapping[str, Parameter], *sources: tuple[str, Mapping[str, Any]],
+                     input_loc: Location | None = None) -> dict[str, Any]:
+    """Typed parameter values; `sources` in priority order, e.g. tracker then --param."""
+    values: dict[str, Any] = {}
+    for origin, given in sources:
+        for name, value in given.items():
+            if name not in declared:
+                raise GenesisError(f"unknown parameter '{name}' (given by {origin})", input_loc,
+                                   did_you_mean(name, declared) or _declared(declared))
+            if name not in values:
+                values[name] = coerce(value, declared[name], origin)
+    for name, param in declared.items():
+        if name not in values:
+            if not param.has_default:
+                raise GenesisError(f"parameter '{name}' has no value and no default", param.loc,
+                                   f"pass --param {name}=VALUE or set it in the tracker")
+            values[name] = coerce(param.default, param, "its default")
+    return values
+
+
+def _declared(declared) -> str:
+    return f"declared: {', '.join(declared)}" if declared else "this input declares no parameters"
+
+
+def coerce(value: Any, param: Parameter, origin: str) -> Any:
+    """The value as the parameter's type; command-line strings are converted."""
+    try:
+        return _coerce(value, param.type)
+    except (ValueError, TypeError, decimal.InvalidOperation):
+        raise GenesisError(
+            f"parameter '{param.name}' from {origin} is not a valid {param.type}: {value!r}", param.loc
+        ) from None
+
+
+def _coerce(value: Any, ptype: str) -> Any:
+    if types.is_array(ptype):
+        element = types.array_element(ptype)
+        if isinstance(value, str):
+            text = value.strip()
+            value = json.loads(text) if text.startswith("[") else [v.strip() for v in text.split(",") if v.strip()]
+        if not isinstance(value, (list, tuple)):
+            value = [value]
+        return [_coerce(v, element) for v in value]
+    if value is None:
+        return None
+    if ptype == "varchar":
+        if isinstance(value, (dict, list)):
+            raise ValueError("not text")
+        return str(value)
+    if ptype == "boolean":
+        if isinstance(value, bool):
+            return value
+        text = str(value).strip().lower()
+        if text in ("true", "1", "yes"):
+            return True
+        if text in ("false", "0", "no"):
+            return False
+        raise ValueError(value)
+    if ptype in types.INTEGER_TYPES:
+        if isinstance(value, bool) or (isinstance(value, float) and not value.is_integer()):
+            raise ValueError(value)
+        return int(str(value).strip()) if isinstance(value, str) else int(value)
+    if ptype in ("double", "real"):
+        if isinstance(value, bool):
+            raise ValueError(value)
+        return float(value)
+    if types.is_decimal(ptype):
+        if isinstance(value, bool):
+            raise ValueError(value)
+        return decimal.Decimal(str(value).strip())
+    if ptype == "date":
+        if isinstance(value, datetime.datetime):
+            return value.date()
+        return value if isinstance(value, datetime.date) else datetime.date.fromisoformat(str(value).strip())
+    if ptype.startswith("timestamp"):
+        if isinstance(value, datetime.datetime):
+            return value
+        return datetime.datetime.fromisoformat(str(value).strip())
+    raise ValueError(ptype)
+
+
+def sql_literal(value: Any, ptype: str) -> str:
+    """A Trino SQL literal for a typed value; lists become comma-separated literals."""
+    if types.is_array(ptype):
+        items = [sql_literal(v, types.array_element(ptype)) for v in value]
+        return ", ".join(items) if items else "NULL"  # `IN (NULL)` matches nothing
+    if value is None:
+        return "NULL"
+    if ptype == "varchar":
+        return exp.Literal.string(str(value)).sql(DIALECT)
+    if ptype == "boolean":
+        return "TRUE" if value else "FALSE"
+    if ptype in types.INTEGER_TYPES:
+        return str(int(value))
+    if ptype in ("double", "real"):
+        if value != value or value in (float("inf"), float("-inf")):
+            raise GenesisError(f"{value} cannot be used as a SQL literal")
+        return repr(float(value))
+    if types.is_decimal(ptype):
+        return f"DECIMAL '{decimal.Decimal(value)}'"
+    if ptype == "date":
+        return f"DATE '{value.isoformat()}'"
+    if ptype.startswith("timestamp"):
+        return f"TIMESTAMP '{value.isoformat(sep=' ')}'"
+    raise GenesisError(f"unsupported parameter type {ptype}")
+
+
+def render_parameters(text: str, literals: Mapping[str, str], loc: Location | None, what: str) -> str:
+    """Replace `{{ name }}` by literals in the sandbox; no braces means nothing to do."""
+    if "{{" not in text and "{%" not in text:
+        return text
+    try:
+        return _JINJA.from_string(text).render(**literals)
+    except jinja2.UndefinedError as exc:
+        name = str(exc).split("'")[1] if "'" in str(exc) else str(exc)
+        raise GenesisError(f"{what} uses unknown parameter '{name}'", loc,
+                           did_you_mean(name, literals) or _declared(literals)) from None
+    except jinja2.exceptions.SecurityError as exc:
+        raise GenesisError(f"{what} is not allowed: {exc}", loc) from None
+    except jinja2.TemplateError as exc:
+        raise GenesisError(f"{what} has a template error: {exc}", loc) from None
+
+
+# ---------------------------------------------------------------- parsing
+
+def parse_expression(text: str, loc: Location | None, what: str) -> exp.Expression:
+    """Parse one Trino expression, rejecting statements and subqueries."""
+    try:
+        node = _parse_text(text)
+    except ValueError as exc:
+        raise GenesisError(f"{what} is not valid SQL: {exc}", loc) from None
+    if node is None:
+        raise GenesisError(f"{what} is empty", loc)
+    if isinstance(node, _STATEMENTS) or isinstance(node, exp.Query):
+        raise GenesisError(f"{what} must be an expression, not a statement", loc)
+    for sub in node.walk():
+        if isinstance(sub, _FORBIDDEN):
+            raise GenesisError(f"{what} may not contain a subquery", loc,
+                               "use a join declared on the data source instead")
+        if isinstance(sub, _STATEMENTS):
+            raise GenesisError(f"{what} must be an expression, not a statement", loc)
+        if isinstance(sub, exp.Window):
+            raise GenesisError(f"{what} may not use window functions", loc)
+    return node
+
+
+@lru_cache(maxsize=8192)
+def _parse_cached_text(text: str):
+    statements = sqlglot.parse(text, read=DIALECT)
+    statements = [s for s in statements if s is not None]
+    if len(statements) > 1:
+        raise ValueError("only one expression is allowed (found ';')")
+    return statements[0] if statements else None
+
+
+def _parse_text(text: str):
+    try:
+        node = _parse_cached_text(text)
+    except sqlglot.errors.SqlglotError as exc:
+        raise ValueError(_first_line(str(exc))) from None
+    return node.copy() if node is not None else None
+
+
+def _first_line(message: str) -> str:
+    line = message.strip().splitlines()[0] if message.strip() else "cannot parse"
+    return line.replace("\x1b[4m", "").replace("\x1b[0m", "")
+
+
+# ---------------------------------------------------------------- references
+
+def reference_text(node: exp.Expression) -> str | None:
+    """`a.b.c` for a qualified column or dot chain; None for a bare name."""
+    if isinstance(node, exp.Column):
+        parts = [p.name for p in node.parts]
+        return ".".join(parts) if len(parts) >= 2 else None
+    if isinstance(node, exp.Dot):
+        left = reference_text(node.this)
+        if left is None:
+            return None
+        return f"{left}.{node.expression.name}"
+    return None
+
+
+def bare_name(node: exp.Expression) -> str | None:
+    if isinstance(node, exp.Column) and len(node.parts) == 1:
+        return node.name
+    return None
+
+
+def reference_nodes(tree: exp.Expression) -> Iterator[exp.Expression]:
+    """Outermost column-like nodes: qualified references and bare names."""
+    for node in tree.walk(bfs=False):
+        if isinstance(node, exp.Dot) and reference_text(node) is not None:
+            if not isinstance(node.parent, exp.Dot):
+                yield node
+        elif isinstance(node, exp.Column) and not isinstance(node.parent, exp.Dot):
+            yield node
+
+
+def replace_references(tree: exp.Expression, replace: Callable[[exp.Expression], exp.Expression]) -> exp.Expression:
+    """Replace every reference node by `replace(node)`; returns the (maybe new) root."""
+    for node in list(reference_nodes(tree)):
+        new = replace(node)
+        if node is tree:
+            return new
+        node.replace(new)
+    return tree
+
+
+def qualify_columns(tree: exp.Expression, alias: str, what: str, loc: Location | None) -> exp.Expression:
+    """Prefix the bare column names of a data source's own SQL with its alias."""
+    for node in list(tree.find_all(exp.Column)):
+        if len(node.parts) > 1:
+            raise GenesisError(f"{what} may only use the table's own columns, not '{node.sql(DIALECT)}'", loc)
+        node.set("table", exp.to_identifier(alias))
+    return tree
+
+
+# ---------------------------------------------------------------- aggregates
+
+def aggregate_units(tree: exp.Expression) -> list[exp.Expression]:
+    """The outermost aggregate calls (a FILTER clause belongs to its aggregate)."""
+    units = []
+    for node in tree.walk(bfs=False):
+        if isinstance(node, exp.AggFunc) and not isinstance(node.parent, exp.Filter):
+            if not _inside_unit(node, units):
+                units.append(node)
+        elif isinstance(node, exp.Filter) and isinstance(node.this, exp.AggFunc):
+            if not _inside_unit(node, units):
+                units.append(node)
+    return units
+
+
+def _inside_unit(node: exp.Expression, units: list[exp.Expression]) -> bool:
+    parent = node.parent
+    while parent is not None:
+        if any(parent is u for u in units):
+            return True
+        parent = parent.parent
+    return False
+
+
+def has_aggregate(tree: exp.Expression) -> bool:
+    return bool(aggregate_units(tree))
+
+
+def nested_aggregate(unit: exp.Expression) -> bool:
+    inner = unit.this if isinstance(unit, exp.Filter) else unit
+    return any(isinstance(n, exp.AggFunc) for n in inner.walk() if n is not inner)
+
+
+def is_idempotent(unit: exp.Expression) -> bool:
+    """True when joining the same row twice cannot change the aggregate's value."""
+    agg = unit.this if isinstance(unit, exp.Filter) else unit
+    if isinstance(agg, (exp.Min, exp.Max, exp.ApproxDistinct, exp.LogicalAnd, exp.LogicalOr, exp.AnyValue)):
+        return True
+    if isinstance(agg, (exp.Count, exp.ArrayAgg)) and isinstance(agg.this, exp.Distinct):
+        return True
+    return False

@@ -1,0 +1,406 @@
+"""What to select, join, filter and group, and at which grain each aggregate runs.
+
+The plan is built from an Input in one pass that resolves every reference into an
+expression over instance aliases, then decides:
+- the group keys: none for a plain listing; the root's primary key plus the other
+  fields for a listing that collapses a one_to_many join; the other fields when the
+  input has a measure or an aggregate computed column;
+- for every aggregate call, its grain (the instance whose rows it aggregates) and
+  whether the joins of this query would multiply those rows. A multiplied,
+  non-idempotent aggregate is computed in a key sub-query (Cube's approach): select
+  the distinct (group keys, grain primary key, inputs) first, then aggregate.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Mapping
+
+from sqlglot import exp
+
+from .. import types
+from ..errors import ErrorCollector, GenesisError, Location, did_you_mean
+from ..model import DataSource, Field, Input, InputField, Measure
+from ..result import OutputColumn
+from ..semantic import Instance, JoinGraph, Resolved
+from . import expressions as ex
+from .typing import infer_type
+
+
+@dataclass
+class PlanColumn:
+    output: OutputColumn
+    expr: exp.Expression  # over instance aliases; may contain aggregate units
+    aggregate: bool
+    labels: Mapping[str, str] | None = None
+    label_type: str | None = None  # the stored type the labels' codes compare to
+    source: InputField | None = None
+
+
+@dataclass
+class Unit:
+    node: exp.Expression  # an aggregate call inside some column / filter expression
+    grain: Instance
+    keyed: bool  # computed in a key sub-query (multiplied and not idempotent)
+    alias: str  # the column that carries its value
+    grain_alias: str
+
+
+@dataclass
+class Plan:
+    input: Input
+    root: Instance
+    instances: dict[tuple[str, ...], Instance]
+    aliases: dict[tuple[str, ...], str]
+    columns: list[PlanColumn]
+    where: list[exp.Expression]
+    having: list[exp.Expression]
+    dims: list[exp.Expression]  # group-by expressions of the output's non-aggregate columns
+    hidden_keys: list[exp.Expression]  # root primary key, for listings that group
+    grouped: bool
+    units: list[Unit]
+    sort: list[tuple[exp.Expression, bool]]  # (expression or output alias column, descending)
+    limit: int | None
+    references: set[str] = field(default_factory=set)
+
+
+class Planner:
+    def __init__(self, graph: JoinGraph, inp: Input, literals: Mapping[str, str]):
+        self.graph = graph
+        self.input = inp
+        self.literals = literals
+        self.errors = ErrorCollector()
+        self.instances: dict[tuple[str, ...], Instance] = {}
+        self.aliases: dict[tuple[str, ...], str] = {}
+        self.by_alias: dict[str, Instance] = {}
+        self.references: set[str] = set()
+        self.known_types: dict[int, str] = {}  # id(expression of a reference) -> its type
+        root_ds = graph.datasources[inp.root]
+        self.root = self._use(Instance((), root_ds, ()))
+
+    # ------------------------------------------------------------ instances
+
+    def _use(self, instance: Instance) -> Instance:
+        """Register an instance and its ancestors (joins need their parents)."""
+        if instance.path in self.instances:
+            return self.instances[instance.path]
+        if instance.path:
+            self._use(self.graph.instance(self.input.root, instance.joins[:-1]))
+            self.references.add(f"{self.instances[instance.parent_path].datasource.name}.join:"
+                                f"{instance.joins[-1].name}")
+        alias = self.input.root if not instance.path else "__".join(instance.path)
+        while alias in self.by_alias:
+            alias += "_"
+        self.instances[instance.path] = instance
+        self.aliases[instance.path] = alias
+        self.by_alias[alias] = instance
+        return instance
+
+    def alias(self, instance: Instance) -> str:
+        return self.aliases[instance.path]
+
+    # ------------------------------------------------------------ expressions
+
+    def member_expr(self, resolved: Resolved, loc: Location | None) -> exp.Expression:
+        """The SQL of a field or measure at its instance's alias."""
+        instance = self._use(resolved.instance)
+        self.references.add(resolved.key)
+        alias = self.alias(instance)
+        member = resolved.member
+        if isinstance(member, Field):
+            expr = field_expr(instance.datasource, member, alias)
+        else:
+            expr = measure_expr(instance, member, alias, not instance.path)
+        value_type = member_type(member, infer_type(expr, self.known_types))
+        if value_type:
+            self.known_types[id(expr)] = value_type
+        return expr
+
+    def parse_user_sql(self, text: str, loc: Location | None, what: str,
+                       output_names: Mapping[str, exp.Expression] | None = None) -> exp.Expression:
+        """Render parameters, parse, and replace references by their SQL."""
+        rendered = ex.render_parameters(text, self.literals, loc, what)
+        tree = ex.parse_expression(rendered, loc, what)
+
+        def replace(node: exp.Expression) -> exp.Expression:
+            ref = ex.reference_text(node)
+            if ref is None:
+                name = ex.bare_name(node) or node.sql(ex.DIALECT)
+                if output_names and name in output_names:
+                    return output_names[name].copy()
+                hint = did_you_mean(name, list(output_names or {})) or f"write a reference such as {self.input.root}.{name}"
+                raise GenesisError(f"{what} uses '{name}', which is not a reference", loc, hint)
+            return self.member_expr(self.graph.resolve(self.input.root, ref, loc), loc)
+
+        return ex.replace_references(tree, replace)
+
+    # ------------------------------------------------------------ grains
+
+    def instances_in(self, tree: exp.Expression) -> list[Instance]:
+        found: dict[tuple[str, ...], Instance] = {}
+        for column in tree.find_all(exp.Column):
+            instance = self.by_alias.get(column.table)
+            if instance is not None:
+                found[instance.path] = instance
+        return sorted(found.values(), key=lambda i: (len(i.path), i.path))
+
+    def fans_out(self, source: Instance, target: Instance) -> bool:
+        """Can one row of `source` meet several rows of `target` in this query's joins?"""
+        common = 0
+        while common < min(len(source.path), len(target.path)) and source.path[common] == target.path[common]:
+            common += 1
+        going_up = source.joins[common:]  # traversed child -> parent
+        going_down = target.joins[common:]  # traversed parent -> child
+        return (any(j.relationship == "many_to_one" for j in going_up)
+                or any(j.relationship == "one_to_many" for j in going_down))
+
+    def grain_of(self, unit: exp.Expression, loc: Location | None, what: str) -> Instance:
+        used = self.instances_in(unit)
+        if not used:
+            return self.root
+        for candidate in used:
+            if not any(self.fans_out(candidate, other) for other in used):
+                return candidate
+        names = ", ".join(self.alias(i) for i in used)
+        raise GenesisError(
+            f"{what} aggregates over {names}, which fan out from each other, so no row grain is right",
+            loc, "split it into one aggregate per data source")
+
+    def multiplied(self, grain: Instance) -> bool:
+        return any(self.fans_out(grain, other) for other in self.instances.values() if other is not grain)
+
+
+def field_expr(ds: DataSource, member: Field, alias: str) -> exp.Expression:
+    if member.sql is None:
+        return exp.column(member.name, table=alias, quoted=_needs_quotes(member.name))
+    tree = ex.parse_expression(member.sql, member.sql_loc, f"field '{ds.name}.{member.name}'")
+    tree = ex.qualify_columns(tree, alias, f"field '{ds.name}.{member.name}'", member.sql_loc)
+    return exp.Cast(this=exp.paren(tree, copy=False) if not isinstance(tree, (exp.Column, exp.Func)) else tree,
+                    to=exp.DataType.build(member.type, dialect=ex.DIALECT))
+
+
+def measure_expr(instance: Instance, measure: Measure, alias: str, is_root: bool) -> exp.Expression:
+    ds = instance.datasource
+    what = f"measure '{ds.name}.{measure.name}'"
+    if measure.sql is None:
+        argument = None
+    elif measure.sql in ds.fields:
+        argument = field_expr(ds, ds.fields[measure.sql], alias)
+    else:
+        argument = ex.qualify_columns(ex.parse_expression(measure.sql, measure.sql_loc, what), alias, what,
+                                      measure.sql_loc)
+    if measure.agg == "count":
+        if argument is None:
+            # A left join with no match still yields one row: count the key, not the row.
+            if is_root or not ds.primary_key:
+                return exp.Count(this=exp.Star(), big_int=True)
+            argument = field_expr(ds, ds.fields[ds.primary_key[0]], alias)
+        return exp.Count(this=argument, big_int=True)
+    if measure.agg == "count_distinct":
+        return exp.Count(this=exp.Distinct(expressions=[argument]), big_int=True)
+    agg = {"sum": exp.Sum, "avg": exp.Avg, "min": exp.Min, "max": exp.Max}[measure.agg]
+    node = agg(this=argument)
+    if measure.type:
+        return exp.Cast(this=node, to=exp.DataType.build(measure.type, dialect=ex.DIALECT))
+    return node
+
+
+def field_agg_expr(argument: exp.Expression, agg: str) -> exp.Expression:
+    """The SQL of a field-level `agg:`; `list` is the sorted, distinct, comma-joined values."""
+    if agg == "list":
+        text = exp.Cast(this=argument, to=exp.DataType.build("varchar"))
+        collected = exp.Filter(
+            this=exp.ArrayAgg(this=exp.Distinct(expressions=[text])),
+            expression=exp.Where(this=exp.Not(this=exp.Is(this=argument.copy(), expression=exp.Null()))),
+        )
+        return exp.func("array_join", exp.func("array_sort", collected, dialect=ex.DIALECT),
+                        exp.Literal.string(", "), dialect=ex.DIALECT)
+    if agg == "count":
+        return exp.Count(this=argument, big_int=True)
+    if agg == "count_distinct":
+        return exp.Count(this=exp.Distinct(expressions=[argument]), big_int=True)
+    return {"sum": exp.Sum, "avg": exp.Avg, "min": exp.Min, "max": exp.Max}[agg](this=argument)
+
+
+def _needs_quotes(name: str) -> bool:
+    return not name.isidentifier() or name.lower() != name
+
+
+def member_type(member: Field | Measure, inferred: str | None = None) -> str | None:
+    if isinstance(member, Field):
+        return member.type
+    if member.type:
+        return member.type
+    return inferred
+
+
+def field_agg_type(agg: str, value_type: str) -> str | None:
+    if agg == "list":
+        return "varchar"
+    if agg in ("count", "count_distinct"):
+        return "bigint"
+    if agg in ("min", "max"):
+        return value_type
+    if agg == "avg":
+        return "double"
+    if value_type in types.INTEGER_TYPES:
+        return "bigint"
+    if types.is_decimal(value_type):
+        return f"decimal(38,{types.decimal_scale(value_type)})"
+    return "double" if value_type in ("double", "real") else None
+
+
+def build_plan(graph: JoinGraph, inp: Input, literals: Mapping[str, str]) -> Plan:
+    """Resolve and classify everything an input asks for; raises ValidationError."""
+    planner = Planner(graph, inp, literals)
+    errors = planner.errors
+    columns: list[PlanColumn] = []
+    for item in inp.fields:
+        try:
+            columns.append(_plan_column(planner, item))
+        except GenesisError as exc:
+            errors.extend([exc])
+    output_exprs = {c.output.name: c.expr for c in columns}
+    where, having = [], []
+    for index, flt in enumerate(inp.filters):
+        try:
+            tree = planner.parse_user_sql(flt.sql, flt.loc, f"filter {index + 1}")
+            _check_boolean(tree, flt.loc, f"filter {index + 1}", planner)
+            (having if ex.has_aggregate(tree) else where).append(tree)
+        except GenesisError as exc:
+            errors.extend([exc])
+    errors.raise_if_any()
+
+    metric_mode = any(c.aggregate and not (c.source and c.source.agg) for c in columns)
+    dims = [c for c in columns if not c.aggregate]
+    if not metric_mode:
+        for column in dims:
+            instance = _single_instance(planner, column.expr)
+            if instance is not None and instance.fans_out:
+                item = column.source
+                join = next(j for j in instance.joins if j.relationship == "one_to_many")
+                errors.add(
+                    f"'{item.field or item.name}' is reached over the one_to_many join '{join.name}' "
+                    f"({join.datasource}): one {inp.root} row has many, so it needs `agg:`",
+                    item.loc, "add agg: list (or count, count_distinct, min, max, sum, avg)")
+    errors.raise_if_any()
+
+    all_units: list[tuple[exp.Expression, Location | None, str]] = []
+    for column in columns:
+        for unit in ex.aggregate_units(column.expr):
+            all_units.append((unit, column.source.loc if column.source else None, f"column '{column.output.name}'"))
+    for tree in having:
+        for unit in ex.aggregate_units(tree):
+            all_units.append((unit, inp.locs.get("filters"), "a filter"))
+    for unit, loc, what in all_units:
+        if ex.nested_aggregate(unit):
+            errors.add(f"{what} nests an aggregate inside another", loc)
+    errors.raise_if_any()
+
+    any_fanout = any(i.fans_out for i in planner.instances.values())
+    grouped = metric_mode or bool(all_units) or any_fanout
+    hidden_keys: list[exp.Expression] = []
+    if grouped and not metric_mode:
+        root_ds = planner.root.datasource
+        if not root_ds.primary_key:
+            raise GenesisError(
+                f"listing '{inp.name}' collapses one_to_many rows per {root_ds.name} row, which needs "
+                f"the primary_key of data source '{root_ds.name}'", inp.locs.get("from", inp.loc),
+                f"declare primary_key in {root_ds.path}")
+        hidden_keys = [field_expr(root_ds, root_ds.fields[k], planner.alias(planner.root))
+                       for k in root_ds.primary_key]
+
+    units = []
+    for index, (node, loc, what) in enumerate(all_units):
+        grain = planner.grain_of(node, loc, what)
+        keyed = planner.multiplied(grain) and not ex.is_idempotent(node)
+        if keyed and not grain.datasource.primary_key:
+            raise GenesisError(
+                f"{what} sums rows of '{grain.datasource.name}' that the joins of this input repeat; "
+                f"counting each once needs its primary_key", loc,
+                f"declare primary_key in {grain.datasource.path}")
+        units.append(Unit(node, grain, keyed, f"_a{index}", planner.alias(grain)))
+
+    sort = [_plan_sort(planner, item, columns, grouped) for item in inp.sort]
+    return Plan(inp, planner.root, planner.instances, planner.aliases, columns, where, having,
+                [c.expr for c in dims], hidden_keys, grouped, units, sort, inp.limit, planner.references)
+
+
+def _single_instance(planner: Planner, tree: exp.Expression) -> Instance | None:
+    used = planner.instances_in(tree)
+    fanning = [i for i in used if i.fans_out]
+    return fanning[0] if fanning else None
+
+
+def _plan_column(planner: Planner, item: InputField) -> PlanColumn:
+    if item.field is not None:
+        resolved = planner.graph.resolve(planner.input.root, item.field, item.sql_loc)
+        expr = planner.member_expr(resolved, item.sql_loc)
+        member = resolved.member
+        value_type = member_type(member, infer_type(expr, planner.known_types))
+        labels = member.labels if isinstance(member, Field) else None
+        if item.agg:
+            if resolved.is_measure:
+                raise GenesisError(f"'{item.field}' is a measure; it is aggregated already, remove `agg:`",
+                                   item.loc)
+            expr = field_agg_expr(expr, item.agg)
+            column_type = field_agg_type(item.agg, value_type)
+            labels = None
+        else:
+            column_type = "varchar" if labels else value_type
+        _check_format(item, column_type)
+        output = OutputColumn(item.name, column_type, item.format, None if item.agg else item.field)
+        return PlanColumn(output, expr, bool(item.agg) or resolved.is_measure, labels,
+                          value_type if labels else None, item)
+    expr = planner.parse_user_sql(item.sql, item.sql_loc, f"column '{item.name}'")
+    if item.type:
+        expr = exp.Cast(this=expr, to=exp.DataType.build(item.type, dialect=ex.DIALECT))
+    column_type = item.type or infer_type(expr, planner.known_types)
+    _check_format(item, column_type)
+    return PlanColumn(OutputColumn(item.name, column_type, item.format, None), expr, ex.has_aggregate(expr),
+                      source=item)
+
+
+def _check_format(item: InputField, column_type: str | None) -> None:
+    if not item.format:
+        return
+    from ..formatting import validate_format
+
+    problems = validate_format(item.format, column_type or "varchar")
+    if problems:
+        raise GenesisError(f"format of '{item.name}': {problems[0]}", item.loc)
+
+
+_BOOLEAN_NODES = (exp.Predicate, exp.Connector, exp.Not, exp.Boolean, exp.In, exp.Between, exp.Is,
+                  exp.Like, exp.ILike, exp.RegexpLike, exp.ArrayContains, exp.Exists)
+
+
+def _check_boolean(tree: exp.Expression, loc, what: str, planner: Planner) -> None:
+    node = tree.unnest() if isinstance(tree, exp.Paren) else tree
+    if isinstance(node, _BOOLEAN_NODES):
+        return
+    inferred = infer_type(node, planner.known_types)
+    if inferred == "boolean":
+        return
+    if inferred is None and isinstance(node, (exp.Anonymous, exp.Func, exp.Case, exp.Column, exp.Cast)):
+        return  # a function or value whose type we cannot see; the engine checks it
+    raise GenesisError(f"{what} is not a boolean expression: '{tree.sql(ex.DIALECT)}'", loc,
+                       "a filter must be true or false for each row, e.g. movie.status = 'PHOT'")
+
+
+def _plan_sort(planner: Planner, item, columns: list[PlanColumn], grouped: bool):
+    by_name = {c.output.name: c for c in columns}
+    if item.expression in by_name:
+        return exp.column(item.expression, quoted=True), item.descending
+    for column in columns:
+        if column.output.reference == item.expression:
+            return exp.column(column.output.name, quoted=True), item.descending
+    expr = planner.parse_user_sql(item.expression, item.loc, f"sort item '{item.expression}'")
+    if any(i.fans_out for i in planner.instances_in(expr)):
+        raise GenesisError(f"sort item '{item.expression}' is reached over a one_to_many join", item.loc,
+                           "add it to `fields` with an `agg:` and sort by that column")
+    if grouped:
+        raise GenesisError(
+            f"sort item '{item.expression}' is not an output column of this grouped input", item.loc,
+            did_you_mean(item.expression, by_name) or "sort by an output column name or add the field to `fields`")
+    return expr, item.descending

@@ -1,0 +1,239 @@
+"""Plan to sqlglot AST, and AST to dialect text.
+
+Two shapes come out:
+- the direct query: SELECT ... FROM root LEFT JOIN ... WHERE ... GROUP BY ... HAVING,
+  used whenever no aggregate is multiplied by the joins (every TPC-H query, most
+  trackers);
+- the keyed query: a `base` CTE with the group keys and the safe aggregates, one CTE
+  per multiplied grain that first takes DISTINCT (group keys, grain key, inputs) and
+  then aggregates, and a final SELECT joining them on the group keys (null-safe).
+"""
+
+from __future__ import annotations
+
+from sqlglot import exp
+
+from .. import types
+from ..model import DataSource
+from . import expressions as ex
+from .plan import Plan, PlanColumn, Unit, field_expr
+
+
+def build_query(plan: Plan) -> exp.Select:
+    if any(unit.keyed for unit in plan.units):
+        return _keyed_query(plan)
+    return _direct_query(plan)
+
+
+# ------------------------------------------------------------------ FROM
+
+def _relation(ds: DataSource, alias: str) -> exp.Expression:
+    if ds.latest is None:
+        return exp.to_table(ds.table, dialect=ex.DIALECT).as_(alias)
+    return exp.Subquery(this=_latest_select(ds), alias=exp.TableAlias(this=exp.to_identifier(alias)))
+
+
+def _latest_select(ds: DataSource) -> exp.Select:
+    """Newest row per primary key; keys whose newest row is a delete are dropped."""
+    raw = "_genesis_raw"
+    keys = [_unqualified(field_expr(ds, ds.fields[k], raw)) for k in ds.primary_key]
+    order = ex.parse_expression(ds.latest.order_by, ds.latest.loc, f"latest.order_by of '{ds.name}'")
+    ranked = exp.Window(
+        this=exp.RowNumber(),
+        partition_by=keys,
+        order=exp.Order(expressions=[exp.Ordered(this=order, desc=True)]),
+    )
+    inner = (exp.select(exp.Star(), exp.alias_(ranked, "_genesis_rn"))
+             .from_(exp.to_table(ds.table, dialect=ex.DIALECT).as_(raw)))
+    inner.selects[0].replace(exp.Column(this=exp.Star(), table=exp.to_identifier(raw)))
+    condition: exp.Expression = exp.column("_genesis_rn").eq(1)
+    if ds.latest.deleted:
+        deleted = ex.parse_expression(ds.latest.deleted, ds.latest.loc, f"latest.deleted of '{ds.name}'")
+        condition = exp.and_(condition, exp.Not(this=exp.Coalesce(this=exp.paren(deleted), expressions=[exp.false()])))
+    return exp.select(exp.Star()).from_(exp.Subquery(this=inner, alias=exp.TableAlias(this=exp.to_identifier("_genesis_ranked")))).where(condition)
+
+
+def _unqualified(node: exp.Expression) -> exp.Expression:
+    for column in node.find_all(exp.Column):
+        column.set("table", None)
+    return node
+
+
+def _from(plan: Plan, select: exp.Select) -> exp.Select:
+    root_alias = plan.aliases[()]
+    select = select.from_(_relation(plan.root.datasource, root_alias))
+    for path in sorted(plan.instances, key=lambda p: (len(p), p)):
+        if not path:
+            continue
+        instance = plan.instances[path]
+        join = instance.joins[-1]
+        parent = plan.instances[path[:-1]]
+        parent_alias, alias = plan.aliases[path[:-1]], plan.aliases[path]
+        condition = exp.and_(*[
+            field_expr(parent.datasource, parent.datasource.fields[left], parent_alias).eq(
+                field_expr(instance.datasource, instance.datasource.fields[right], alias))
+            for left, right in join.on
+        ])
+        select = select.join(_relation(instance.datasource, alias), on=condition,
+                             join_type="inner" if join.type == "inner" else "left")
+    return select
+
+
+# ------------------------------------------------------------------ columns
+
+def _labelled(column: PlanColumn, expr: exp.Expression) -> exp.Expression:
+    """Stored codes shown as their display text; unknown codes pass through."""
+    if not column.labels:
+        return expr
+    numeric = column.label_type is not None and types.is_numeric(column.label_type)
+    case = exp.Case()
+    for code, text in column.labels.items():
+        value = exp.Literal.number(code) if numeric and _is_number(code) else exp.Literal.string(code)
+        case = case.when(expr.copy().eq(value), exp.Literal.string(text))
+    fallback = expr.copy() if column.label_type == "varchar" else exp.Cast(this=expr.copy(), to=exp.DataType.build("varchar"))
+    return case.else_(fallback)
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+        return True
+    except ValueError:
+        return False
+
+
+def _sort_and_limit(plan: Plan, select: exp.Select) -> exp.Select:
+    ordered = []
+    named = set()
+    for expr, desc in plan.sort:
+        ordered.append(exp.Ordered(this=expr.copy(), desc=desc, nulls_first=False))
+        if isinstance(expr, exp.Column) and len(expr.parts) == 1:
+            named.add(expr.name)
+    # Tie-breakers make the row order, and so every written file, deterministic.
+    for column in plan.columns:
+        if column.output.name not in named:
+            ordered.append(exp.Ordered(this=exp.column(column.output.name, quoted=True), desc=False,
+                                       nulls_first=False))
+    select = select.order_by(*ordered)
+    if plan.limit:
+        select = select.limit(plan.limit)
+    return select
+
+
+# ------------------------------------------------------------------ direct
+
+def _direct_query(plan: Plan) -> exp.Select:
+    select = exp.select(*[
+        exp.alias_(_labelled(c, c.expr.copy()), c.output.name, quoted=True) for c in plan.columns
+    ])
+    select = _from(plan, select)
+    if plan.where:
+        select = select.where(exp.and_(*[exp.paren(w.copy()) for w in plan.where]))
+    if plan.grouped:
+        keys = [d.copy() for d in plan.dims] + [k.copy() for k in plan.hidden_keys]
+        if keys:
+            select = select.group_by(*_distinct(keys))
+    if plan.having:
+        select = select.having(exp.and_(*[exp.paren(h.copy()) for h in plan.having]))
+    return _sort_and_limit(plan, select)
+
+
+def _distinct(nodes: list[exp.Expression]) -> list[exp.Expression]:
+    seen, result = set(), []
+    for node in nodes:
+        text = node.sql(ex.DIALECT)
+        if text not in seen:
+            seen.add(text)
+            result.append(node)
+    return result
+
+
+# ------------------------------------------------------------------ keyed
+
+def _keyed_query(plan: Plan) -> exp.Select:
+    keys = _distinct([d.copy() for d in plan.dims] + [k.copy() for k in plan.hidden_keys])
+    key_names = [f"_k{i}" for i in range(len(keys))]
+    key_text = {k.sql(ex.DIALECT): name for k, name in zip(keys, key_names)}
+    where = exp.and_(*[exp.paren(w.copy()) for w in plan.where]) if plan.where else None
+
+    base = exp.select(*[exp.alias_(k.copy(), n) for k, n in zip(keys, key_names)])
+    base = base.select(*[exp.alias_(u.node.copy(), u.alias) for u in plan.units if not u.keyed])
+    base = _from(plan, base)
+    if where is not None:
+        base = base.where(where.copy())
+    if keys:
+        base = base.group_by(*[exp.column(n) for n in key_names])
+
+    ctes = [("base", base)]
+    grains: dict[tuple[str, ...], list[Unit]] = {}
+    for unit in plan.units:
+        if unit.keyed:
+            grains.setdefault(unit.grain.path, []).append(unit)
+    for path, units in grains.items():
+        ctes.append((f"grain_{plan.aliases[path]}", _grain_cte(plan, path, units, keys, key_names, where)))
+
+    final = exp.select(*[
+        exp.alias_(_labelled(c, _final_expr(c.expr, key_text, plan.units)), c.output.name, quoted=True)
+        for c in plan.columns
+    ]).from_(exp.to_table("base"))
+    for name, _ in ctes[1:]:
+        condition = exp.and_(*[
+            exp.NullSafeEQ(this=exp.column(k, table="base"), expression=exp.column(k, table=name)) for k in key_names
+        ]) if key_names else exp.true()
+        final = final.join(exp.to_table(name), on=condition, join_type="left")
+    if plan.having:
+        final = final.where(exp.and_(*[exp.paren(_final_expr(h, key_text, plan.units)) for h in plan.having]))
+    for name, cte in ctes:
+        final = final.with_(name, as_=cte)
+    return _sort_and_limit(plan, final)
+
+
+def _grain_cte(plan: Plan, path, units: list[Unit], keys, key_names, where) -> exp.Select:
+    """DISTINCT (group keys, grain key, aggregate inputs), then aggregate: no row counted twice."""
+    instance = plan.instances[path]
+    alias = plan.aliases[path]
+    ds = instance.datasource
+    grain_keys = [field_expr(ds, ds.fields[k], alias) for k in ds.primary_key]
+    inputs: dict[str, str] = {}
+    for unit in units:
+        for column in unit.node.find_all(exp.Column):
+            inputs.setdefault(column.sql(ex.DIALECT), f"_v{len(inputs)}")
+    keyed = exp.select(*[exp.alias_(k.copy(), n) for k, n in zip(keys, key_names)])
+    keyed = keyed.select(*[exp.alias_(k, f"_g{i}") for i, k in enumerate(grain_keys)])
+    keyed = keyed.select(*[exp.alias_(ex.parse_expression(text, None, "input"), name) for text, name in inputs.items()])
+    keyed = _from(plan, keyed.distinct())
+    if where is not None:
+        keyed = keyed.where(where.copy())
+    aggregates = []
+    for unit in units:
+        node = unit.node.copy()
+        for column in list(node.find_all(exp.Column)):
+            column.replace(exp.column(inputs[column.sql(ex.DIALECT)]))
+        aggregates.append(exp.alias_(node, unit.alias))
+    grouped = exp.select(*[exp.column(n) for n in key_names], *aggregates).from_(
+        exp.Subquery(this=keyed, alias=exp.TableAlias(this=exp.to_identifier("_keyed"))))
+    if key_names:
+        grouped = grouped.group_by(*[exp.column(n) for n in key_names])
+    return grouped
+
+
+def _final_expr(tree: exp.Expression, key_text: dict[str, str], units: list[Unit]) -> exp.Expression:
+    """An output expression over the CTEs: aggregates and group keys become their columns."""
+    replacements = {id(u.node): u for u in units}
+    tree_copy = tree.copy()
+    # Copies lose identity, so walk the original and its copy in step.
+    pairs = [(replacements[id(o)], c) for o, c in zip(tree.walk(bfs=False), tree_copy.walk(bfs=False))
+             if id(o) in replacements]
+    for unit, copied in pairs:
+        source = f"grain_{unit.grain_alias}" if unit.keyed else "base"
+        replaced = exp.column(unit.alias, table=source)
+        if copied is tree_copy:
+            return replaced
+        copied.replace(replaced)
+    text = tree_copy.sql(ex.DIALECT)
+    if text in key_text:
+        return exp.column(key_text[text], table="base")
+    for node in list(tree_copy.walk(bfs=False)):
+        if isinstance(node, exp.Expression) and node.sql(ex.DIALECT) in key_text and node is not tree_copy:
+            node.replace(exp.column(key_text[node.sql(ex.DIALECT)], table="base"))
+    return tree_copy

@@ -1,0 +1,397 @@
+"""The file destination: a query result as .csv, .json, .parquet or .xlsx.
+
+Refresh guarantees (SPEC section 5) hold for files too:
+- atomic: the new content goes to a hidden temp file next to the target, is fsynced and
+  then renamed over it, so a crash never leaves a partial file;
+- idempotent: when the new bytes equal the file's, the file is not touched (its mtime
+  stays), and the report says changed=False; .xlsx output is byte-stable for that reason;
+- data, never formulas: an .xlsx text cell starting with `=` stays a text cell.
+
+CSV and JSON carry raw typed values (ISO dates, plain numbers, decimals at their scale);
+`format` only shapes the .xlsx cells, which are for people.
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import io
+import json
+import math
+import os
+import re
+import secrets
+import zipfile
+from dataclasses import dataclass
+from decimal import Decimal
+from pathlib import Path
+from typing import Any, BinaryIO, Callable, Iterator, TextIO
+
+import pyarrow.parquet as pq
+
+from ..errors import GenesisError
+from ..formatting import excel_number_format, format_value, raw_text
+from ..result import OutputColumn, QueryResult
+from ..types import array_element, is_array
+
+TEMP_PREFIX = ".genesis-tmp-"
+_CHUNK = 1 << 20
+
+
+@dataclass(frozen=True)
+class FileWriteReport:
+    path: Path
+    rows: int
+    bytes: int
+    changed: bool
+
+
+def write_file(result: QueryResult, path: Path | str) -> FileWriteReport:
+    """Write `result` to `path` (format by extension) atomically; skip identical content."""
+    path = Path(path)
+    writer = _WRITERS.get(path.suffix.lower())
+    if writer is None:
+        raise GenesisError(
+            f"cannot write {path}: unsupported file extension '{path.suffix}'; "
+            f"supported: {', '.join(sorted(_WRITERS))}")
+    try:
+        _prepare_directory(path)
+        _remove_stale_temps(path)
+        return _write_atomically(result, path, writer)
+    except OSError as err:
+        raise GenesisError(f"cannot write {path}: {_reason(err)}") from err
+
+
+def _reason(err: OSError) -> str:
+    return (err.strerror or str(err)).lower()
+
+
+def _prepare_directory(path: Path) -> None:
+    if path.is_dir():
+        raise GenesisError(f"cannot write {path}: it is a directory")
+    for parent in reversed(path.parents):
+        if parent.exists() and not parent.is_dir():
+            raise GenesisError(f"cannot write {path}: {parent} is a file, not a directory")
+    path.parent.mkdir(parents=True, exist_ok=True)
+
+
+def _write_atomically(result: QueryResult, path: Path, writer: Callable) -> FileWriteReport:
+    fd, temp = _create_temp(path)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            writer(result, handle, path)
+            handle.flush()
+            os.fsync(handle.fileno())  # the bytes are on disk before the name points at them
+        size = os.path.getsize(temp)
+        rows = result.table.num_rows
+        if _same_content(temp, path):
+            os.unlink(temp)
+            return FileWriteReport(path, rows, size, changed=False)
+        _keep_mode(path, temp)
+        os.replace(temp, path)
+        _fsync_directory(path.parent)
+        return FileWriteReport(path, rows, size, changed=True)
+    except BaseException:
+        _unlink_quietly(temp)
+        raise
+
+
+def _create_temp(path: Path) -> tuple[int, str]:
+    # Hidden, recognisable, never ending in the target's extension; the pid lets a later
+    # write tell a crashed writer's leftovers from a live one's.
+    name = f"{TEMP_PREFIX}{path.name}.{os.getpid()}.{secrets.token_hex(4)}"
+    temp = str(path.parent / name)
+    # 0o666 minus the umask, as a plain open() would create the file
+    fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666)
+    return fd, temp
+
+
+def _remove_stale_temps(path: Path) -> None:
+    """Delete temp files of `path` left by writers that no longer run."""
+    prefix = f"{TEMP_PREFIX}{path.name}."
+    with os.scandir(path.parent) as entries:
+        stale = [e.path for e in entries if e.name.startswith(prefix)
+                 and not _process_alive(_temp_pid(e.name[len(prefix):]))]
+    for name in stale:
+        _unlink_quietly(name)
+
+
+def _temp_pid(rest: str) -> int:
+    text = rest.split(".")[0]
+    return int(text) if text.isdigit() else 0
+
+
+def _process_alive(pid: int) -> bool:
+    if pid <= 0:
+        return False
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:
+        return True  # exists, owned by someone else
+    return True
+
+
+def _same_content(new: str, old: Path) -> bool:
+    try:
+        if os.path.getsize(new) != os.path.getsize(old) or not old.is_file():
+            return False
+        with open(new, "rb") as a, open(old, "rb") as b:
+            while True:
+                chunk = a.read(_CHUNK)
+                if chunk != b.read(_CHUNK):
+                    return False
+                if not chunk:
+                    return True
+    except FileNotFoundError:
+        return False
+
+
+def _keep_mode(path: Path, temp: str) -> None:
+    try:
+        os.chmod(temp, path.stat().st_mode & 0o7777)
+    except FileNotFoundError:
+        pass
+
+
+def _fsync_directory(directory: Path) -> None:
+    # Makes the rename itself durable; not possible on every platform.
+    try:
+        fd = os.open(directory, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def _unlink_quietly(name: str) -> None:
+    try:
+        os.unlink(name)
+    except OSError:
+        pass
+
+
+def _rows(result: QueryResult) -> Iterator[list[Any]]:
+    """Rows as lists of Python values, one record batch in memory at a time."""
+    for batch in result.table.to_batches(max_chunksize=10_000):
+        columns = [column.to_pylist() for column in batch.columns]
+        yield from (list(row) for row in zip(*columns))
+
+
+# --------------------------------------------------------------------------- CSV / JSON
+
+
+def write_csv_stream(result: QueryResult, stream: TextIO) -> None:
+    """RFC 4180 CSV (CRLF, minimal quoting) of raw values under the output names.
+
+    Dates and timestamps ISO 8601 with a space before the time (what spreadsheets and SQL
+    engines read), numbers plain (no exponent), decimals at their scale, booleans
+    true/false, arrays as JSON, null as an empty field. `stream` must use newline="".
+    """
+    writer = csv.writer(stream, lineterminator="\r\n")
+    writer.writerow(result.names)
+    types = [c.type for c in result.columns]
+    for row in _rows(result):
+        writer.writerow([csv_text(v, t) for v, t in zip(row, types)])
+
+
+def csv_text(value: Any, column_type: str) -> str:
+    if isinstance(value, (list, tuple)):
+        return json_text(value, column_type)
+    return raw_text(value, column_type, sep=" ")
+
+
+def write_json_stream(result: QueryResult, stream: TextIO) -> None:
+    """A JSON array of objects, one per line, keys in column order.
+
+    Decimals are JSON numbers written digit for digit (never through float), dates and
+    timestamps ISO 8601 strings ('T' separator), NaN and infinities null (JSON has none).
+    """
+    names = [json.dumps(n, ensure_ascii=False) for n in result.names]
+    types = [c.type for c in result.columns]
+    stream.write("[")
+    first = True
+    for row in _rows(result):
+        fields = ", ".join(f"{n}: {json_text(v, t)}" for n, v, t in zip(names, row, types))
+        stream.write(("\n" if first else ",\n") + "{" + fields + "}")
+        first = False
+    stream.write("]\n" if first else "\n]\n")
+
+
+def json_text(value: Any, column_type: str) -> str:
+    """One value as JSON text."""
+    if value is None:
+        return "null"
+    if isinstance(value, (list, tuple)):
+        element = array_element(column_type) if is_array(column_type) else "varchar"
+        return "[" + ", ".join(json_text(v, element) for v in value) + "]"
+    if isinstance(value, bool) or isinstance(value, int):
+        return raw_text(value, column_type)
+    if isinstance(value, (float, Decimal)):
+        finite = math.isfinite(value) if isinstance(value, float) else value.is_finite()
+        return raw_text(value, column_type) if finite else "null"
+    if isinstance(value, (dt.date, dt.datetime)):
+        return json.dumps(raw_text(value, column_type, sep="T"))
+    return json.dumps(str(value), ensure_ascii=False)
+
+
+def _write_csv(result: QueryResult, handle: BinaryIO, path: Path) -> None:
+    _write_text(result, handle, write_csv_stream)
+
+
+def _write_json(result: QueryResult, handle: BinaryIO, path: Path) -> None:
+    _write_text(result, handle, write_json_stream)
+
+
+def _write_text(result: QueryResult, handle: BinaryIO, write: Callable) -> None:
+    text = io.TextIOWrapper(handle, encoding="utf-8", newline="")
+    write(result, text)
+    text.flush()
+    text.detach()  # leave `handle` open for the fsync
+
+
+def _write_parquet(result: QueryResult, handle: BinaryIO, path: Path) -> None:
+    pq.write_table(result.table, handle)
+
+
+# --------------------------------------------------------------------------- XLSX
+
+# Fixed instants so identical input gives identical bytes.
+_ZIP_TIME = (1980, 1, 1, 0, 0, 0)
+_DOC_TIME = "2000-01-01T00:00:00Z"
+_DOC_TIMES = re.compile(rb"(<dcterms:(created|modified)\b[^>]*>)[^<]*(</dcterms:\2>)")
+EXCEL_DIGITS = 15  # Excel keeps 15 significant digits; longer numbers are written as text
+_WIDTH_SAMPLE = 1000
+
+
+def _write_xlsx(result: QueryResult, handle: BinaryIO, path: Path) -> None:
+    buffer = io.BytesIO()
+    _build_workbook(result, _sheet_title(path)).save(buffer)
+    _normalise_zip(buffer, handle)
+
+
+def _build_workbook(result: QueryResult, title: str):
+    import openpyxl
+    from openpyxl.cell import WriteOnlyCell
+    from openpyxl.styles import Font
+    from openpyxl.utils import get_column_letter
+
+    workbook = openpyxl.Workbook(write_only=True)
+    sheet = workbook.create_sheet(title)
+    sheet.freeze_panes = "A2"
+    columns = result.columns
+    for index, width in enumerate(_column_widths(result), start=1):
+        sheet.column_dimensions[get_column_letter(index)].width = width
+    if columns:
+        last = get_column_letter(len(columns))
+        sheet.auto_filter.ref = f"A1:{last}{result.table.num_rows + 1}"
+    bold = Font(bold=True)
+    header = []
+    for column in columns:
+        cell = WriteOnlyCell(sheet, value=_clean_text(column.name))
+        cell.data_type, cell.font = "s", bold
+        header.append(cell)
+    sheet.append(header)
+    formats = [excel_number_format(c.type, c.format) for c in columns]
+    for row in _rows(result):
+        sheet.append([_xlsx_cell(WriteOnlyCell, sheet, v, c, f)
+                      for v, c, f in zip(row, columns, formats)])
+    return workbook
+
+
+def _xlsx_cell(cell_type, sheet, value: Any, column: OutputColumn, number_format: str | None):
+    fmt = column.format or {}
+    cell = cell_type(sheet, value=_xlsx_value(value, column))
+    if isinstance(cell.value, str):
+        cell.data_type = "s"  # text is data: "=SUM(A1)" must never become a formula
+    if number_format and isinstance(cell.value, str) == isinstance(value, str):
+        cell.number_format = number_format  # not on a number written as text
+    if "link" in fmt and value is not None and not isinstance(value, (list, tuple)):
+        cell.hyperlink = format_value(value, column.type, fmt)
+        cell.style = "Hyperlink"
+    return cell
+
+
+def _xlsx_value(value: Any, column: OutputColumn) -> Any:
+    """The typed cell value: numbers, dates, booleans as such; what Excel cannot hold
+    exactly (long numbers, NaN, time zones, arrays, relabelled booleans) as text/UTC."""
+    fmt = column.format or {}
+    if value is None:
+        return None
+    if isinstance(value, (list, tuple)) or (isinstance(value, bool) and "bool" in fmt):
+        return _clean_text(format_value(value, column.type, _without_link(fmt)))
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, dt.datetime):
+        if value.tzinfo is not None:  # Excel has no time zones: UTC wall time
+            value = value.astimezone(dt.timezone.utc).replace(tzinfo=None)
+        return value if value.year >= 1900 else raw_text(value, sep=" ")
+    if isinstance(value, dt.date):
+        return value if value.year >= 1900 else raw_text(value)  # before Excel's calendar
+    if isinstance(value, int):
+        return value if abs(value) < 10**EXCEL_DIGITS else str(value)
+    if isinstance(value, float):
+        return value if math.isfinite(value) else raw_text(value, column.type)
+    if isinstance(value, Decimal):
+        exact = value.is_finite() and len(value.normalize().as_tuple().digits) <= EXCEL_DIGITS
+        return float(value) if exact else raw_text(value, column.type)
+    return _clean_text(str(value))
+
+
+def _without_link(fmt) -> dict:
+    # the cell shows the value; the URL is the cell's hyperlink
+    return {k: v for k, v in fmt.items() if k != "link"}
+
+
+def _clean_text(text: str) -> str:
+    from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE
+
+    # XML cannot carry control characters; dropping them beats failing the refresh.
+    return ILLEGAL_CHARACTERS_RE.sub("", text)
+
+
+def _column_widths(result: QueryResult) -> list[float]:
+    """Widths from the header and the first rows' display text, within 8..60."""
+    sample = result.table.slice(0, _WIDTH_SAMPLE)
+    widths = []
+    for column, values in zip(result.columns, sample.columns):
+        fmt = _without_link(column.format or {})
+        texts = [format_value(v, column.type, fmt) for v in values.to_pylist()]
+        longest = max([len(column.name)] + [len(t) for t in texts])
+        widths.append(float(min(max(longest + 2, 8), 60)))
+    return widths
+
+
+def _sheet_title(path: Path) -> str:
+    title = re.sub(r"[\[\]:*?/\\]", "_", path.stem).strip("'")[:31]
+    return title or "Sheet1"
+
+
+def _normalise_zip(source: io.BytesIO, target: BinaryIO) -> None:
+    """Rewrite the xlsx package with fixed timestamps, so same input -> same bytes."""
+    source.seek(0)
+    with zipfile.ZipFile(source) as zin, zipfile.ZipFile(target, "w") as zout:
+        for item in zin.infolist():
+            data = zin.read(item.filename)
+            if item.filename == "docProps/core.xml":
+                data = _DOC_TIMES.sub(rb"\g<1>" + _DOC_TIME.encode() + rb"\g<3>", data)
+            info = zipfile.ZipInfo(item.filename, date_time=_ZIP_TIME)
+            info.compress_type = zipfile.ZIP_DEFLATED
+            info.create_system = 0
+            info.external_attr = 0o644 << 16
+            zout.writestr(info, data)
+
+
+_WRITERS: dict[str, Callable[[QueryResult, BinaryIO, Path], None]] = {
+    ".csv": _write_csv,
+    ".json": _write_json,
+    ".parquet": _write_parquet,
+    ".xlsx": _write_xlsx,
+}

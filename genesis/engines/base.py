@@ -1,0 +1,67 @@
+"""What every engine offers, and the one conversion all their results go through."""
+
+from __future__ import annotations
+
+from typing import Protocol, Sequence
+
+import pyarrow as pa
+
+from ..errors import GenesisError
+from ..result import OutputColumn
+from ..types import arrow_type
+
+
+class EngineError(GenesisError):
+    """A query failed on the engine. `sql_line`/`sql_col` locate it in the SQL when known."""
+
+    def __init__(self, message: str, *, sql_line: int | None = None, sql_col: int | None = None,
+                 transient: bool = False):
+        super().__init__(message)
+        self.sql_line = sql_line
+        self.sql_col = sql_col
+        self.transient = transient
+
+
+class Engine(Protocol):
+    """A place where compiled SQL runs.
+
+    name       -- 'duckdb' or 'trino'; also the sqlglot dialect the engine is given SQL in
+    execute    -- run one SELECT and return every row as an Arrow table; `label` names who
+                  runs it (a tracker or input name), `timeout` is in seconds and cancels the
+                  query where the engine can
+    table_columns -- the live columns of a catalog table `a.b.c` as {name: canonical Trino
+                  type}, or None when the table does not exist (for the schema-drift check)
+    """
+
+    name: str
+
+    def execute(self, sql: str, *, label: str = "", timeout: float | None = None) -> pa.Table: ...
+
+    def table_columns(self, table: str) -> dict[str, str] | None: ...
+
+    def close(self) -> None: ...
+
+
+def conform(table: pa.Table, columns: Sequence[OutputColumn]) -> pa.Table:
+    """Rename the engine's columns to the output names and cast them to the declared types.
+
+    Engines differ in what they return for the same SQL (DuckDB's HUGEINT sums, Trino's
+    timestamp precision); casting here means destinations see one type per column.
+    """
+    if table.num_columns != len(columns):
+        raise EngineError(f"the engine returned {table.num_columns} columns, expected {len(columns)}")
+    arrays = []
+    for array, column in zip(table.columns, columns):
+        if column.type is None:  # undeclared and not inferable: the engine's type stands
+            arrays.append(array)
+            continue
+        target = arrow_type(column.type)
+        if array.type != target:
+            try:
+                array = array.cast(target)
+            except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
+                raise EngineError(
+                    f"column '{column.name}' cannot be read as {column.type}: {exc}"
+                ) from None
+        arrays.append(array)
+    return pa.Table.from_arrays(arrays, names=[c.name for c in columns])

@@ -1,0 +1,136 @@
+"""YAML to plain containers that remember where each value came from.
+
+The loader is built on yaml.SafeLoader, so no tag can construct a Python object.
+Mappings become YamlMap (a dict) and sequences YamlList (a list); both carry the
+location of themselves and of each of their values, so every later check can point
+at `path:line:col`. Scalars stay plain Python values.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from .errors import GenesisError, Location
+
+
+class YamlMap(dict):
+    """A mapping that knows its own location and each key's and value's."""
+
+    loc: Location
+    key_locs: dict
+    value_locs: dict
+
+    def loc_of(self, key: Any) -> Location:
+        """Where the value of `key` is; the mapping itself when the key is absent."""
+        return self.value_locs.get(key, self.loc)
+
+    def key_loc(self, key: Any) -> Location:
+        return self.key_locs.get(key, self.loc)
+
+
+class YamlList(list):
+    """A sequence that knows its own location and each item's."""
+
+    loc: Location
+    item_locs: list
+
+    def loc_of(self, index: int) -> Location:
+        return self.item_locs[index] if 0 <= index < len(self.item_locs) else self.loc
+
+
+class _Loader(yaml.SafeLoader):
+    """SafeLoader with YAML 1.2 booleans: only true/false are booleans.
+
+    YAML 1.1 also reads on/off/yes/no as booleans, which would turn the spec's
+    `on:` join key into True and a `bool: [Yes, No]` format into [True, False].
+    """
+
+
+_Loader.yaml_implicit_resolvers = {
+    first: [(tag, regexp) for tag, regexp in resolvers if tag != "tag:yaml.org,2002:bool"]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+_Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:bool",
+    re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"),
+    list("tTfF"),
+)
+
+
+def _location(path: str, mark) -> Location:
+    return Location(path, mark.line + 1, mark.column + 1)
+
+
+class _Builder:
+    """Turns a composed YAML node tree into YamlMap / YamlList / scalars."""
+
+    def __init__(self, path: str):
+        self.path = path
+        self.scalars = _Loader("")  # only used to construct scalar values safely
+
+    def build(self, node: yaml.Node) -> Any:
+        if isinstance(node, yaml.MappingNode):
+            return self._mapping(node)
+        if isinstance(node, yaml.SequenceNode):
+            result = YamlList(self.build(item) for item in node.value)
+            result.loc = _location(self.path, node.start_mark)
+            result.item_locs = [_location(self.path, item.start_mark) for item in node.value]
+            return result
+        return self.scalars.construct_object(node, deep=True)
+
+    def _mapping(self, node: yaml.MappingNode) -> YamlMap:
+        self.scalars.flatten_mapping(node)  # resolves `<<` merge keys
+        result = YamlMap()
+        result.loc = _location(self.path, node.start_mark)
+        result.key_locs, result.value_locs = {}, {}
+        for key_node, value_node in node.value:
+            key = self.build(key_node)
+            key_loc = _location(self.path, key_node.start_mark)
+            if isinstance(key, (YamlMap, YamlList)):
+                raise GenesisError("a mapping key must be a plain value", key_loc)
+            if key in result:
+                first = result.key_locs[key]
+                raise GenesisError(
+                    f"duplicate key '{key}' (first defined at line {first.line})", key_loc
+                )
+            result[key] = self.build(value_node)
+            result.key_locs[key] = key_loc
+            result.value_locs[key] = _location(self.path, value_node.start_mark)
+        return result
+
+
+def load_yaml_text(text: str, path: str) -> Any:
+    """Parse one YAML document; syntax problems become located GenesisErrors."""
+    try:
+        node = yaml.compose(text, Loader=_Loader)
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        loc = _location(path, mark) if mark else Location(path)
+        problem = exc.problem or exc.context or "invalid YAML"
+        raise GenesisError(f"invalid YAML: {problem}", loc) from None
+    except yaml.YAMLError as exc:  # e.g. several documents in one file
+        raise GenesisError(f"invalid YAML: {exc}", Location(path, 1, 1)) from None
+    if node is None:
+        return None
+    try:
+        return _Builder(path).build(node)
+    except yaml.constructor.ConstructorError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        raise GenesisError(f"invalid YAML: {exc.problem}", _location(path, mark)) from None
+    except (ValueError, TypeError, OverflowError) as exc:
+        raise GenesisError(f"invalid YAML value: {exc}", _location(path, node.start_mark)) from None
+
+
+def load_yaml_file(path: Path, display_path: str | None = None) -> Any:
+    shown = display_path or str(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise GenesisError("file is not UTF-8 text", Location(shown)) from None
+    except OSError as exc:
+        raise GenesisError(f"cannot read file: {exc.strerror}", Location(shown)) from None
+    return load_yaml_text(text, shown)

@@ -1,0 +1,183 @@
+"""The semantic model: frozen dataclasses built from validated YAML.
+
+Every object remembers where it was defined (`loc`) so that later stages, from
+reference resolution to a Trino error, can point the user at the right line.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Mapping
+
+from .errors import Location
+
+RELATIONSHIPS = ("many_to_one", "one_to_one", "one_to_many")
+MEASURE_AGGS = ("count", "count_distinct", "sum", "avg", "min", "max")
+FIELD_AGGS = ("list", "count", "count_distinct", "min", "max", "sum", "avg")
+MODES = ("upsert", "replace", "append")
+
+
+@dataclass(frozen=True)
+class Field:
+    name: str
+    type: str  # canonical Trino type
+    description: str = ""
+    sql: str | None = None  # Trino expression over the table's own columns
+    labels: Mapping[str, str] | None = None
+    loc: Location = Location("")
+    sql_loc: Location | None = None
+
+
+@dataclass(frozen=True)
+class Measure:
+    name: str
+    agg: str
+    sql: str | None = None  # expression over the table's own columns (or `field`)
+    type: str | None = None
+    description: str = ""
+    loc: Location = Location("")
+    sql_loc: Location | None = None
+
+
+@dataclass(frozen=True)
+class Join:
+    name: str
+    datasource: str
+    on: tuple[tuple[str, str], ...]  # (this source's field, target's field) pairs
+    relationship: str
+    type: str = "left"  # left | inner
+    description: str = ""
+    loc: Location = Location("")
+
+
+@dataclass(frozen=True)
+class Latest:
+    order_by: str
+    deleted: str | None = None
+    loc: Location = Location("")
+
+
+@dataclass(frozen=True)
+class DataSource:
+    name: str
+    table: str
+    fields: Mapping[str, Field]
+    measures: Mapping[str, Measure] = field(default_factory=dict)
+    joins: Mapping[str, Join] = field(default_factory=dict)
+    primary_key: tuple[str, ...] = ()
+    latest: Latest | None = None
+    description: str = ""
+    path: str = ""
+    loc: Location = Location("")
+    locs: Mapping[str, Location] = field(default_factory=dict)  # where each top-level key's value is
+
+
+@dataclass(frozen=True)
+class InputField:
+    """One output column of an input: a reference (`field`) or a computed column (`sql`)."""
+
+    name: str  # output column name: label, else the reference's last segment or `name`
+    field: str | None = None  # reference, e.g. 'production.shoot_start'
+    sql: str | None = None  # computed column expression over references
+    type: str | None = None
+    label: str | None = None
+    agg: str | None = None
+    format: Mapping[str, Any] | None = None
+    description: str = ""
+    loc: Location = Location("")
+    sql_loc: Location | None = None
+
+
+@dataclass(frozen=True)
+class Filter:
+    sql: str
+    loc: Location = Location("")
+
+
+@dataclass(frozen=True)
+class Parameter:
+    name: str
+    type: str
+    default: Any = None
+    has_default: bool = False
+    description: str = ""
+    loc: Location = Location("")
+
+
+@dataclass(frozen=True)
+class SortItem:
+    expression: str  # a reference or an output column name
+    descending: bool = False
+    loc: Location = Location("")
+
+
+@dataclass(frozen=True)
+class Input:
+    name: str
+    root: str  # the `from:` data source
+    fields: tuple[InputField, ...]
+    filters: tuple[Filter, ...] = ()
+    parameters: Mapping[str, Parameter] = field(default_factory=dict)
+    sort: tuple[SortItem, ...] = ()
+    limit: int | None = None
+    description: str = ""
+    path: str = ""
+    loc: Location = Location("")
+    locs: Mapping[str, Location] = field(default_factory=dict)  # where each top-level key's value is
+
+
+@dataclass(frozen=True)
+class Checks:
+    min_rows: int | None = None
+    max_rows: int | None = None
+    unique: tuple[str, ...] = ()
+    not_null: tuple[str, ...] = ()
+    loc: Location = Location("")
+
+
+@dataclass(frozen=True)
+class Tracker:
+    name: str
+    input: str
+    destination: Mapping[str, Any]  # {type: google_sheets|airtable|file, ...}
+    parameters: Mapping[str, Any] = field(default_factory=dict)
+    schedule: str | None = None
+    owner: str | None = None
+    key: tuple[str, ...] = ()
+    mode: str = "upsert"
+    on_removed: str = "delete"  # delete | mark | keep: rows whose key left the result
+    checks: Checks = Checks()
+    timeout_seconds: float | None = None
+    description: str = ""
+    path: str = ""
+    loc: Location = Location("")
+    locs: Mapping[str, Location] = field(default_factory=dict)  # where each top-level key's value is
+
+
+@dataclass(frozen=True)
+class Target:
+    name: str
+    engine: str  # duckdb | trino
+    settings: Mapping[str, Any]  # the raw target mapping, `{{ env.X }}` not yet rendered
+    loc: Location = Location("")
+
+    @property
+    def destinations(self) -> str:
+        return str(self.settings.get("destinations", "local" if self.engine == "duckdb" else "live"))
+
+
+@dataclass(frozen=True)
+class Config:
+    name: str
+    default_target: str
+    targets: Mapping[str, Target]
+    path: str = "genesis.yaml"
+
+
+@dataclass(frozen=True)
+class Project:
+    root: str  # directory, absolute
+    config: Config
+    datasources: Mapping[str, DataSource]
+    inputs: Mapping[str, Input]
+    trackers: Mapping[str, Tracker]

@@ -1,0 +1,222 @@
+"""Find and load a project: genesis.yaml plus every definition file.
+
+Loading is all-or-nothing: every file is read and shape-checked, the model is built
+from what is well-formed, and every problem found on the way is reported together.
+Semantic checks across files (references, joins, filters) live in genesis.validate.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from . import types
+from .errors import ErrorCollector, GenesisError, Location, ValidationError
+from .loader import YamlList, YamlMap, load_yaml_file
+from .model import (
+    Checks, Config, DataSource, Field, Filter, Input, InputField, Join, Latest, Measure,
+    Parameter, Project, SortItem, Target, Tracker,
+)
+from .schema_check import check_shape
+
+CONFIG_FILE = "genesis.yaml"
+KIND_DIRS = {"datasource": "datasources", "input": "inputs", "tracker": "trackers"}
+
+
+def load_project(directory: str | os.PathLike = ".") -> Project:
+    """Load and shape-check a whole project; raises ValidationError listing every problem."""
+    root = Path(directory).resolve()
+    errors = ErrorCollector()
+    if not root.is_dir():
+        raise GenesisError(f"project directory '{directory}' does not exist")
+    config = _load_config(root, errors)
+    builders = {"datasource": _datasource, "input": _input, "tracker": _tracker}
+    loaded: dict[str, dict[str, Any]] = {kind: {} for kind in KIND_DIRS}
+    for kind, folder in KIND_DIRS.items():
+        for path in sorted((root / folder).glob("*.y*ml")):
+            shown = os.path.relpath(path, Path.cwd()) if _inside_cwd(path) else str(path)
+            document = _read(path, shown, kind, errors)
+            if document is None:
+                continue
+            obj = builders[kind](document, shown, errors)
+            if obj is None:
+                continue
+            previous = loaded[kind].get(obj.name)
+            if previous is not None:
+                errors.add(f"duplicate {kind} name '{obj.name}' (also defined in {previous.path})",
+                           document.loc_of("name"))
+                continue
+            loaded[kind][obj.name] = obj
+    errors.raise_if_any()
+    return Project(str(root), config, loaded["datasource"], loaded["input"], loaded["tracker"])
+
+
+def _inside_cwd(path: Path) -> bool:
+    try:
+        path.relative_to(Path.cwd())
+        return True
+    except ValueError:
+        return False
+
+
+def _read(path: Path, shown: str, kind: str, errors: ErrorCollector) -> YamlMap | None:
+    try:
+        document = load_yaml_file(path, shown)
+    except GenesisError as exc:
+        errors.extend([exc])
+        return None
+    problems = check_shape(document, kind, shown)
+    if problems:
+        errors.extend(problems)
+        return None
+    return document
+
+
+def _load_config(root: Path, errors: ErrorCollector) -> Config:
+    path = root / CONFIG_FILE
+    shown = os.path.relpath(path, Path.cwd()) if _inside_cwd(path) else str(path)
+    if not path.exists():
+        raise GenesisError(f"no {CONFIG_FILE} in {root}: is this a Genesis project? (use --project DIR)")
+    document = _read(path, shown, "config", errors)
+    if document is None:
+        errors.raise_if_any()
+    targets = {
+        name: Target(name, settings["engine"], settings, document["targets"].loc_of(name))
+        for name, settings in document["targets"].items()
+    }
+    default = document.get("default_target", next(iter(targets)))
+    if default not in targets:
+        from .errors import did_you_mean
+
+        errors.add(f"default_target '{default}' is not a target", document.loc_of("default_target"),
+                   did_you_mean(default, targets))
+    return Config(document["name"], default, targets, shown)
+
+
+def _type(value: str, where: Location, errors: ErrorCollector) -> str | None:
+    canonical = types.normalize_type(value)
+    if canonical is None:
+        errors.add(f"unknown type '{value}'", where,
+                   "use a Trino type: varchar, boolean, integer, bigint, double, decimal(p,s), date, "
+                   "timestamp, timestamp with time zone, array(T)")
+    return canonical
+
+
+def _datasource(doc: YamlMap, path: str, errors: ErrorCollector) -> DataSource | None:
+    before = len(errors.errors)
+    fields = {}
+    for name, spec in doc["fields"].items():
+        loc = doc["fields"].key_loc(name)
+        ftype = _type(spec["type"], spec.loc_of("type"), errors)
+        labels = spec.get("labels")
+        fields[name] = Field(
+            name, ftype or "varchar", spec.get("description", ""), spec.get("sql"),
+            {str(k): str(v) for k, v in labels.items()} if labels else None,
+            loc, spec.loc_of("sql") if "sql" in spec else None,
+        )
+    measures = {}
+    for name, spec in (doc.get("measures") or {}).items():
+        loc = doc["measures"].key_loc(name)
+        if name in fields:
+            errors.add(f"measure '{name}' has the same name as a field", loc)
+        mtype = _type(spec["type"], spec.loc_of("type"), errors) if "type" in spec else None
+        if "sql" in spec and "field" in spec:
+            errors.add(f"measure '{name}' has both sql and field; keep one", loc)
+        sql = spec.get("sql")
+        sql_loc = spec.loc_of("sql") if "sql" in spec else None
+        if "field" in spec:
+            sql, sql_loc = spec["field"], spec.loc_of("field")
+        if sql is None and spec["agg"] != "count":
+            errors.add(f"measure '{name}' needs `sql` or `field` for agg {spec['agg']}", loc)
+        measures[name] = Measure(name, spec["agg"], sql, mtype, spec.get("description", ""), loc, sql_loc)
+    joins = {}
+    for name, spec in (doc.get("joins") or {}).items():
+        loc = doc["joins"].key_loc(name)
+        if name in fields or name in measures:
+            errors.add(f"join '{name}' has the same name as a field or measure", loc)
+        on = tuple((str(k), str(v)) for k, v in spec["on"].items())
+        join_type = spec.get("type", "left")
+        joins[name] = Join(name, spec["datasource"], on, spec["relationship"], join_type,
+                           spec.get("description", ""), loc)
+    latest = None
+    if "latest" in doc:
+        spec = doc["latest"]
+        latest = Latest(spec["order_by"], spec.get("deleted"), doc.loc_of("latest"))
+    pk = tuple(doc.get("primary_key") or ())
+    if latest and not pk:
+        errors.add("`latest` needs a primary_key: it keeps the newest row per key", doc.key_loc("latest"))
+    if len(errors.errors) > before:
+        return None
+    return DataSource(doc["name"], doc["table"], fields, measures, joins, pk, latest,
+                      doc.get("description", ""), path, doc.loc, doc.value_locs)
+
+
+def _input(doc: YamlMap, path: str, errors: ErrorCollector) -> Input | None:
+    before = len(errors.errors)
+    fields = []
+    seen: dict[str, Location] = {}
+    items: YamlList = doc["fields"]
+    for index, item in enumerate(items):
+        loc = items.loc_of(index)
+        if isinstance(item, str):
+            item_field = InputField(name=item.rsplit(".", 1)[-1], field=item, loc=loc, sql_loc=loc)
+        elif "field" in item:
+            reference = item["field"]
+            item_field = InputField(
+                name=item.get("label") or reference.rsplit(".", 1)[-1], field=reference,
+                label=item.get("label"), agg=item.get("agg"), format=item.get("format"),
+                description=item.get("description", ""), loc=loc, sql_loc=item.loc_of("field"),
+            )
+        else:
+            ctype = _type(item["type"], item.loc_of("type"), errors) if "type" in item else None
+            item_field = InputField(
+                name=item.get("label") or item["name"], sql=item["sql"], type=ctype,
+                label=item.get("label"), format=item.get("format"),
+                description=item.get("description", ""), loc=loc, sql_loc=item.loc_of("sql"),
+            )
+        if item_field.name in seen:
+            errors.add(f"two output columns are named '{item_field.name}' (the other is at line "
+                       f"{seen[item_field.name].line})", loc, "give one of them a `label`")
+        seen[item_field.name] = loc
+        fields.append(item_field)
+    filters = tuple(Filter(text, doc["filters"].loc_of(i)) for i, text in enumerate(doc.get("filters") or []))
+    parameters = {}
+    for name, spec in (doc.get("parameters") or {}).items():
+        ptype = _type(spec["type"], spec.loc_of("type"), errors)
+        parameters[name] = Parameter(name, ptype or "varchar", spec.get("default"), "default" in spec,
+                                     spec.get("description", ""), doc["parameters"].key_loc(name))
+    sort = tuple(_sort_item(text, doc["sort"].loc_of(i), errors) for i, text in enumerate(doc.get("sort") or []))
+    if len(errors.errors) > before:
+        return None
+    return Input(doc["name"], doc["from"], tuple(fields), filters, parameters, sort,
+                 doc.get("limit"), doc.get("description", ""), path, doc.loc, doc.value_locs)
+
+
+def _sort_item(text: str, loc: Location, errors: ErrorCollector) -> SortItem:
+    words = text.strip().rsplit(None, 1)
+    if len(words) == 2 and words[1].upper() in ("ASC", "DESC"):
+        return SortItem(words[0].strip(), words[1].upper() == "DESC", loc)
+    if not text.strip():
+        errors.add("empty sort item", loc)
+    return SortItem(text.strip(), False, loc)
+
+
+def _tracker(doc: YamlMap, path: str, errors: ErrorCollector) -> Tracker | None:
+    checks_doc = doc.get("checks") or YamlMap()
+    checks = Checks(
+        checks_doc.get("min_rows"), checks_doc.get("max_rows"),
+        tuple(checks_doc.get("unique") or ()), tuple(checks_doc.get("not_null") or ()),
+        doc.loc_of("checks"),
+    )
+    if checks.min_rows is not None and checks.max_rows is not None and checks.min_rows > checks.max_rows:
+        errors.add("checks.min_rows is larger than checks.max_rows", doc.loc_of("checks"))
+        return None
+    return Tracker(
+        name=doc["name"], input=doc["input"], destination=doc["destination"],
+        parameters=doc.get("parameters") or {}, schedule=doc.get("schedule"), owner=doc.get("owner"),
+        key=tuple(doc.get("key") or ()), mode=doc.get("mode", "upsert"),
+        on_removed=doc.get("on_removed", "delete"), checks=checks,
+        timeout_seconds=doc.get("timeout"), description=doc.get("description", ""),
+        path=path, loc=doc.loc, locs=doc.value_locs,
+    )

@@ -1,0 +1,114 @@
+"""Trino types as Genesis declares them, and their Arrow equivalents.
+
+Declared types are the contract of a column: whichever engine ran the query, the
+rows reach checks and destinations as the Arrow type given here.
+"""
+
+from __future__ import annotations
+
+import re
+
+import pyarrow as pa
+
+SIMPLE_TYPES = {
+    "varchar": pa.string(),
+    "boolean": pa.bool_(),
+    "tinyint": pa.int8(),
+    "smallint": pa.int16(),
+    "integer": pa.int32(),
+    "bigint": pa.int64(),
+    "real": pa.float32(),
+    "double": pa.float64(),
+    "date": pa.date32(),
+    "timestamp": pa.timestamp("us"),
+    "timestamp with time zone": pa.timestamp("us", tz="UTC"),
+}
+ALIASES = {"int": "integer", "string": "varchar", "text": "varchar", "bool": "boolean", "float": "double"}
+INTEGER_TYPES = {"tinyint", "smallint", "integer", "bigint"}
+NUMERIC_TYPES = INTEGER_TYPES | {"real", "double"}
+
+_DECIMAL = re.compile(r"^decimal\s*\(\s*(\d+)\s*,\s*(\d+)\s*\)$")
+_VARCHAR_N = re.compile(r"^varchar\s*\(\s*\d+\s*\)$")
+_ARRAY = re.compile(r"^array\s*\((.*)\)$")
+_TIMESTAMP_P = re.compile(r"^timestamp\s*\(\s*\d+\s*\)(\s+with time zone)?$")
+
+
+def normalize_type(text: str) -> str | None:
+    """The canonical spelling of a declared type, or None if it is not one we support."""
+    t = " ".join(str(text).strip().lower().split())
+    t = ALIASES.get(t, t)
+    if t in SIMPLE_TYPES:
+        return t
+    if _VARCHAR_N.match(t):
+        return "varchar"
+    if m := _TIMESTAMP_P.match(t):
+        return "timestamp with time zone" if m.group(1) else "timestamp"
+    if m := _DECIMAL.match(t):
+        precision, scale = int(m.group(1)), int(m.group(2))
+        if 1 <= precision <= 38 and 0 <= scale <= precision:
+            return f"decimal({precision},{scale})"
+        return None
+    if m := _ARRAY.match(t):
+        inner = normalize_type(m.group(1))
+        return f"array({inner})" if inner else None
+    return None
+
+
+def is_decimal(t: str) -> bool:
+    return t.startswith("decimal(")
+
+
+def is_numeric(t: str) -> bool:
+    return t in NUMERIC_TYPES or is_decimal(t)
+
+
+def is_array(t: str) -> bool:
+    return t.startswith("array(")
+
+
+def array_element(t: str) -> str:
+    return t[len("array("):-1]
+
+
+def decimal_scale(t: str) -> int:
+    return int(_DECIMAL.match(t).group(2))
+
+
+def arrow_type(t: str) -> pa.DataType:
+    """The Arrow type that carries values of the canonical Trino type `t`."""
+    if t in SIMPLE_TYPES:
+        return SIMPLE_TYPES[t]
+    if m := _DECIMAL.match(t):
+        return pa.decimal128(int(m.group(1)), int(m.group(2)))
+    if is_array(t):
+        return pa.list_(arrow_type(array_element(t)))
+    raise ValueError(f"unsupported type {t!r}")
+
+
+def trino_type_of_arrow(dtype: pa.DataType) -> str:
+    """The Trino type a column of this Arrow type is reported as (for undeclared columns)."""
+    if pa.types.is_string(dtype) or pa.types.is_large_string(dtype):
+        return "varchar"
+    if pa.types.is_boolean(dtype):
+        return "boolean"
+    if pa.types.is_int8(dtype):
+        return "tinyint"
+    if pa.types.is_int16(dtype):
+        return "smallint"
+    if pa.types.is_int32(dtype):
+        return "integer"
+    if pa.types.is_integer(dtype):
+        return "bigint"
+    if pa.types.is_float32(dtype):
+        return "real"
+    if pa.types.is_floating(dtype):
+        return "double"
+    if pa.types.is_decimal(dtype):
+        return f"decimal({dtype.precision},{dtype.scale})"
+    if pa.types.is_date(dtype):
+        return "date"
+    if pa.types.is_timestamp(dtype):
+        return "timestamp with time zone" if dtype.tz else "timestamp"
+    if pa.types.is_list(dtype) or pa.types.is_large_list(dtype):
+        return f"array({trino_type_of_arrow(dtype.value_type)})"
+    return "varchar"
