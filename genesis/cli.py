@@ -218,5 +218,66 @@ def demo(project_dir, target, scale, seed) -> None:
                f"({time.perf_counter() - started:.1f} s)")
 
 
+@main.command()
+@click.argument("trackers", nargs=-1)
+@project_option
+@click.option("--all", "all_", is_flag=True, help="Refresh every tracker.")
+@click.option("--due", is_flag=True, help="Only trackers whose schedule fired within --window.")
+@click.option("--window", type=float, default=15, show_default=True, help="Minutes, for --due.")
+@click.option("--target", default=None)
+@click.option("--dry-run", is_flag=True, help="Compile, run and check, but write nothing.")
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
+@handle_errors
+def refresh(trackers, project_dir, all_, due, window, target, dry_run, fmt) -> None:
+    """Run trackers and write their destinations."""
+    from .refresh import refresh as run_refresh
+    from .refresh import select_trackers
+
+    project = load(project_dir)
+    chosen = select_trackers(project, trackers, all_, due, window)
+    if not chosen:
+        message = "no tracker is due" if due else "no trackers to refresh"
+        if fmt == "json":
+            click.echo(json.dumps({"ok": True, "trackers": [], "message": message}, indent=2))
+        else:
+            click.echo(message, err=True)
+        return
+    total = len(chosen)
+    position = {"n": 0}
+
+    def progress(event, report):
+        if fmt == "json":
+            return
+        if event == "start":
+            position["n"] += 1
+            click.echo(f"[{position['n']}/{total}] {report.tracker} -> {report.destination} ...", err=True)
+        else:
+            rows = "" if report.rows is None else f"{report.rows:,} rows, "
+            click.echo(f"[{position['n']}/{total}] {report.tracker}: {report.status} ({rows}{report.seconds:.2f} s)"
+                       + (f"\n    {report.error}" if report.error else ""), err=True)
+
+    result = run_refresh(project, chosen, target=target, dry_run=dry_run, progress=progress)
+    if fmt == "json":
+        click.echo(json.dumps(result.to_json(), indent=2, default=str))
+    else:
+        click.echo(summary_table(result))
+    sys.exit(0 if result.ok else 1)
+
+
+def summary_table(result) -> str:
+    rows = [("tracker", "rows", "seconds", "result")]
+    for t in result.trackers:
+        rows.append((t.tracker, "" if t.rows is None else f"{t.rows:,}", f"{t.seconds:.2f}",
+                     t.status if not t.failed else f"FAILED at {t.stage}"))
+    widths = [max(len(r[i]) for r in rows) for i in range(4)]
+    lines = ["  ".join(c.ljust(w) if i in (0, 3) else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths)))
+             for r in rows]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    failed = sum(t.failed for t in result.trackers)
+    lines.append(f"{len(result.trackers) - failed} ok, {failed} failed in {result.seconds:.1f} s"
+                 + (" (dry run: nothing written)" if result.dry_run else ""))
+    return "\n".join(lines)
+
+
 if __name__ == "__main__":
     main()

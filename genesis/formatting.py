@@ -192,13 +192,13 @@ def _format_scalar(value: Any, column_type: str, fmt: Mapping) -> str:
         text = _pattern_text(value, fmt["number"])
     else:
         text = display_text(value, column_type)
-    return _affix(text, fmt)
+    return _affix(text, fmt, numeric=_is_number(value))
 
 
-def _affix(text: str, fmt: Mapping) -> str:
+def _affix(text: str, fmt: Mapping, numeric: bool) -> str:
     prefix, suffix = str(fmt.get("prefix") or ""), str(fmt.get("suffix") or "")
     # "-$1,234", as spreadsheets show a negative number under "$"#,##0
-    if prefix and text.startswith("-") and text[1:2].isdigit():
+    if numeric and prefix and text.startswith("-") and text[1:2].isdigit():
         return "-" + prefix + text[1:] + suffix
     return prefix + text + suffix
 

@@ -26,8 +26,22 @@ def validate_project(project: Project) -> None:
     for name, inp in project.inputs.items():
         _collect(errors, lambda: compile_input(project, name))
     for tracker in project.trackers.values():
-        _check_tracker(project, tracker, errors)
+        errors.extend(tracker_problems(project, tracker))
     errors.raise_if_any()
+
+
+def check_tracker(project: Project, tracker: Tracker):
+    """Compile one tracker and check it; raises ValidationError, returns the CompiledQuery."""
+    errors = ErrorCollector()
+    compiled = _check_tracker(project, tracker, errors)
+    errors.raise_if_any()
+    return compiled
+
+
+def tracker_problems(project: Project, tracker: Tracker) -> list[GenesisError]:
+    errors = ErrorCollector()
+    _check_tracker(project, tracker, errors)
+    return errors.errors
 
 
 def _collect(errors: ErrorCollector, action):
@@ -70,12 +84,12 @@ def _check_datasource(project: Project, ds: DataSource, errors: ErrorCollector) 
                            did_you_mean(right, target.fields))
 
 
-def _check_tracker(project: Project, tracker: Tracker, errors: ErrorCollector) -> None:
+def _check_tracker(project: Project, tracker: Tracker, errors: ErrorCollector):
     loc = tracker.locs
     if tracker.input not in project.inputs:
         errors.add(f"tracker '{tracker.name}' uses unknown input '{tracker.input}'", loc.get("input", tracker.loc),
                    did_you_mean(tracker.input, project.inputs))
-        return
+        return None
     if tracker.schedule is not None:
         problem = cron_problem(tracker.schedule)
         if problem:
@@ -89,7 +103,7 @@ def _check_tracker(project: Project, tracker: Tracker, errors: ErrorCollector) -
                        loc.get("destination", tracker.loc), did_you_mean(suffix, FILE_EXTENSIONS))
     compiled = _collect(errors, lambda: compile_tracker(project, tracker.name))
     if compiled is None:
-        return
+        return None
     names = [c.reference or c.name for c in compiled.columns]
     for what, items in (("key", tracker.key), ("checks.unique", tracker.checks.unique),
                         ("checks.not_null", tracker.checks.not_null)):
@@ -101,6 +115,7 @@ def _check_tracker(project: Project, tracker: Tracker, errors: ErrorCollector) -
     if destination.get("type") in ("google_sheets", "airtable") and not tracker.key and tracker.mode != "append":
         errors.add(f"tracker '{tracker.name}' writes to {destination['type']} in {tracker.mode} mode and needs a `key`",
                    tracker.loc, "key: [the reference that identifies a row, e.g. movie.movie_id]")
+    return compiled
 
 
 def cron_problem(expression: str) -> str | None:

@@ -83,10 +83,11 @@ def test_build_is_rerunnable_and_queryable(tmp_path):
 
 
 def test_keys_are_unique_and_consistent(tables):
-    for name, key in {"shoot_day": ["shoot_day_id"], "talent": ["talent_id"], "vendor": ["vendor_id"],
-                      "movie_talent": ["movie_id", "talent_id"], "vendor ": ["name"]}.items():
-        rows = tables[name.strip()].select(key).to_pylist()
-        assert len({tuple(r.values()) for r in rows}) == len(rows), name
+    keys = [("shoot_day", ["shoot_day_id"]), ("talent", ["talent_id"]), ("vendor", ["vendor_id"]),
+            ("vendor", ["name"]), ("movie_talent", ["movie_id", "talent_id"])]
+    for name, key in keys:
+        rows = tables[name].select(key).to_pylist()
+        assert len({tuple(r.values()) for r in rows}) == len(rows), (name, key)
     owner = {}
     for row in tables["production_cdc"].select(["production_id", "movie_id"]).to_pylist():
         assert owner.setdefault(row["production_id"], row["movie_id"]) == row["movie_id"]

@@ -234,7 +234,7 @@ CRASH_SCRIPT = textwrap.dedent("""
         def replace(src, dst):  # written and fsynced, not yet renamed
             os.kill(os.getpid(), signal.SIGKILL)
         target.os.replace = replace
-    target.write_file(make_result(30000), sys.argv[1])
+    target.write_file(make_result(30000 if where == "mid-write" else 3000), sys.argv[1])
 """)
 
 

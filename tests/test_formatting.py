@@ -87,6 +87,7 @@ def test_invalid_formats(fmt, column_type, needle):
     (["b", "a"], "array(varchar)", None, "b, a"),
     ([1000, 2000], "array(bigint)", {"number": "#,##0"}, "1,000, 2,000"),
     ("=1+1", "varchar", None, "=1+1"),
+    ("-1 take", "varchar", {"prefix": "#"}, "#-1 take"),
 ])
 def test_format_value(value, column_type, fmt, expected):
     assert format_value(value, column_type, fmt) == expected

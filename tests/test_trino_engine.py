@@ -296,8 +296,12 @@ def test_settings_are_checked():
         TrinoEngine({"host": "h", "user": "u", "auth": {"type": "kerberos"}})
     with pytest.raises(EngineError, match="needs a password"):
         TrinoEngine({"host": "h", "user": "u", "auth": {"type": "basic"}})
+    with pytest.raises(EngineError, match="'port' must be a number"):
+        TrinoEngine({"host": "h", "user": "u", "port": "eighty"})
     engine = TrinoEngine({"host": "h", "user": "u"})
     assert (engine.url, engine.name) == ("https://h:443", "trino")
+    engine = TrinoEngine({"host": "h", "user": "u", "port": "8443", "session_properties": {"spill_enabled": True}})
+    assert (engine.port, engine.session_properties) == (8443, {"spill_enabled": "true"})
 
 
 def test_server_faults_can_be_reset(make_server):

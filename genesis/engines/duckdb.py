@@ -31,6 +31,8 @@ class DuckDBEngine:
         self.warehouse_dir = Path(warehouse_dir)
         self._con = duckdb.connect(":memory:")
         self._con.execute("SET TimeZone = 'UTC'")  # timestamptz comes back as UTC, like Trino's
+        # Genesis SQL has Trino semantics: integer / integer truncates (5430 / 60 = 90).
+        self._con.execute("SET integer_division = true")
         self._lock = threading.Lock()
         self._catalogs: dict = {}
         self._views: dict[str, str] = {}  # table -> metadata location its view was built from
@@ -41,7 +43,12 @@ class DuckDBEngine:
     def execute(self, sql: str, *, label: str = "", timeout: float | None = None) -> pa.Table:
         with self._lock:
             for table in referenced_tables(sql):
-                self._ensure_view(table)
+                try:
+                    self._ensure_view(table)
+                except GenesisError:
+                    raise
+                except Exception as exc:  # a broken table must not surface as a traceback
+                    raise EngineError(f"cannot read table '{table}' from the warehouse: {exc}") from None
             cursor = self._con.cursor()
         timed_out = threading.Event()
         timer = None

@@ -72,16 +72,16 @@ class TrinoEngine:
         self.http_scheme = str(settings.get("http_scheme") or "https").lower()
         if self.http_scheme not in ("http", "https"):
             raise EngineError(f"trino: http_scheme must be http or https, not '{self.http_scheme}'")
-        self.port = int(settings.get("port") or (443 if self.http_scheme == "https" else 8080))
+        self.port = int(_number(settings, "port", 443 if self.http_scheme == "https" else 8080))
         self.user = _required(settings, "user")
         self.catalog = settings.get("catalog") or None
         self.schema = settings.get("schema") or None
-        self.session_properties = {str(k): str(v) for k, v in (settings.get("session_properties") or {}).items()}
-        self.request_timeout = float(settings.get("request_timeout") or DEFAULT_REQUEST_TIMEOUT)
-        self.max_attempts = max(1, int(settings.get("max_attempts") or DEFAULT_MAX_ATTEMPTS))
-        backoff = settings.get("retry_backoff")
-        self.retry_backoff = DEFAULT_RETRY_BACKOFF if backoff is None else float(backoff)
-        self.retry_window = float(settings.get("retry_window") or DEFAULT_RETRY_WINDOW)
+        self.session_properties = {str(k): _session_value(v)
+                                   for k, v in (settings.get("session_properties") or {}).items()}
+        self.request_timeout = _number(settings, "request_timeout", DEFAULT_REQUEST_TIMEOUT)
+        self.max_attempts = max(1, int(_number(settings, "max_attempts", DEFAULT_MAX_ATTEMPTS)))
+        self.retry_backoff = _number(settings, "retry_backoff", DEFAULT_RETRY_BACKOFF)
+        self.retry_window = _number(settings, "retry_window", DEFAULT_RETRY_WINDOW)
         self.verify = settings.get("verify", True)
         self.timezone = settings.get("timezone") or None
         self.auth_type, self._auth_user, self._secret = _parse_auth(settings.get("auth"), self.user)
@@ -272,6 +272,21 @@ def _required(settings: Mapping[str, Any], key: str) -> str:
     if value is None or str(value).strip() == "":
         raise EngineError(f"trino: '{key}' is required in the target's trino settings")
     return str(value)
+
+
+def _number(settings: Mapping[str, Any], key: str, default: float) -> float:
+    # Values rendered from the environment arrive as text ("443").
+    value = settings.get(key)
+    if value is None or value == "":
+        return float(default)
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        raise EngineError(f"trino: '{key}' must be a number, not '{value}'") from None
+
+
+def _session_value(value: Any) -> str:
+    return str(value).lower() if isinstance(value, bool) else str(value)
 
 
 class _Secret:

@@ -849,6 +849,8 @@ def _classify(method: str, seg: list[str]) -> tuple[str | None, str]:
 
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
+    wbufsize = 1 << 16  # headers and body leave in one segment: no delayed-ACK stalls
+    disable_nagle_algorithm = True
     app: AirtableServer
 
     def _serve(self) -> None:

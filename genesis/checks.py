@@ -1,0 +1,42 @@
+"""A tracker's checks: all must pass before anything is written."""
+
+from __future__ import annotations
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from .compiler import CompiledQuery
+from .model import Checks
+from .result import QueryResult
+
+
+def failed_checks(result: QueryResult, checks: Checks, compiled: CompiledQuery) -> list[str]:
+    """One sentence per failed check; an empty list means the result may be written."""
+    problems = []
+    rows = result.table.num_rows
+    if checks.min_rows is not None and rows < checks.min_rows:
+        problems.append(f"min_rows: {rows} rows, at least {checks.min_rows} expected")
+    if checks.max_rows is not None and rows > checks.max_rows:
+        problems.append(f"max_rows: {rows} rows, at most {checks.max_rows} expected")
+    for reference in checks.not_null:
+        name = compiled.column_for(reference).name
+        nulls = result.table.column(name).null_count
+        if nulls:
+            problems.append(f"not_null: {nulls} row(s) have no value in '{name}'")
+    if checks.unique:
+        names = [compiled.column_for(r).name for r in checks.unique]
+        duplicates = duplicate_keys(result.table, names)
+        if duplicates:
+            shown = ", ".join(str(d) for d in duplicates[:3])
+            problems.append(f"unique: {len(duplicates)} value(s) of {', '.join(names)} repeat, e.g. {shown}")
+    return problems
+
+
+def duplicate_keys(table: pa.Table, names: list[str]) -> list:
+    """The key values that occur more than once (together, for several columns)."""
+    if table.num_rows == 0:
+        return []
+    counts = table.select(names).group_by(names).aggregate([([], "count_all")])
+    repeated = counts.filter(pc.greater(counts.column("count_all"), 1))
+    keys = repeated.select(names).to_pylist()
+    return [k[names[0]] if len(names) == 1 else tuple(k.values()) for k in keys]
