@@ -7,12 +7,13 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Any, Mapping
 
 from sqlglot import exp
 
-from ..errors import GenesisError, did_you_mean
+from ..errors import GenesisError, Location, did_you_mean
 from ..model import Input, Project, Tracker
 from ..result import OutputColumn
 from ..semantic import JoinGraph
@@ -21,6 +22,7 @@ from .plan import build_plan
 from .render import build_query
 
 DIALECTS = ("trino", "duckdb")
+_CLAUSES = {"SELECT", "FROM", "WHERE", "GROUP BY", "ORDER BY", "HAVING", "LIMIT", "SELECT DISTINCT"}
 
 
 @dataclass(frozen=True)
@@ -32,6 +34,25 @@ class CompiledQuery:
     datasources: frozenset[str]
     references: frozenset[str]
     tracker: Tracker | None = None
+    origins: tuple[tuple[exp.Expression, Location], ...] = ()
+
+    def locate(self, dialect: str, line: int | None, col: int | None = None) -> Location | None:
+        """The YAML location of the field, filter or column that produced SQL `line` (1-based)."""
+        if not line:
+            return None
+        lines = self.sql(dialect).splitlines()
+        if not 0 < line <= len(lines):
+            return None
+        text = lines[line - 1].strip().rstrip(",")
+        if len(re.sub(r"[^A-Za-z0-9_]", "", text)) < 6 or text.upper() in _CLAUSES:
+            return None  # punctuation or a bare keyword names no definition
+        best = None
+        for expr, loc in self.origins:
+            rendered = expr.sql(dialect=dialect)
+            if text and (text in rendered or rendered in text):
+                if best is None or len(rendered) < best[0]:
+                    best = (len(rendered), loc)
+        return best[1] if best else None
 
     def sql(self, dialect: str = "trino", pretty: bool = True) -> str:
         if dialect not in DIALECTS:
@@ -79,7 +100,7 @@ def compile_input(project: Project, name: str, params: Mapping[str, Any] | None 
     ast = build_query(plan)
     used = frozenset(i.datasource.name for i in plan.instances.values())
     return CompiledQuery(inp, tuple(c.output for c in plan.columns), ast, values, used,
-                         frozenset(plan.references), tracker)
+                         frozenset(plan.references), tracker, tuple(plan.origins))
 
 
 def compile_tracker(project: Project, name: str, params: Mapping[str, Any] | None = None) -> CompiledQuery:

@@ -62,6 +62,7 @@ class Plan:
     sort: list[tuple[exp.Expression, bool]]  # (expression or output alias column, descending)
     limit: int | None
     references: set[str] = field(default_factory=set)
+    origins: list[tuple[exp.Expression, Location]] = field(default_factory=list)
 
 
 class Planner:
@@ -262,9 +263,11 @@ def build_plan(graph: JoinGraph, inp: Input, literals: Mapping[str, str]) -> Pla
             errors.extend([exc])
     output_exprs = {c.output.name: c.expr for c in columns}
     where, having = [], []
+    origins = [(c.expr, c.source.loc) for c in columns if c.source is not None]
     for index, flt in enumerate(inp.filters):
         try:
             tree = planner.parse_user_sql(flt.sql, flt.loc, f"filter {index + 1}")
+            origins.append((tree, flt.loc))
             _check_boolean(tree, flt.loc, f"filter {index + 1}", planner)
             (having if ex.has_aggregate(tree) else where).append(tree)
         except GenesisError as exc:
@@ -323,7 +326,19 @@ def build_plan(graph: JoinGraph, inp: Input, literals: Mapping[str, str]) -> Pla
 
     sort = [_plan_sort(planner, item, columns, grouped) for item in inp.sort]
     return Plan(inp, planner.root, planner.instances, planner.aliases, columns, where, having,
-                [c.expr for c in dims], hidden_keys, grouped, units, sort, inp.limit, planner.references)
+                [c.expr for c in dims], hidden_keys, grouped, units, sort, inp.limit, planner.references,
+                origins + _datasource_origins(planner))
+
+
+def _datasource_origins(planner: Planner) -> list[tuple[exp.Expression, Location]]:
+    """Fields with `sql:` of the data sources used, so an engine error can point at them."""
+    found = []
+    for path, instance in planner.instances.items():
+        ds = instance.datasource
+        for member in ds.fields.values():
+            if member.sql is not None and member.sql_loc is not None:
+                found.append((field_expr(ds, member, planner.aliases[path]), member.sql_loc))
+    return found
 
 
 def _single_instance(planner: Planner, tree: exp.Expression) -> Instance | None:
