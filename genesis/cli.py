@@ -93,13 +93,16 @@ def main() -> None:
 @handle_errors
 def validate(project_dir: str, fmt: str, target: str | None, catalog_check: bool) -> None:
     """Load and check every file of the project."""
+    from .errors import ErrorCollector
+    from .project import load_project
     from .validate import validate_project
 
     errors: list[GenesisError] = []
     counts = {}
     try:
-        project = load(project_dir)
-        validate_project(project)
+        collected = ErrorCollector()
+        project = load_project(project_dir, collect=collected)
+        validate_project(project, collected)
         counts = {"datasources": len(project.datasources), "inputs": len(project.inputs),
                   "trackers": len(project.trackers)}
         if catalog_check:
@@ -244,17 +247,24 @@ def refresh(trackers, project_dir, all_, due, window, target, dry_run, fmt) -> N
         return
     total = len(chosen)
     position = {"n": 0}
+    # On a terminal a tracker shows "... running" while it runs, then its result on the same
+    # line; in a log (not a terminal) each tracker is exactly one line: its result and, when
+    # it failed, why -- so one failing tracker is one line on stderr.
+    live = sys.stderr.isatty()
 
     def progress(event, report):
         if fmt == "json":
             return
+        prefix = f"[{position['n'] + (event == 'start')}/{total}] {report.tracker}"
         if event == "start":
             position["n"] += 1
-            click.echo(f"[{position['n']}/{total}] {report.tracker} -> {report.destination} ...", err=True)
-        else:
-            rows = "" if report.rows is None else f"{report.rows:,} rows, "
-            click.echo(f"[{position['n']}/{total}] {report.tracker}: {report.status} ({rows}{report.seconds:.2f} s)"
-                       + (f"\n    {report.error}" if report.error else ""), err=True)
+            if live:
+                click.echo(f"{prefix} -> {report.destination} ...", err=True, nl=False)
+            return
+        rows = "" if report.rows is None else f"{report.rows:,} rows, "
+        status = f"FAILED at {report.stage}" if report.failed else report.status
+        line = f"{prefix}: {status} ({rows}{report.seconds:.2f} s)" + (f": {report.error}" if report.error else "")
+        click.echo(("\r\x1b[K" if live else "") + line, err=True)
 
     result = run_refresh(project, chosen, target=target, dry_run=dry_run, progress=progress)
     if fmt == "json":
@@ -277,6 +287,49 @@ def summary_table(result) -> str:
     lines.append(f"{len(result.trackers) - failed} ok, {failed} failed in {result.seconds:.1f} s"
                  + (" (dry run: nothing written)" if result.dry_run else ""))
     return "\n".join(lines)
+
+
+@main.command()
+@click.option("--base", required=True, metavar="REF", help="The git ref to compare with, e.g. origin/main.")
+@project_option
+@click.option("--format", "fmt", type=click.Choice(["text", "markdown", "json"]), default="text", show_default=True)
+@click.option("--dialect", type=click.Choice(["trino", "duckdb"]), default=None,
+              help="SQL dialect of the diff. Default: the engine of the default target.")
+@click.option("--data", "run_data", is_flag=True, help="Also run the changed trackers at both refs and diff their rows.")
+@click.option("--target", default=None, help="With --data: where the queries run (default: the default target).")
+@handle_errors
+def diff(base, project_dir, fmt, dialect, run_data, target) -> None:
+    """Per tracker: added, removed, SQL changed or unchanged since git REF, and why."""
+    from .gitops import diff_against, render_diff
+
+    report = diff_against(project_dir, base, dialect=dialect, data_target=target, run_data=run_data)
+    click.echo(render_diff(report, fmt))
+
+
+@main.command()
+@click.argument("ref")
+@project_option
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
+@handle_errors
+def impact(ref, project_dir, fmt) -> None:
+    """The inputs and trackers that use a data source (movie), field (movie.title) or join (movie.cast)."""
+    from .gitops import find_impact, render_impact
+
+    click.echo(render_impact(find_impact(load(project_dir), ref), fmt))
+
+
+@main.command()
+@click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False), help="The folder to write.")
+@project_option
+@click.option("--dialect", type=click.Choice(["trino", "duckdb"]), default=None,
+              help="SQL dialect shown. Default: the engine of the default target.")
+@handle_errors
+def docs(out_dir, project_dir, dialect) -> None:
+    """Write a static HTML catalog of the project (one self-contained folder)."""
+    from .docs import build_docs
+
+    index = build_docs(load_valid(project_dir), out_dir, dialect=dialect)
+    click.echo(f"catalog written to {index}", err=True)
 
 
 if __name__ == "__main__":

@@ -181,3 +181,4 @@ class Project:
     datasources: Mapping[str, DataSource]
     inputs: Mapping[str, Input]
     trackers: Mapping[str, Tracker]
+    broken: Mapping[str, frozenset[str]] = field(default_factory=dict)  # kind -> names that failed to load

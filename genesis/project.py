@@ -24,23 +24,28 @@ CONFIG_FILE = "genesis.yaml"
 KIND_DIRS = {"datasource": "datasources", "input": "inputs", "tracker": "trackers"}
 
 
-def load_project(directory: str | os.PathLike = ".") -> Project:
-    """Load and shape-check a whole project; raises ValidationError listing every problem."""
+def load_project(directory: str | os.PathLike = ".", collect: ErrorCollector | None = None) -> Project:
+    """Load and shape-check a whole project; raises ValidationError listing every problem.
+
+    With `collect`, problems are added to it instead and the well-formed part of the
+    project is returned, so that `genesis validate` can check it too. The names of
+    definitions that failed to load are in `project.broken`.
+    """
     root = Path(directory).resolve()
-    errors = ErrorCollector()
+    errors = collect if collect is not None else ErrorCollector()
     if not root.is_dir():
         raise GenesisError(f"project directory '{directory}' does not exist")
     config = _load_config(root, errors)
     builders = {"datasource": _datasource, "input": _input, "tracker": _tracker}
     loaded: dict[str, dict[str, Any]] = {kind: {} for kind in KIND_DIRS}
+    broken: dict[str, set[str]] = {kind: set() for kind in KIND_DIRS}
     for kind, folder in KIND_DIRS.items():
         for path in sorted((root / folder).glob("*.y*ml")):
             shown = os.path.relpath(path, Path.cwd()) if _inside_cwd(path) else str(path)
             document = _read(path, shown, kind, errors)
-            if document is None:
-                continue
-            obj = builders[kind](document, shown, errors)
+            obj = builders[kind](document, shown, errors) if document is not None else None
             if obj is None:
+                broken[kind].add(_declared_name(document, path))
                 continue
             previous = loaded[kind].get(obj.name)
             if previous is not None:
@@ -48,8 +53,16 @@ def load_project(directory: str | os.PathLike = ".") -> Project:
                            document.loc_of("name"))
                 continue
             loaded[kind][obj.name] = obj
-    errors.raise_if_any()
-    return Project(str(root), config, loaded["datasource"], loaded["input"], loaded["tracker"])
+    if collect is None:
+        errors.raise_if_any()
+    return Project(str(root), config, loaded["datasource"], loaded["input"], loaded["tracker"],
+                   {kind: frozenset(names) for kind, names in broken.items()})
+
+
+def _declared_name(document, path: Path) -> str:
+    if isinstance(document, dict) and isinstance(document.get("name"), str):
+        return document["name"]
+    return path.stem
 
 
 def _inside_cwd(path: Path) -> bool:

@@ -20,7 +20,7 @@ from .engines import Engine, open_engine
 from .errors import GenesisError, did_you_mean
 from .model import Project, Tracker
 from .result import QueryResult
-from .validate import check_tracker
+from .validate import check_tracker, cron_problem
 
 
 @dataclass
@@ -72,7 +72,11 @@ def select_trackers(project: Project, names: Iterable[str], all_: bool, due: boo
     chosen = [project.trackers[n] for n in names] if names else sorted(project.trackers.values(), key=lambda t: t.name)
     if due:
         now = now or dt.datetime.now(dt.timezone.utc)
-        chosen = [t for t in chosen if t.schedule and fired_within(t.schedule, now, window_minutes)]
+        # A tracker whose schedule is not valid cron is kept: it then fails at the compile
+        # stage with the located cron error, instead of silently never running (or crashing
+        # the selection and with it every other due tracker).
+        chosen = [t for t in chosen if t.schedule
+                  and (cron_problem(t.schedule) or fired_within(t.schedule, now, window_minutes))]
     return chosen
 
 
@@ -91,7 +95,9 @@ def refresh(project: Project, trackers: list[Tracker], *, target: str | None = N
     started = time.perf_counter()
     reports: list[TrackerReport] = []
     engine: Engine | None = None
-    settings: Mapping[str, Any] | None = None
+    # The target's settings are the same for every tracker: a missing environment variable
+    # is one error for the whole run, raised before any tracker starts.
+    settings: Mapping[str, Any] = render_settings(chosen)
     try:
         for tracker in trackers:
             report = TrackerReport(tracker.name, destination=describe_destination(project, tracker, chosen))
@@ -99,8 +105,6 @@ def refresh(project: Project, trackers: list[Tracker], *, target: str | None = N
                 progress("start", report)
             tracker_started = time.perf_counter()
             try:
-                if settings is None:
-                    settings = render_settings(chosen)
                 if engine is None:
                     engine = open_engine(project, chosen.name)
                 _refresh_one(project, tracker, engine, chosen, settings, report, dry_run)

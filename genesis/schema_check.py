@@ -90,13 +90,15 @@ def _explain_one_of(error, root, path) -> Iterator[GenesisError]:
         chosen = next((i for i, b in enumerate(branches) if b.get("type") == "string"), None)
     _, _, loc = _locate(root, list(error.absolute_path), path)
     if chosen is None:
-        kinds = [b["properties"]["type"]["const"] for b in branches if "type" in b.get("properties", {})]
+        kinds = [b["properties"]["type"]["const"] for b in branches
+                 if "const" in b.get("properties", {}).get("type", {})]
         if kinds and isinstance(instance, dict):
             value = instance.get("type")
             hint = did_you_mean(str(value), kinds) if value else None
             yield GenesisError(f"destination type must be one of: {', '.join(kinds)}", loc, hint)
         else:
-            yield GenesisError(f"unexpected value{_describe_path(error.absolute_path)}", loc)
+            yield GenesisError(f"expected a reference or a mapping with `field:` or `name:` and `sql:`"
+                               f"{_describe_path(error.absolute_path)}, got {_kind_of(instance)}", loc)
         return
     for sub in error.context or []:
         if sub.schema_path and sub.schema_path[0] == chosen:

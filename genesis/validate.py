@@ -10,23 +10,30 @@ from pathlib import PurePath
 
 from .compiler import compile_input, compile_tracker
 from .compiler.expressions import parse_expression
+from .compiler.plan import field_expr
 from .errors import ErrorCollector, GenesisError, ValidationError, did_you_mean
 from .model import DataSource, Project, Tracker
 
 FILE_EXTENSIONS = (".csv", ".json", ".parquet", ".xlsx")
 
 
-def validate_project(project: Project) -> None:
-    """Raise ValidationError listing every semantic problem; return quietly when valid."""
-    errors = ErrorCollector()
+def validate_project(project: Project, errors: ErrorCollector | None = None) -> None:
+    """Raise ValidationError listing every semantic problem; return quietly when valid.
+
+    Definitions that depend on one that failed to load (project.broken) are skipped:
+    their errors would only repeat the first one.
+    """
+    errors = errors if errors is not None else ErrorCollector()
+    datasource_errors = ErrorCollector()
     for ds in project.datasources.values():
-        _check_datasource(project, ds, errors)
-    if errors.errors:  # inputs over a broken data source would only repeat its errors
-        errors.raise_if_any()
-    for name, inp in project.inputs.items():
-        _collect(errors, lambda: compile_input(project, name))
-    for tracker in project.trackers.values():
-        errors.extend(tracker_problems(project, tracker))
+        _check_datasource(project, ds, datasource_errors)
+    errors.extend(datasource_errors.errors)
+    if not datasource_errors.errors and not project.broken.get("datasource"):
+        for name in project.inputs:
+            _collect(errors, lambda: compile_input(project, name))
+        for tracker in project.trackers.values():
+            if tracker.input not in project.broken.get("input", ()):
+                errors.extend(tracker_problems(project, tracker))
     errors.raise_if_any()
 
 
@@ -61,7 +68,7 @@ def _check_datasource(project: Project, ds: DataSource, errors: ErrorCollector) 
                        did_you_mean(key, ds.fields))
     for f in ds.fields.values():
         if f.sql is not None:
-            _collect(errors, lambda f=f: parse_expression(f.sql, f.sql_loc, f"field '{ds.name}.{f.name}'"))
+            _collect(errors, lambda f=f: field_expr(ds, f, ds.name))
     for m in ds.measures.values():
         if m.sql is not None and m.sql not in ds.fields:
             _collect(errors, lambda m=m: parse_expression(m.sql, m.sql_loc, f"measure '{ds.name}.{m.name}'"))

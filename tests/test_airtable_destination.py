@@ -11,7 +11,6 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
-import math
 import os
 import subprocess
 import sys
@@ -267,6 +266,23 @@ def test_modes_and_removed_policies(server):
     remaining = {r["id"]: r["fields"] for r in server.records(BASE, "Replace")}
     assert bare not in remaining and remaining[noted] == {"Notes": "mine"}
     assert report.deleted == 3 and report.updated == 2
+
+
+def test_composite_keys_match_on_every_key_field(server):
+    cols = (OutputColumn("movie_id", "bigint"), OutputColumn("country", "varchar"),
+            OutputColumn("Gross", "double", {"number": "#,##0.0", "prefix": "€"}))
+
+    def result(gross):
+        return QueryResult(cols, pa.table({"movie_id": pa.array([1, 1, 2], pa.int64()),
+                                           "country": ["US", "CA", "US"], "Gross": gross}))
+
+    server.add_table(BASE, "Other")  # the base exists; Genesis creates the table
+    sync(server, result([1.5, 2.5, 3.5]), key=["movie_id", "country"])
+    assert server.field_options(BASE, "Movies", "Gross") == {"precision": 1, "symbol": "€"}
+    report = sync(server, result([1.5, 9.0, 3.5]), key=["movie_id", "country"])
+    assert (report.updated, report.unchanged, report.write_calls) == (1, 2, 1)
+    rows = {(f["movie_id"], f["country"]): f["Gross"] for f in server.rows(BASE, "Movies")}
+    assert rows == {(1, "US"): 1.5, (1, "CA"): 9.0, (2, "US"): 3.5}
 
 
 def test_duplicate_keys_are_an_error_before_any_write(server):

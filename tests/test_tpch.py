@@ -20,6 +20,7 @@ import pyarrow as pa
 import pytest
 import sqlglot
 import yaml
+from sqlglot import exp
 
 from tests.tpch import BY_INPUT, PROJECT_DIR, QUERIES
 from tests.tpch.data import TPCH_COLUMNS, generate_tpch, load_into_warehouse
@@ -171,6 +172,19 @@ def test_trino_sql_parses(project, name):
     _, trino_sql, duckdb_sql = compile_both(project, name)
     assert sqlglot.parse_one(trino_sql, read="trino") is not None
     assert sqlglot.parse_one(duckdb_sql, read="duckdb") is not None
+
+
+@pytest.mark.parametrize("name", sorted(p.stem for p in (PROJECT_DIR / "inputs").glob("*.yaml")))
+def test_no_decimal_cast_without_precision(project, name):
+    """`CAST(x AS DECIMAL)` is decimal(38,0) on Trino and decimal(18,3) on DuckDB: a decimal
+    parameter such as Q6's discount 0.06 must keep its declared precision and scale, or it
+    silently becomes 0 on Trino while the DuckDB tests still pass."""
+    _, trino_sql, duckdb_sql = compile_both(project, name)
+    for dialect, sql in (("trino", trino_sql), ("duckdb", duckdb_sql)):
+        for cast in sqlglot.parse_one(sql, read=dialect).find_all(exp.Cast):
+            to = cast.to
+            if to.this == exp.DataType.Type.DECIMAL and not to.expressions:
+                raise AssertionError(f"{dialect}: unsized decimal cast {cast.sql(dialect)}")
 
 
 @pytest.mark.parametrize("query", QUERIES, ids=QUERY_IDS)

@@ -92,9 +92,9 @@ def compile_input(project: Project, name: str, params: Mapping[str, Any] | None 
                            inp.locs.get("from", inp.loc), did_you_mean(inp.root, project.datasources))
     sources = []
     if tracker is not None:
-        sources.append((f"tracker '{tracker.name}'", tracker.parameters))
-    sources.append(("--param", params or {}))
-    values = parameter_values(inp.parameters, *sources, input_loc=inp.locs.get("parameters", inp.loc))
+        sources.append((f"tracker '{tracker.name}'", tracker.parameters, tracker.locs.get("parameters", tracker.loc)))
+    sources.append(("--param", params or {}, None))
+    values = parameter_values(inp.parameters, *sources)
     literals = {n: sql_literal(v, inp.parameters[n].type) for n, v in values.items()}
     plan = build_plan(graph_of(project), inp, literals)
     ast = build_query(plan)

@@ -33,14 +33,14 @@ _JINJA = SandboxedEnvironment(undefined=jinja2.StrictUndefined, autoescape=False
 
 # ---------------------------------------------------------------- parameters
 
-def parameter_values(declared: Mapping[str, Parameter], *sources: tuple[str, Mapping[str, Any]],
-                     input_loc: Location | None = None) -> dict[str, Any]:
-    """Typed parameter values; `sources` in priority order, e.g. tracker then --param."""
+def parameter_values(declared: Mapping[str, Parameter],
+                     *sources: tuple[str, Mapping[str, Any], Location | None]) -> dict[str, Any]:
+    """Typed parameter values; `sources` (origin, values, location) in priority order."""
     values: dict[str, Any] = {}
-    for origin, given in sources:
+    for origin, given, where in sources:
         for name, value in given.items():
             if name not in declared:
-                raise GenesisError(f"unknown parameter '{name}' (given by {origin})", input_loc,
+                raise GenesisError(f"unknown parameter '{name}' (given by {origin})", where,
                                    did_you_mean(name, declared) or _declared(declared))
             if name not in values:
                 values[name] = coerce(value, declared[name], origin)
@@ -132,7 +132,9 @@ def sql_literal(value: Any, ptype: str) -> str:
             raise GenesisError(f"{value} cannot be used as a SQL literal")
         return repr(float(value))
     if types.is_decimal(ptype):
-        return f"DECIMAL '{decimal.Decimal(value)}'"
+        # A plain numeric literal is an exact decimal in Trino and DuckDB; `DECIMAL 'x'`
+        # would come out of sqlglot as CAST(x AS DECIMAL), i.e. decimal(38,0) on Trino.
+        return format(decimal.Decimal(value), "f")
     if ptype == "date":
         return f"DATE '{value.isoformat()}'"
     if ptype.startswith("timestamp"):
@@ -191,9 +193,23 @@ def _parse_cached_text(text: str):
 def _parse_text(text: str):
     try:
         node = _parse_cached_text(text)
+    except sqlglot.errors.ParseError as exc:
+        raise ValueError(_syntax_message(exc)) from None
     except sqlglot.errors.SqlglotError as exc:
         raise ValueError(_first_line(str(exc))) from None
     return node.copy() if node is not None else None
+
+
+def _syntax_message(exc: "sqlglot.errors.ParseError") -> str:
+    """sqlglot's first parse error in words a user can act on."""
+    first = exc.errors[0] if exc.errors else {}
+    col, near = first.get("col"), (first.get("highlight") or "").strip()
+    where = f" at column {col}" if col else ""
+    near_text = f" near '{near}'" if near else ""
+    description = first.get("description", "")
+    if description.startswith("Required keyword"):
+        return f"syntax error{where}{near_text}: something is missing around this operator"
+    return f"syntax error{where}{near_text}"
 
 
 def _first_line(message: str) -> str:

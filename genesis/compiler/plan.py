@@ -76,6 +76,7 @@ class Planner:
         self.by_alias: dict[str, Instance] = {}
         self.references: set[str] = set()
         self.known_types: dict[int, str] = {}  # id(expression of a reference) -> its type
+        self.measure_units: dict[int, Instance] = {}  # id(aggregate of a named measure) -> its instance
         root_ds = graph.datasources[inp.root]
         self.root = self._use(Instance((), root_ds, ()))
 
@@ -112,6 +113,8 @@ class Planner:
             expr = field_expr(instance.datasource, member, alias)
         else:
             expr = measure_expr(instance, member, alias, not instance.path)
+            for unit in ex.aggregate_units(expr):
+                self.measure_units[id(unit)] = instance
         value_type = member_type(member, infer_type(expr, self.known_types))
         if value_type:
             self.known_types[id(expr)] = value_type
@@ -156,10 +159,16 @@ class Planner:
                 or any(j.relationship == "one_to_many" for j in going_down))
 
     def grain_of(self, unit: exp.Expression, loc: Location | None, what: str) -> Instance:
+        """Whose rows an aggregate call aggregates.
+
+        A named measure is computed at its own data source's grain. Any other aggregate
+        aggregates the rows of the query: the root's, or the rows of a one_to_many join it
+        reaches down to (SQL's meaning of `sum(orders.x)` over lineitem rows).
+        """
+        if id(unit) in self.measure_units:
+            return self.measure_units[id(unit)]
         used = self.instances_in(unit)
-        if not used:
-            return self.root
-        for candidate in used:
+        for candidate in [self.root] + used:
             if not any(self.fans_out(candidate, other) for other in used):
                 return candidate
         names = ", ".join(self.alias(i) for i in used)
@@ -268,7 +277,7 @@ def build_plan(graph: JoinGraph, inp: Input, literals: Mapping[str, str]) -> Pla
         try:
             tree = planner.parse_user_sql(flt.sql, flt.loc, f"filter {index + 1}")
             origins.append((tree, flt.loc))
-            _check_boolean(tree, flt.loc, f"filter {index + 1}", planner)
+            _check_boolean(tree, flt, f"filter {index + 1}", planner)
             (having if ex.has_aggregate(tree) else where).append(tree)
         except GenesisError as exc:
             errors.extend([exc])
@@ -390,7 +399,7 @@ _BOOLEAN_NODES = (exp.Predicate, exp.Connector, exp.Not, exp.Boolean, exp.In, ex
                   exp.Like, exp.ILike, exp.RegexpLike, exp.ArrayContains, exp.Exists)
 
 
-def _check_boolean(tree: exp.Expression, loc, what: str, planner: Planner) -> None:
+def _check_boolean(tree: exp.Expression, flt, what: str, planner: Planner) -> None:
     node = tree.unnest() if isinstance(tree, exp.Paren) else tree
     if isinstance(node, _BOOLEAN_NODES):
         return
@@ -399,7 +408,7 @@ def _check_boolean(tree: exp.Expression, loc, what: str, planner: Planner) -> No
         return
     if inferred is None and isinstance(node, (exp.Anonymous, exp.Func, exp.Case, exp.Column, exp.Cast)):
         return  # a function or value whose type we cannot see; the engine checks it
-    raise GenesisError(f"{what} is not a boolean expression: '{tree.sql(ex.DIALECT)}'", loc,
+    raise GenesisError(f"{what} is not a boolean expression: '{flt.sql}'", flt.loc,
                        "a filter must be true or false for each row, e.g. movie.status = 'PHOT'")
 
 

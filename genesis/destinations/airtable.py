@@ -32,7 +32,7 @@ import random
 import threading
 import time
 import urllib.parse
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from decimal import Decimal
 from typing import Any, Callable, Iterator, Mapping, Sequence
 
@@ -209,6 +209,8 @@ class _GovernedAdapter(HTTPAdapter):
         base, kind = _classify(request.method or "GET", request.url or "")
         attempt = 0
         while True:
+            if time.monotonic() > self.deadline:
+                raise DeadlineExceeded("it ran out of time")
             response, error = self._send_once(request, base, kind, kwargs)
             retry_in = self._retry_delay(response, error, base, attempt)
             if retry_in is None:
@@ -406,7 +408,7 @@ def _timestamp(value: dt.datetime | None) -> str | None:
 
 class _Table:
     def __init__(self, base_id: str, name: str, token: str, endpoint: str, deadline: float):
-        self.base_id, self.name, self.token = base_id, name, token
+        self.base_id, self.name = base_id, name
         self.counters = _Counters()
         self.api = Api(token, endpoint_url=endpoint, retry_strategy=None)
         adapter = _GovernedAdapter(deadline, self.counters)
@@ -423,6 +425,9 @@ class _Table:
             if _status(err) == 404 and _error_type(err) == "TABLE_NOT_FOUND":
                 return None
             raise
+
+    def forget_schema(self) -> None:
+        self._schema = None
 
     def field_types(self) -> dict[str, str]:
         """name -> Airtable type, from the base schema (one call, then cached)."""
@@ -480,6 +485,7 @@ def _api_error(err: Exception, token: str, where: str) -> GenesisError:
             text += f": {reason}"
         hint = {401: "check the airtable token of the target",
                 403: "check that the token may read and write this base",
+                404: "check the tracker's base_id and table",
                 422: "the table's fields do not match the result (type or name)",
                 429: "the base stayed rate limited; run again later"}.get(_status(err))
         if _status(err) >= 500:
@@ -568,6 +574,7 @@ class _Refresh:
         self.columns = _columns(result, key)
         self.owned = {c.name for c in self.columns} | {STATUS_COLUMN}
         self.fields_created: list[str] = []
+        self.known_fields: set[str] = set()  # fields that exist without asking the schema
         self.writes_done = 0
         self.writes_planned = 0
 
@@ -594,6 +601,7 @@ class _Refresh:
             ordered = sorted(self.columns, key=lambda c: c.name not in self.key)  # key first: primary
             self.remote.create_table(ordered)
             self.fields_created.extend(c.name for c in ordered)
+            self.known_fields.update(c.name for c in ordered)
         return []
 
     # -- planning ---------------------------------------------------------------------------
@@ -695,14 +703,14 @@ class _Refresh:
     def _ensure_fields(self, upserts: list[dict], records: list[dict]) -> None:
         """Create the fields a write needs that no record showed (Airtable omits empty cells,
         so a field seen in a record exists; only unseen ones need the schema)."""
-        seen = {name for r in records for name in r.get("fields", {})}
+        seen = {name for r in records for name in r.get("fields", {})} | self.known_fields
         needed = {name for r in upserts for name, v in r["fields"].items() if v is not None}
         if needed - seen:
             self._create_missing(needed - seen)
 
     def _create_missing(self, names: set[str], force: bool = False) -> None:
         if force:
-            self.remote._schema = None
+            self.remote.forget_schema()
         existing = self.remote.field_types()
         candidates = self.columns + [_Column(STATUS_COLUMN, "singleLineText", None, _text)]
         for column in candidates:  # in output order, so the table reads like the result

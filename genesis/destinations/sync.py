@@ -112,7 +112,8 @@ def normalize(value: Any) -> Hashable:
 
 def _number(x: float) -> float:
     # 15 significant digits: what survives a spreadsheet round trip; -0.0 becomes 0.0
-    return float(format(x, ".15g")) + 0.0
+    rounded = float(format(x, ".15g")) + 0.0
+    return rounded if math.isfinite(rounded) else x  # near the float maximum rounding overflows
 
 
 def _decimal_text(value: Decimal) -> str:

@@ -32,7 +32,7 @@ class DuckDBEngine:
         self._con = duckdb.connect(":memory:")
         self._con.execute("SET TimeZone = 'UTC'")  # timestamptz comes back as UTC, like Trino's
         # Genesis SQL has Trino semantics: integer / integer truncates (5430 / 60 = 90).
-        self._con.execute("SET integer_division = true")
+        self._con.execute("SET GLOBAL integer_division = true")  # GLOBAL: cursors are new sessions
         self._lock = threading.Lock()
         self._catalogs: dict = {}
         self._views: dict[str, str] = {}  # table -> metadata location its view was built from

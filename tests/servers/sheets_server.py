@@ -7,7 +7,8 @@ It serves what gspread 6.2 and genesis.destinations.sheets call:
 - `GET /v4/spreadsheets/{id}` (ranges, includeGridData, fields masks with `.`, `/`, `()`);
 - `POST /v4/spreadsheets/{id}:batchUpdate`, atomic (all requests or none): updateCells,
   appendCells, insertDimension, deleteDimension, appendDimension, repeatCell,
-  updateSheetProperties, addSheet, deleteSheet, updateDimensionProperties, sortRange;
+  updateSheetProperties, addSheet, deleteSheet, updateDimensionProperties, sortRange,
+  moveDimension;
 - values.get / batchGet (valueRenderOption FORMATTED_VALUE / UNFORMATTED_VALUE / FORMULA,
   dateTimeRenderOption SERIAL_NUMBER / FORMATTED_STRING), values.update / batchUpdate /
   append / clear / batchClear (valueInputOption RAW keeps text as text, USER_ENTERED parses
@@ -54,6 +55,7 @@ MAX_CELL_CHARS = 50_000
 CELL_FIELDS = ("userEnteredValue", "userEnteredFormat", "note", "textFormatRuns", "dataValidation")
 VALUE_KINDS = ("numberValue", "stringValue", "boolValue", "formulaValue", "errorValue")
 _EPOCH = datetime(1899, 12, 30)
+GOOGLE_TOKEN_AUDIENCE = "https://oauth2.googleapis.com/token"  # google-auth always signs for this
 
 
 class ApiError(Exception):
@@ -621,14 +623,8 @@ def _dimension(book: Book, rng: dict, where: str) -> tuple[Sheet, str, int, int]
     return sheet, dim, rng.get("startIndex", 0), rng.get("endIndex", sheet.rows if dim == "ROWS" else sheet.cols)
 
 
-def _shift_meta(meta: dict, start: int, delta: int, end: int | None = None) -> dict:
-    out = {}
-    for i, v in meta.items():
-        if i < start:
-            out[i] = v
-        elif end is None or i >= end:
-            out[i + delta] = v
-    return out
+def _shift_meta(meta: dict, start: int, delta: int) -> dict:
+    return {(i + delta if i >= start else i): v for i, v in meta.items()}
 
 
 def op_insert_dimension(book: Book, req: dict, where: str) -> dict:
@@ -664,7 +660,8 @@ def op_delete_dimension(book: Book, req: dict, where: str) -> dict:
     if dim == "ROWS":
         del sheet.data[s:e]
         sheet.grid["rowCount"] -= n
-        sheet.row_meta = _shift_meta(sheet.row_meta, e, -n, None) | {i: v for i, v in sheet.row_meta.items() if i < s}
+        sheet.row_meta = {i: v for i, v in sheet.row_meta.items() if i < s} | {
+            i - n: v for i, v in sheet.row_meta.items() if i >= e}
         key = "frozenRowCount"
     else:
         for r in range(len(sheet.data)):
@@ -791,6 +788,31 @@ def _sort_key(cell: dict | None, descending: bool):
     return (0, rank, value)
 
 
+def op_move_dimension(book: Book, req: dict, where: str) -> dict:
+    sheet, dim, s, e = _dimension(book, req.get("source") or {}, where)
+    dest = req.get("destinationIndex", 0)
+    count = sheet.rows if dim == "ROWS" else sheet.cols
+    if not 0 <= s < e <= count or not 0 <= dest <= count:
+        raise bad(f"{where}Invalid move of [{s}, {e}) to {dest} in a grid of {count}")
+    at = dest if dest < s else dest - (e - s)  # the index is given before the source is removed
+
+    def move(seq: list) -> None:
+        block = seq[s:e]
+        del seq[s:e]
+        seq[at:at] = block
+
+    if dim == "ROWS":
+        if len(sheet.data) < count:
+            sheet.row_for_write(count - 1)
+        move(sheet.data)
+    else:
+        for r in range(len(sheet.data)):
+            row = sheet.row_for_write(r)
+            row.extend([None] * (count - len(row)))
+            move(row)
+    return {}
+
+
 def op_sort_range(book: Book, req: dict, where: str) -> dict:
     sheet, r0, r1, c0, c1 = _grid_range(book, req.get("range") or {}, where)
     r1 = min(r1, len(sheet.data))
@@ -820,6 +842,7 @@ REQUESTS = {
     "deleteSheet": op_delete_sheet,
     "updateDimensionProperties": op_update_dimension_properties,
     "sortRange": op_sort_range,
+    "moveDimension": op_move_dimension,
 }
 
 
@@ -851,31 +874,33 @@ CELL_READ_FIELDS = ("userEnteredValue", "effectiveValue", "formattedValue", "use
 
 
 def grid_data(sheet: Sheet, r0: int, r1: int | None, c0: int, c1: int | None, mask: dict | None) -> dict:
+    """GridData of a range; `mask` is the field mask under `data` (None = everything)."""
     r1 = min(sheet.rows if r1 is None else r1, sheet.rows)
     c1 = min(sheet.cols if c1 is None else c1, sheet.cols)
-    wanted = None
+    wanted, want_rows = None, True
     if mask is not None:
-        values_mask = (mask.get("rowData") or {}) if "rowData" in mask else {}
-        wanted = values_mask.get("values") if values_mask else None
+        want_rows = "rowData" in mask
+        row_mask = mask.get("rowData")
+        wanted = None if row_mask is None else row_mask.get("values", {})
     rows = []
-    for r in range(r0, min(r1, len(sheet.data))):
-        cells = [cell_json(sheet.cell(r, c), wanted) for c in range(c0, min(c1, c0 + len(sheet.data[r])))]
-        while cells and not cells[-1]:
-            cells.pop()
-        rows.append({"values": cells} if cells else {})
-    while rows and not rows[-1]:
-        rows.pop()
+    if want_rows:
+        for r in range(r0, min(r1, len(sheet.data))):
+            width = min(c1, len(sheet.data[r]))
+            cells = [cell_json(sheet.cell(r, c), wanted) for c in range(c0, width)]
+            while cells and not cells[-1]:
+                cells.pop()
+            rows.append({"values": cells} if cells else {})
+        while rows and not rows[-1]:
+            rows.pop()
     out: dict = {"rowData": rows} if rows else {}
-    if r0:
+    if r0 and (mask is None or "startRow" in mask):
         out["startRow"] = r0
-    if c0:
+    if c0 and (mask is None or "startColumn" in mask):
         out["startColumn"] = c0
     if mask is None or "rowMetadata" in mask:
-        out["rowMetadata"] = [sheet.row_meta.get(r, {"pixelSize": 21}) for r in range(r0, r1)] if mask else []
+        out["rowMetadata"] = [sheet.row_meta.get(r, {"pixelSize": 21}) for r in range(r0, r1)]
     if mask is None or "columnMetadata" in mask:
         out["columnMetadata"] = [sheet.col_meta.get(c, {"pixelSize": 100}) for c in range(c0, c1)]
-    if mask is None:
-        out.pop("rowMetadata", None)
     return out
 
 
@@ -970,6 +995,7 @@ class SheetsServer:
         self.window_seconds, self.retry_after = window_seconds, retry_after
         self.books: dict[str, Book] = {}
         self.tokens: dict[str, str] = {}  # access token -> service account email
+        self.token_error: str | None = None  # set to make the token endpoint refuse (e.g. "invalid_grant")
         self._lock = threading.RLock()  # the spreadsheets
         self._flock = threading.Lock()  # faults, quotas, log
         self._log: list[LogEntry] = []
@@ -1020,20 +1046,16 @@ class SheetsServer:
         spreadsheet_id = spreadsheet_id or "ss" + secrets.token_hex(8)
         book = Book(spreadsheet_id, title)
         for i, name in enumerate(sheets):
-            book.sheets.append(Sheet(i if i else 0, name, i, rows, cols) if i == 0 else Sheet(1000 + i, name, i, rows, cols))
+            book.sheets.append(Sheet(0 if i == 0 else 1000 + i, name, i, rows, cols))
         book.shared_with = shared_with
         with self._lock:
             self.books[spreadsheet_id] = book
         return spreadsheet_id
 
-    def write_service_account(self, path, email: str = "genesis@genesis-test.iam.gserviceaccount.com") -> str:
+    def write_service_account(self, path, email: str = "genesis@genesis-test.iam.gserviceaccount.com",
+                              private_key_pem: str | None = None) -> str:
         """A service-account JSON file whose token_uri is this server; returns the path."""
-        from cryptography.hazmat.primitives import serialization
-        from cryptography.hazmat.primitives.asymmetric import rsa
-
-        key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-        pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                serialization.NoEncryption()).decode()
+        pem = private_key_pem or new_private_key()
         info = {"type": "service_account", "project_id": "genesis-test", "private_key_id": secrets.token_hex(8),
                 "private_key": pem, "client_email": email, "client_id": "1000",
                 "auth_uri": self.url + "/auth", "token_uri": self.token_uri, "universe_domain": "googleapis.com"}
@@ -1132,7 +1154,7 @@ class SheetsServer:
         return self.sheet_properties(spreadsheet_id, tab)["gridProperties"].get("frozenRowCount", 0)
 
     # request handling -------------------------------------------------------------
-    def handle(self, method: str, raw_path: str, headers, body: bytes) -> tuple[int, dict, dict]:
+    def handle(self, method: str, raw_path: str, headers, body: bytes) -> tuple[int, dict, dict, LogEntry]:
         split = urlsplit(raw_path)
         query = parse_qs(split.query, keep_blank_values=True)
         route = self._route(method, split.path)
@@ -1144,7 +1166,7 @@ class SheetsServer:
                 raise ApiError(404, "Requested entity was not found.")
             kind, action, args = route
             if kind == "token":
-                return 200, self._token(body), {}
+                return 200, self._token(body), {}, entry
             entry.user = self._authenticate(headers)
             self._delay(kind)
             fault, hold = self._inject(kind)
@@ -1161,15 +1183,15 @@ class SheetsServer:
             result = getattr(self, "_do_" + action)(entry.user, query, payload, *args)
             if fault is not None:
                 raise ApiError(fault.status, _fault_message(fault.status))
-            return 200, result, {}
+            return 200, result, {}, entry
         except ApiError as err:
             if err.code == 429 and self.retry_after is not None:
                 extra_headers["Retry-After"] = str(self.retry_after)
             entry.status = err.code
-            return err.code, err.body(), extra_headers
+            return err.code, err.body(), extra_headers, entry
         except json.JSONDecodeError as err:
             entry.status = 400
-            return 400, ApiError(400, f"Invalid JSON payload received. {err}").body(), {}
+            return 400, ApiError(400, f"Invalid JSON payload received. {err}").body(), {}, entry
         finally:
             entry.seconds = time.time() - entry.started
             entry.status = entry.status or 200
@@ -1216,6 +1238,8 @@ class SheetsServer:
             raise ApiError(400, "Invalid grant_type", "invalid_grant")
         assertion = (form.get("assertion") or [""])[0]
         claims = _jwt_claims(assertion, self.token_uri)
+        if self.token_error:
+            raise ApiError(400, "Invalid JWT Signature.", self.token_error)
         token = "ya29.test-" + secrets.token_urlsafe(24)
         with self._flock:
             self.tokens[token] = claims["iss"]
@@ -1294,19 +1318,18 @@ class SheetsServer:
     def _do_get(self, user, query, payload, sid):
         mask = parse_fields((query.get("fields") or [""])[0])
         include = (query.get("includeGridData") or ["false"])[0].lower() == "true"
+        want_data, data_mask = include, None
+        if mask is not None:  # a field mask decides; includeGridData is ignored
+            sheets_mask = mask.get("sheets", {}) if "sheets" in mask else {}
+            want_data = "sheets" in mask and (sheets_mask is None or "data" in sheets_mask)
+            data_mask = None if sheets_mask is None else sheets_mask.get("data")
         with self._lock:
             book = self._book(user, sid)
-            wanted_sheets = _mask_child(mask, "sheets")
-            data_mask = _mask_child(wanted_sheets, "data") if mask is not None else None
-            want_data = ("data" in wanted_sheets) if mask is not None and wanted_sheets is not None else (
-                mask is None and include) or (mask is not None and wanted_sheets is None)
-            ranges = []
-            for text in query.get("ranges") or []:
-                ranges.append(book.resolve(text))
+            ranges = [book.resolve(text) for text in query.get("ranges") or []]
             sheets = []
             for sheet in book.sheets:
                 mine = [r for r in ranges if r[0] is sheet]
-                if ranges and not mine:
+                if ranges and not mine:  # only the sheets the ranges touch
                     continue
                 entry: dict = {"properties": copy.deepcopy(sheet.props)}
                 if want_data:
@@ -1319,12 +1342,8 @@ class SheetsServer:
                    "sheets": sheets, "spreadsheetUrl": f"{self.url}/spreadsheets/d/{book.id}/edit"}
         if mask is None:
             return doc
-        if wanted_sheets is not None and "data" in wanted_sheets:
-            # the data part was already built to the mask; keep it whole
-            shallow = dict(wanted_sheets)
-            shallow["data"] = None
-            mask = dict(mask)
-            mask["sheets"] = shallow
+        if isinstance(mask.get("sheets"), dict) and "data" in mask["sheets"]:
+            mask = {**mask, "sheets": {**mask["sheets"], "data": None}}  # data is already masked
         return apply_fields(doc, mask)
 
     def _do_batch_update(self, user, query, payload, sid):
@@ -1380,6 +1399,8 @@ class SheetsServer:
 
     def _write_values(self, book: Book, rng: str, values: list, major: str, parse: bool, grow: bool = False) -> dict:
         sheet, r0, r1, c0, c1 = book.resolve(rng)
+        if ":" not in (split_sheet(rng)[1] or ":"):  # one cell names where the values start
+            r1 = c1 = None
         rows = values if major != "COLUMNS" else [list(x) for x in itertools.zip_longest(*values, fillvalue=None)]
         height, width = len(rows), max((len(r) for r in rows), default=0)
         if r1 is not None and r0 + height > r1 or c1 is not None and c0 + width > c1:
@@ -1466,13 +1487,6 @@ class SheetsServer:
         return _a1(sheet, r0, r1, c0, c1)
 
 
-def _mask_child(mask: dict | None, name: str) -> dict | None:
-    """The sub-mask under `name` (None when the mask takes `name` whole or there is no mask)."""
-    if mask is None:
-        return None
-    return mask.get(name) if name in mask else {}
-
-
 def _a1(sheet: Sheet, r0: int, r1: int | None, c0: int, c1: int | None) -> str:
     r1 = sheet.rows if r1 is None else r1
     c1 = sheet.cols if c1 is None else c1
@@ -1485,6 +1499,16 @@ def _fault_message(status: int) -> str:
     if status >= 500:
         return "The service is currently unavailable."
     return "Injected fault."
+
+
+def new_private_key() -> str:
+    """A fresh RSA key in PEM, as a service-account file holds it (tests reuse one per session)."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    return key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                             serialization.NoEncryption()).decode()
 
 
 def _b64json(segment: str) -> dict:
@@ -1503,7 +1527,7 @@ def _jwt_claims(assertion: str, audience: str) -> dict:
         for claim in ("iss", "aud", "scope", "iat", "exp"):
             if claim not in claims:
                 raise ValueError(f"missing claim {claim}")
-        if claims["aud"] != audience:
+        if claims["aud"] not in (audience, GOOGLE_TOKEN_AUDIENCE):
             raise ValueError("wrong audience")
         if not 0 < claims["exp"] - claims["iat"] <= 3600:
             raise ValueError("bad lifetime")
@@ -1519,7 +1543,7 @@ def _handler(server: SheetsServer):
         def _serve(self, method: str) -> None:
             length = int(self.headers.get("Content-Length") or 0)
             body = self.rfile.read(length) if length else b""
-            status, payload, headers = server.handle(method, self.path, self.headers, body)
+            status, payload, headers, entry = server.handle(method, self.path, self.headers, body)
             if self.path == "/token" and status != 200:  # OAuth errors have their own shape
                 payload = {"error": payload["error"]["status"], "error_description": payload["error"]["message"]}
             data = json.dumps(payload, separators=(",", ":")).encode()
@@ -1533,9 +1557,7 @@ def _handler(server: SheetsServer):
                 self.wfile.write(data)
             except (BrokenPipeError, ConnectionResetError):
                 pass
-            with server._flock:
-                if server._log:
-                    server._log[-1].response_bytes = len(data)
+            entry.response_bytes = len(data)
 
         def do_GET(self):
             self._serve("GET")

@@ -520,6 +520,7 @@ class TrinoProtocolServer:
             with self._lock:
                 cursor = query.cursor = self._db.cursor()
             cursor.execute("SET TimeZone = 'UTC'")
+            cursor.execute("SET integer_division = true")  # Trino: integer / integer truncates
             _use(cursor, catalog, schema)
             if reads_columns:
                 cursor.register("__trino_columns", _columns_table(cursor))

@@ -239,20 +239,33 @@ def duckdb_over_parquet(parquet_dir: str | Path):
 
 
 def main(argv: list[str] | None = None) -> int:
-    """`python -m tests.tpch.data --sf 0.01 --out DIR`: generate and load, printing the timings."""
+    """Generate and load, printing the timings.
+
+        python -m tests.tpch.data --sf 0.01 --out DIR          # DIR/parquet, DIR/warehouse
+        python -m tests.tpch.data --sf 0.01 --project tests/tpch/project
+            # the project's own local warehouse (.genesis/warehouse), so that
+            # `genesis run tpch_q01 --project tests/tpch/project` works
+    """
     import argparse
 
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description="Generate TPC-H with tpchgen-cli and load it as Iceberg tables")
     parser.add_argument("--sf", type=float, default=0.01)
-    parser.add_argument("--out", required=True, help="directory for parquet/ and warehouse/")
+    where = parser.add_mutually_exclusive_group(required=True)
+    where.add_argument("--out", type=Path, help="directory for parquet/ and warehouse/")
+    where.add_argument("--project", type=Path, help="a Genesis project: load into its .genesis/warehouse")
     args = parser.parse_args(argv)
-    out = Path(args.out)
+    if args.project:
+        parquet_dir = args.project / ".genesis" / f"tpch-sf{args.sf:g}"
+        warehouse_dir = args.project / ".genesis" / "warehouse"
+    else:
+        parquet_dir, warehouse_dir = args.out / "parquet", args.out / "warehouse"
     t0 = time.perf_counter()
-    generate_tpch(out / "parquet", args.sf)
+    generate_tpch(parquet_dir, args.sf)
     t1 = time.perf_counter()
-    counts = load_into_warehouse(out / "warehouse", out / "parquet")
+    counts = load_into_warehouse(warehouse_dir, parquet_dir)
     t2 = time.perf_counter()
-    print(f"sf={args.sf}: tpchgen {t1 - t0:.1f}s, iceberg load {t2 - t1:.1f}s; rows {counts}")
+    print(f"sf={args.sf:g}: tpchgen {t1 - t0:.1f}s, iceberg load {t2 - t1:.1f}s -> {warehouse_dir}")
+    print("rows: " + ", ".join(f"{t}={n}" for t, n in counts.items()))
     return 0
 
 

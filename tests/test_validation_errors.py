@@ -1,0 +1,121 @@
+"""Broken definitions: each gives its exact message at its exact place, never a traceback."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from click.testing import CliRunner
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from genesis.cli import main
+from genesis.errors import GenesisError
+from genesis.loader import load_yaml_text
+from genesis.project import load_project
+from genesis.validate import validate_project
+from tests.broken_cases import CASES, EXPECTED
+from tests.mini_data import copy_project
+
+
+@pytest.fixture(scope="module")
+def base(tmp_path_factory):
+    return copy_project(tmp_path_factory.mktemp("base"))
+
+
+def _validate(project_dir) -> tuple[int, str]:
+    result = CliRunner().invoke(main, ["validate", "--project", str(project_dir)])
+    return result.exit_code, result.output
+
+
+def test_there_are_at_least_25_cases():
+    assert len(CASES) >= 25 and set(EXPECTED) == {c[0] for c in CASES}
+
+
+@pytest.mark.parametrize("case_id, path, content", CASES, ids=[c[0] for c in CASES])
+def test_broken_definition(tmp_path, monkeypatch, case_id, path, content):
+    project = copy_project(tmp_path / "p")
+    (project / path).write_text(content)
+    monkeypatch.chdir(project)
+    code, output = _validate(project)
+    assert code == 1
+    assert "Traceback" not in output
+    assert EXPECTED[case_id] in output.splitlines()
+
+
+def test_valid_project_passes(base, monkeypatch):
+    monkeypatch.chdir(base)
+    code, output = _validate(base)
+    assert code == 0 and output.startswith("ok: 5 data sources")
+
+
+def test_every_problem_is_reported_in_one_run(tmp_path, monkeypatch):
+    project = copy_project(tmp_path / "p")
+    by_id = {c[0]: c for c in CASES}
+    for case_id, name in (("unknown_field", "a"), ("filter_subquery", "b"), ("bad_agg", "c")):
+        _, _, content = by_id[case_id]
+        (project / "inputs" / f"bad_{name}.yaml").write_text(content.replace("name: bad", f"name: bad_{name}"))
+    monkeypatch.chdir(project)
+    result = CliRunner().invoke(main, ["validate", "--project", str(project), "--format", "json"])
+    report = json.loads(result.output)
+    assert result.exit_code == 1 and report["valid"] is False
+    assert sorted(e["path"] for e in report["errors"]) == [
+        "inputs/bad_a.yaml", "inputs/bad_b.yaml", "inputs/bad_c.yaml"]
+    assert all(e["line"] and e["col"] for e in report["errors"])
+
+
+# ---------------------------------------------------------------- fuzzing the loader
+
+_scalars = st.one_of(st.none(), st.booleans(), st.integers(), st.floats(allow_nan=False), st.text(max_size=12))
+_keys = st.sampled_from(["name", "from", "fields", "filters", "sort", "limit", "parameters", "table", "joins",
+                         "type", "sql", "agg", "field", "label", "on", "datasource", "relationship", "x"])
+_documents = st.recursive(_scalars, lambda inner: st.one_of(
+    st.lists(inner, max_size=4), st.dictionaries(_keys, inner, max_size=5)), max_leaves=20)
+
+
+def _to_yaml(value, indent=0) -> str:
+    import yaml
+
+    return yaml.safe_dump(value, default_flow_style=None, allow_unicode=True)
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(document=_documents, kind=st.sampled_from(["inputs", "datasources", "trackers"]))
+def test_random_documents_give_located_errors(tmp_path_factory, document, kind):
+    project = copy_project(tmp_path_factory.mktemp("fuzz"))
+    (project / kind / "fuzz.yaml").write_text(_to_yaml(document))
+    _assert_located_or_valid(project)
+
+
+_valid_input = (CASES[7][2])  # a small input document to mutate
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(cut=st.integers(0, 60), insert=st.text(alphabet="{}[]:-,'\"\t\n #&*!|>%@`.", max_size=4))
+def test_mutated_yaml_gives_located_errors(tmp_path_factory, cut, insert):
+    text = open(copy_project.__globals__["FIXTURE"] / "inputs" / "movie_listing.yaml").read()
+    cut = min(cut * 7, len(text))
+    mutated = text[:cut] + insert + text[cut:]
+    project = copy_project(tmp_path_factory.mktemp("mut"))
+    (project / "inputs" / "movie_listing.yaml").write_text(mutated)
+    _assert_located_or_valid(project)
+
+
+def _assert_located_or_valid(project):
+    try:
+        validate_project(load_project(project))
+    except GenesisError as exc:
+        errors = getattr(exc, "errors", [exc])
+        assert errors
+        for error in errors:
+            assert error.location is not None and error.location.path, error.render()
+            assert error.location.line >= 1, error.render()
+
+
+@given(st.text(max_size=200))
+@settings(max_examples=300, deadline=None)
+def test_loader_never_raises_anything_but_located_errors(text):
+    try:
+        load_yaml_text(text, "f.yaml")
+    except GenesisError as exc:
+        assert exc.location is not None and exc.location.path == "f.yaml"
