@@ -7,6 +7,9 @@ Builds the demo warehouse at `--scale` in a temporary directory holding a copy o
 example project (genesis.yaml, datasources/, inputs/, trackers/ of the repo root, or
 `--project DIR`), then compares, on the same warehouse:
 
+Every tracker's `checks.max_rows` is multiplied by the scale in the copy (the example sizes
+its limits for the scale-1 demo; a failed check would skip the write being measured).
+
 - Genesis: `genesis.refresh.refresh` of every tracker on the project's default (local)
   target -- compile, run, conform types, checks, write `out/...` -- timed per tracker from
   its report (the first tracker's time includes opening the engine);
@@ -59,6 +62,26 @@ def copy_project(source: Path, dest: Path) -> Path:
     return dest
 
 
+def scale_max_rows(root: Path, scale: int) -> list[str]:
+    """Multiply every tracker's checks.max_rows by `scale` in the bench copy.
+
+    The example's limits are sized for the scale-1 demo; at --scale 10 a tracker would fail
+    its check and skip the write, which is not the path being measured. Returns the trackers
+    changed. (The copy is rewritten with PyYAML: comments are lost, values are not.)
+    """
+    import yaml
+
+    changed = []
+    for path in sorted((root / "trackers").glob("*.y*ml")):
+        doc = yaml.safe_load(path.read_text(encoding="utf-8"))
+        checks = (doc or {}).get("checks") or {}
+        if scale > 1 and isinstance(checks.get("max_rows"), int):
+            checks["max_rows"] *= scale
+            path.write_text(yaml.safe_dump(doc, sort_keys=False, allow_unicode=True), encoding="utf-8")
+            changed.append(str(doc.get("name", path.stem)))
+    return changed
+
+
 def genesis_round(project, trackers) -> tuple[dict[str, float], dict[str, int], float]:
     report = refresh(project, trackers)
     failed = [t for t in report.trackers if t.failed]
@@ -98,6 +121,7 @@ def main(argv: list[str] | None = None) -> int:
     tmp = Path(tempfile.mkdtemp(prefix="genesis-bench-refresh-"))
     try:
         root = copy_project(args.project.resolve(), tmp / "project")
+        scaled = scale_max_rows(root, args.scale)
         project = load_project(root)
         target = get_target(project)
         if target.engine != "duckdb":
@@ -108,6 +132,8 @@ def main(argv: list[str] | None = None) -> int:
         log = sys.stderr if args.json else sys.stdout
         print(f"demo --scale {args.scale}: {sum(counts.values()):,} rows in {time.perf_counter() - t0:.1f} s",
               file=log, flush=True)
+        if scaled:
+            print(f"checks.max_rows x{args.scale} in the bench copy for: {', '.join(scaled)}", file=log, flush=True)
 
         trackers = select_trackers(project, [], all_=True, due=False)
         if not trackers:

@@ -49,6 +49,7 @@ def located(err: EngineError, compiled: CompiledQuery, dialect: str) -> EngineEr
     else:
         who = f"tracker '{compiled.tracker.name}' ({', '.join(about)})"
     message = _SQL_POSITION.sub("", _ENGINE_PREFIX.sub("", err.message, count=1), count=1)
+    message = " ".join(message.split())  # one line, whatever the engine's layout
     engine = "Trino" if dialect == "trino" else "DuckDB"
     new = EngineError(f"{who} failed on {engine}: {message}", sql_line=err.sql_line, sql_col=err.sql_col)
     new.location = location

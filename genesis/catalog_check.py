@@ -104,17 +104,19 @@ def _datasource_problems(project: Project, ds: DataSource, live: Mapping[str, st
         where = f" (target '{target_name}')" if target_name else ""
         return [error(f"table {ds.table} of data source '{ds.name}' does not exist{where}",
                       ds.locs.get("table", ds.loc), None, _affected(users, [f"{ds.name}.{ANY_USE}"]),
-                      did_you_mean(ds.table.lower(), _known_tables(engine)))]
+                      did_you_mean(ds.table.lower(), _unused_tables(project, engine)))]
     columns = {name.lower(): (name, t) for name, t in live.items()}
-    unclaimed = [name for name in live if name.lower() not in _claimed(ds)]
+    readers = _readers(project, ds)
+    unclaimed = [name for name in live if name.lower() not in readers]
     problems = []
     for f in ds.fields.values():
-        trackers = _affected(users, _member_keys(project, ds, f.name))
-        if f.sql is None:
+        if f.sql is None:  # everything that reads the column breaks, not only the field
+            trackers = _affected(users, readers.get(f.name.lower(), ()))
             problems.extend(_plain_field(f, columns, unclaimed, ds, trackers, error))
-        else:
-            problems.extend(_missing_in_sql(f.sql, f.sql_loc or f.loc, f"field '{ds.name}.{f.name}'",
-                                            columns, unclaimed, ds, trackers, error))
+            continue
+        trackers = _affected(users, _member_keys(project, ds, f.name))
+        problems.extend(_missing_in_sql(f.sql, f.sql_loc or f.loc, f"field '{ds.name}.{f.name}'",
+                                        columns, unclaimed, ds, trackers, error))
     for m in ds.measures.values():
         if m.sql is not None and m.sql not in ds.fields:  # a field's own check covers `sql: field`
             trackers = _affected(users, [f"{ds.name}.{m.name}"])
@@ -141,13 +143,8 @@ def _plain_field(f, columns, unclaimed, ds, trackers, error) -> list[CatalogErro
 
 
 def _missing_in_sql(text, loc, what, columns, unclaimed, ds, trackers, error) -> list[CatalogError]:
-    try:
-        tree = parse_expression(text, loc, what)
-    except GenesisError:
-        return []  # `genesis validate` reports unparsable SQL
     problems, seen = [], set()
-    for column in tree.find_all(exp.Column):
-        name = column.name
+    for name in _columns_in(text):
         if name.lower() in columns or name.lower() in seen:
             continue
         seen.add(name.lower())
@@ -196,18 +193,31 @@ def _join_hints(*hints: str | None) -> str | None:
     return "; ".join(h for h in hints if h) or None
 
 
-def _claimed(ds: DataSource) -> set[str]:
-    """Live columns some definition of `ds` already reads (not a rename's new name)."""
-    names = {f.name.lower() for f in ds.fields.values() if f.sql is None}
-    texts = [f.sql for f in ds.fields.values() if f.sql] + [m.sql for m in ds.measures.values() if m.sql]
+def _readers(project: Project, ds: DataSource) -> dict[str, list[str]]:
+    """Column (lowercase) -> the references through which some definition of `ds` reads it.
+    Its keys are also the columns a rename cannot have moved to (for did-you-mean)."""
+    readers: dict[str, list[str]] = defaultdict(list)
+    for f in ds.fields.values():
+        for column in [f.name] if f.sql is None else _columns_in(f.sql):
+            readers[column.lower()] += _member_keys(project, ds, f.name)
+    for m in ds.measures.values():
+        if m.sql is not None and m.sql not in ds.fields:
+            for column in _columns_in(m.sql):
+                readers[column.lower()].append(f"{ds.name}.{m.name}")
     if ds.latest is not None:
-        texts += [t for t in (ds.latest.order_by, ds.latest.deleted) if t]
-    for text in texts:
-        try:
-            names |= {c.name.lower() for c in parse_expression(text, None, "sql").find_all(exp.Column)}
-        except GenesisError:
-            pass
-    return names
+        for text in (ds.latest.order_by, ds.latest.deleted):
+            for column in _columns_in(text):
+                readers[column.lower()].append(f"{ds.name}.{ANY_USE}")
+    return readers
+
+
+def _columns_in(text: str | None) -> list[str]:
+    if not text:
+        return []
+    try:
+        return [c.name for c in parse_expression(text, None, "sql").find_all(exp.Column)]
+    except GenesisError:
+        return []  # `genesis validate` reports unparsable SQL
 
 
 # ----------------------------------------------------------------------------- types
@@ -257,10 +267,12 @@ def _require_warehouse(engine: Engine) -> None:
             warehouse.open_catalog(directory, "iceberg")  # raises the warehouse's own error
 
 
-def _known_tables(engine: Engine) -> list[str]:
+def _unused_tables(project: Project, engine: Engine) -> list[str]:
+    """Local tables no data source reads: where a renamed table may have gone."""
     directory = getattr(engine, "warehouse_dir", None)
     if directory is None:
-        return []
+        return []  # listing a Trino catalog's tables is not worth a query per missing table
     from . import warehouse
 
-    return warehouse.list_tables(directory)
+    used = {ds.table.lower() for ds in project.datasources.values()}
+    return [t for t in warehouse.list_tables(directory) if t.lower() not in used]

@@ -7,6 +7,7 @@ genesis/templates/ and are rendered with autoescaping on: descriptions are user 
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -72,6 +73,8 @@ def render_catalog(project: Project, dialect: str, generated_at: datetime) -> st
         "trackers": [_tracker_view(t, compiled_trackers.get(t.name), dialect) for t in _sorted(project.trackers)],
         "problems": problems,
     }
+    for view in context["datasources"] + context["inputs"] + context["trackers"]:
+        view["path"] = project_path(project, view["path"])
     context["counts"] = {
         "datasources": len(context["datasources"]), "inputs": len(context["inputs"]),
         "trackers": len(context["trackers"]),
@@ -84,7 +87,22 @@ def _environment() -> jinja2.Environment:
     env = jinja2.Environment(loader=jinja2.FileSystemLoader(str(TEMPLATES)), autoescape=True,
                              undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True)
     env.filters["sql"] = highlight_sql
+    env.filters["prose"] = prose
     return env
+
+
+def prose(text: str | None) -> Markup:
+    """User text, escaped, with `backticks` shown as code (the only markup descriptions get)."""
+    escaped = str(escape(text or ""))
+    return Markup(re.sub(r"`([^`\n]+)`", r"<code>\1</code>", escaped))
+
+
+def project_path(project: Project, path: str) -> str:
+    """A definition's path relative to the project (the loader shows it relative to the cwd)."""
+    try:
+        return Path(path).resolve().relative_to(Path(project.root)).as_posix()
+    except ValueError:
+        return path
 
 
 def _sorted(mapping) -> list:
@@ -154,7 +172,7 @@ def _input_view(project: Project, inp: Input, compiled: CompiledQuery | None, us
     return {
         "name": inp.name, "description": inp.description, "root": inp.root, "path": inp.path,
         "columns": columns, "filters": [f.sql for f in inp.filters],
-        "parameters": [{"name": p.name, "type": p.type, "default": p.default if p.has_default else None,
+        "parameters": [{"name": p.name, "type": p.type, "default": _plain(p.default) if p.has_default else None,
                         "description": p.description} for p in inp.parameters.values()],
         "sort": [s.expression + (" DESC" if s.descending else "") for s in inp.sort], "limit": inp.limit,
         "trackers": sorted(t.name for t in project.trackers.values() if t.input == inp.name),
@@ -166,8 +184,8 @@ def _input_view(project: Project, inp: Input, compiled: CompiledQuery | None, us
 def _tracker_view(tracker: Tracker, compiled: CompiledQuery | None, dialect: str) -> dict[str, Any]:
     checks = tracker.checks
     check_items = [text for text in (
-        f"at least {checks.min_rows} rows" if checks.min_rows is not None else None,
-        f"at most {checks.max_rows} rows" if checks.max_rows is not None else None,
+        f"at least {_rows(checks.min_rows)}" if checks.min_rows is not None else None,
+        f"at most {_rows(checks.max_rows)}" if checks.max_rows is not None else None,
         f"unique: {', '.join(checks.unique)}" if checks.unique else None,
         f"not null: {', '.join(checks.not_null)}" if checks.not_null else None,
     ) if text]
@@ -181,6 +199,10 @@ def _tracker_view(tracker: Tracker, compiled: CompiledQuery | None, dialect: str
         "datasources": sorted(compiled.datasources) if compiled else [],
         "sql": compiled.sql(dialect) if compiled else None,
     }
+
+
+def _rows(count: int) -> str:
+    return f"{count:,} row" + ("" if count == 1 else "s")
 
 
 def _plain(value: Any) -> Any:

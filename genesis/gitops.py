@@ -122,7 +122,8 @@ def project_at(ref: str, project_dir: str | Path = ".") -> Iterator[Project | No
         try:
             project = load_project(root)
         except GenesisError as exc:
-            text = exc.render().replace(str(root.resolve()) + "/", f"{ref}:")
+            prefix = _repo_prefix(Path(project_dir).resolve())
+            text = exc.render().replace(str(root.resolve()) + "/", f"{ref}:{prefix}")
             raise BaseLoadError(f"the project does not load at {ref}:\n{text}") from None
         yield project
 
@@ -254,6 +255,8 @@ def diff_against(project_dir: str | Path, base: str, *, dialect: str | None = No
     except BaseLoadError as exc:
         base_error = exc.message
         report = diff_projects(None, head, base, dialect)
+        for change in report.trackers:
+            change.because = []  # "new" would be wrong: the base could not be read
     report.base_error, report.base_missing = base_error, base_missing
     if run_data and base_error is None:
         add_row_diffs(report, base, head, project_dir, data_target)
@@ -295,8 +298,6 @@ def _compare_tracker(base: Project | None, head: Project, name: str, base_name: 
         return TrackerChange(name, "unchanged", new_tracker.input, notes=_notes(base, head, name))
     old, old_error = _compile(base, name)
     old_sql = old.sql(dialect) if old is not None else ""
-    if old is not None and old.ast == new.ast:
-        return TrackerChange(name, "unchanged", new_tracker.input, notes=_notes(base, head, name))
     new_sql = new.sql(dialect)
     if old_sql == new_sql:
         return TrackerChange(name, "unchanged", new_tracker.input, notes=_notes(base, head, name))
@@ -748,7 +749,7 @@ def _text(report: DiffReport) -> str:
             out.append(f"  error: {change.error}")
         if change.data:
             out += ["  " + line for line in _data_lines(change.data)]
-        if change.sql_diff and change.status == "changed":
+        if change.sql_diff and change.status in ("changed", "added"):
             out += ["    " + line for line in change.sql_diff.splitlines()]
     unchanged = [c.name for c in report.by_status("unchanged") if not c.notes]
     if unchanged:

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Mapping
+from typing import TYPE_CHECKING, Any, Mapping
 
-import pyarrow as pa
+if TYPE_CHECKING:  # Arrow is only needed once a query has run
+    import pyarrow as pa
 
 
 @dataclass(frozen=True)
@@ -29,7 +30,7 @@ class QueryResult:
     """Rows as an Arrow table whose column names are the OutputColumn names, in order."""
 
     columns: tuple[OutputColumn, ...]
-    table: pa.Table
+    table: "pa.Table"
     sql: str = ""
     engine: str = ""
     stats: Mapping[str, Any] = field(default_factory=dict)

@@ -7,22 +7,10 @@ rows reach checks and destinations as the Arrow type given here.
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 
-import pyarrow as pa
-
-SIMPLE_TYPES = {
-    "varchar": pa.string(),
-    "boolean": pa.bool_(),
-    "tinyint": pa.int8(),
-    "smallint": pa.int16(),
-    "integer": pa.int32(),
-    "bigint": pa.int64(),
-    "real": pa.float32(),
-    "double": pa.float64(),
-    "date": pa.date32(),
-    "timestamp": pa.timestamp("us"),
-    "timestamp with time zone": pa.timestamp("us", tz="UTC"),
-}
+SIMPLE_TYPES = ("varchar", "boolean", "tinyint", "smallint", "integer", "bigint", "real", "double", "date",
+                "timestamp", "timestamp with time zone")
 ALIASES = {"int": "integer", "string": "varchar", "text": "varchar", "bool": "boolean", "float": "double"}
 INTEGER_TYPES = {"tinyint", "smallint", "integer", "bigint"}
 NUMERIC_TYPES = INTEGER_TYPES | {"real", "double"}
@@ -74,10 +62,23 @@ def decimal_scale(t: str) -> int:
     return int(_DECIMAL.match(t).group(2))
 
 
-def arrow_type(t: str) -> pa.DataType:
+@lru_cache(maxsize=None)
+def _simple_arrow_types() -> dict:
+    import pyarrow as pa  # imported here: compiling SQL needs no Arrow
+
+    return {
+        "varchar": pa.string(), "boolean": pa.bool_(), "tinyint": pa.int8(), "smallint": pa.int16(),
+        "integer": pa.int32(), "bigint": pa.int64(), "real": pa.float32(), "double": pa.float64(),
+        "date": pa.date32(), "timestamp": pa.timestamp("us"), "timestamp with time zone": pa.timestamp("us", tz="UTC"),
+    }
+
+
+def arrow_type(t: str):
     """The Arrow type that carries values of the canonical Trino type `t`."""
+    import pyarrow as pa
+
     if t in SIMPLE_TYPES:
-        return SIMPLE_TYPES[t]
+        return _simple_arrow_types()[t]
     if m := _DECIMAL.match(t):
         return pa.decimal128(int(m.group(1)), int(m.group(2)))
     if is_array(t):
@@ -85,8 +86,10 @@ def arrow_type(t: str) -> pa.DataType:
     raise ValueError(f"unsupported type {t!r}")
 
 
-def trino_type_of_arrow(dtype: pa.DataType) -> str:
+def trino_type_of_arrow(dtype) -> str:
     """The Trino type a column of this Arrow type is reported as (for undeclared columns)."""
+    import pyarrow as pa
+
     if pa.types.is_string(dtype) or pa.types.is_large_string(dtype):
         return "varchar"
     if pa.types.is_boolean(dtype):

@@ -171,7 +171,7 @@ def _key(row) -> tuple:
     return tuple(normalize(v) for v in row.key)
 
 
-@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(scenarios())
 def test_applying_a_plan_gives_the_result(scenario):
     existing, result, mode, policy = scenario
@@ -203,7 +203,7 @@ def test_applying_a_plan_gives_the_result(scenario):
                 assert row.annotated and all(v is None for v in _owned(row)[1:])
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=150, deadline=None)
 @given(scenarios())
 def test_annotated_rows_are_never_deleted(scenario):
     existing, result, mode, policy = scenario
@@ -212,7 +212,7 @@ def test_annotated_rows_are_never_deleted(scenario):
     assert not annotated & set(plan.deletes)
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=150, deadline=None)
 @given(scenarios())
 def test_applying_twice_is_a_noop(scenario):
     existing, result, mode, policy = scenario
@@ -222,7 +222,7 @@ def test_applying_twice_is_a_noop(scenario):
     assert again.is_noop, again
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=100, deadline=None)
 @given(scenarios())
 def test_updates_name_exactly_the_changed_columns(scenario):
     existing, result, mode, policy = scenario

@@ -34,7 +34,7 @@ class CompiledQuery:
     datasources: frozenset[str]
     references: frozenset[str]
     tracker: Tracker | None = None
-    origins: tuple[tuple[exp.Expression, Location], ...] = ()
+    origins: tuple[tuple[Any, Location], ...] = ()  # (expression, or a function making it; YAML location)
 
     def locate(self, dialect: str, line: int | None, col: int | None = None) -> Location | None:
         """The YAML location of the field, filter or column that produced SQL `line` (1-based)."""
@@ -48,10 +48,15 @@ class CompiledQuery:
             return None  # punctuation or a bare keyword names no definition
         best = None
         for expr, loc in self.origins:
-            rendered = expr.sql(dialect=dialect)
+            rendered = (expr() if callable(expr) else expr).sql(dialect=dialect)
             if text and (text in rendered or rendered in text):
-                if best is None or len(rendered) < best[0]:
-                    best = (len(rendered), loc)
+                # The closest in length is the most specific: a computed column's line also
+                # holds the plain references inside it, and a reference is in many columns.
+                # On a tie the later origin wins: a data source's `sql:` over an input
+                # item that only names that field.
+                overlap = min(len(text), len(rendered)) / max(len(text), len(rendered))
+                if best is None or overlap >= best[0]:
+                    best = (overlap, loc)
         return best[1] if best else None
 
     def sql(self, dialect: str = "trino", pretty: bool = True) -> str:
@@ -82,7 +87,27 @@ def graph_of(project: Project) -> JoinGraph:
 
 def compile_input(project: Project, name: str, params: Mapping[str, Any] | None = None,
                   tracker: Tracker | None = None) -> CompiledQuery:
-    """Compile one input; `params` (e.g. from --param) come after the tracker's own."""
+    """Compile one input; `params` (e.g. from --param) come after the tracker's own.
+
+    Results are remembered per project, so `validate` then `compile --all` compiles once.
+    """
+    cache = _cache_of(project)
+    key = (name, tracker.name if tracker else None, repr(sorted((params or {}).items())))
+    if key not in cache:
+        cache[key] = _compile_input(project, name, params, tracker)
+    return cache[key]
+
+
+def _cache_of(project: Project) -> dict:
+    cache = getattr(project, "_compiled", None)
+    if cache is None:
+        cache = {}
+        object.__setattr__(project, "_compiled", cache)  # a cache on a frozen value
+    return cache
+
+
+def _compile_input(project: Project, name: str, params: Mapping[str, Any] | None,
+                   tracker: Tracker | None) -> CompiledQuery:
     inp = project.inputs.get(name)
     if inp is None:
         raise GenesisError(f"no input named '{name}'", hint=did_you_mean(name, project.inputs)

@@ -147,7 +147,7 @@ def render_parameters(text: str, literals: Mapping[str, str], loc: Location | No
     if "{{" not in text and "{%" not in text:
         return text
     try:
-        return _JINJA.from_string(text).render(**literals)
+        return _template(text).render(**literals)
     except jinja2.UndefinedError as exc:
         name = str(exc).split("'")[1] if "'" in str(exc) else str(exc)
         raise GenesisError(f"{what} uses unknown parameter '{name}'", loc,
@@ -156,6 +156,11 @@ def render_parameters(text: str, literals: Mapping[str, str], loc: Location | No
         raise GenesisError(f"{what} is not allowed: {exc}", loc) from None
     except jinja2.TemplateError as exc:
         raise GenesisError(f"{what} has a template error: {exc}", loc) from None
+
+
+@lru_cache(maxsize=4096)
+def _template(text: str) -> jinja2.Template:
+    return _JINJA.from_string(text)
 
 
 # ---------------------------------------------------------------- parsing
@@ -215,6 +220,32 @@ def _syntax_message(exc: "sqlglot.errors.ParseError") -> str:
 def _first_line(message: str) -> str:
     line = message.strip().splitlines()[0] if message.strip() else "cannot parse"
     return line.replace("\x1b[4m", "").replace("\x1b[0m", "")
+
+
+# ---------------------------------------------------------------- cached builders
+
+def data_type(type_text: str) -> exp.DataType:
+    """A DataType node for a canonical Trino type (parsed once, copied per use)."""
+    return _data_type(type_text).copy()
+
+
+@lru_cache(maxsize=256)
+def _data_type(type_text: str) -> exp.DataType:
+    return exp.DataType.build(type_text, dialect=DIALECT)
+
+
+def table(name: str, alias: str) -> exp.Table:
+    """`catalog.schema.table AS alias`."""
+    return _table(name).copy().as_(alias, copy=False)
+
+
+@lru_cache(maxsize=1024)
+def _table(name: str) -> exp.Table:
+    return exp.to_table(name, dialect=DIALECT)
+
+
+def cast(node: exp.Expression, type_text: str) -> exp.Cast:
+    return exp.Cast(this=node, to=data_type(type_text))
 
 
 # ---------------------------------------------------------------- references

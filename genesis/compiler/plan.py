@@ -13,6 +13,7 @@ expression over instance aliases, then decides:
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
@@ -62,7 +63,7 @@ class Plan:
     sort: list[tuple[exp.Expression, bool]]  # (expression or output alias column, descending)
     limit: int | None
     references: set[str] = field(default_factory=set)
-    origins: list[tuple[exp.Expression, Location]] = field(default_factory=list)
+    origins: list[tuple[Any, Location]] = field(default_factory=list)  # (expression or builder, location)
 
 
 class Planner:
@@ -185,8 +186,8 @@ def field_expr(ds: DataSource, member: Field, alias: str) -> exp.Expression:
         return exp.column(member.name, table=alias, quoted=_needs_quotes(member.name))
     tree = ex.parse_expression(member.sql, member.sql_loc, f"field '{ds.name}.{member.name}'")
     tree = ex.qualify_columns(tree, alias, f"field '{ds.name}.{member.name}'", member.sql_loc)
-    return exp.Cast(this=exp.paren(tree, copy=False) if not isinstance(tree, (exp.Column, exp.Func)) else tree,
-                    to=exp.DataType.build(member.type, dialect=ex.DIALECT))
+    return ex.cast(exp.paren(tree, copy=False) if not isinstance(tree, (exp.Column, exp.Func)) else tree,
+                   member.type)
 
 
 def measure_expr(instance: Instance, measure: Measure, alias: str, is_root: bool) -> exp.Expression:
@@ -211,20 +212,19 @@ def measure_expr(instance: Instance, measure: Measure, alias: str, is_root: bool
     agg = {"sum": exp.Sum, "avg": exp.Avg, "min": exp.Min, "max": exp.Max}[measure.agg]
     node = agg(this=argument)
     if measure.type:
-        return exp.Cast(this=node, to=exp.DataType.build(measure.type, dialect=ex.DIALECT))
+        return ex.cast(node, measure.type)
     return node
 
 
 def field_agg_expr(argument: exp.Expression, agg: str) -> exp.Expression:
     """The SQL of a field-level `agg:`; `list` is the sorted, distinct, comma-joined values."""
     if agg == "list":
-        text = exp.Cast(this=argument, to=exp.DataType.build("varchar"))
+        text = ex.cast(argument, "varchar")
         collected = exp.Filter(
             this=exp.ArrayAgg(this=exp.Distinct(expressions=[text])),
             expression=exp.Where(this=exp.Not(this=exp.Is(this=argument.copy(), expression=exp.Null()))),
         )
-        return exp.func("array_join", exp.func("array_sort", collected, dialect=ex.DIALECT),
-                        exp.Literal.string(", "), dialect=ex.DIALECT)
+        return exp.ArrayToString(this=exp.ArraySort(this=collected), expression=exp.Literal.string(", "))
     if agg == "count":
         return exp.Count(this=argument, big_int=True)
     if agg == "count_distinct":
@@ -339,14 +339,17 @@ def build_plan(graph: JoinGraph, inp: Input, literals: Mapping[str, str]) -> Pla
                 origins + _datasource_origins(planner))
 
 
-def _datasource_origins(planner: Planner) -> list[tuple[exp.Expression, Location]]:
-    """Fields with `sql:` of the data sources used, so an engine error can point at them."""
+def _datasource_origins(planner: Planner) -> list[tuple[Any, Location]]:
+    """Fields with `sql:` of the data sources used, so an engine error can point at them.
+
+    Built lazily (a function in place of the expression): only an error needs them.
+    """
     found = []
     for path, instance in planner.instances.items():
-        ds = instance.datasource
+        ds, alias = instance.datasource, planner.aliases[path]
         for member in ds.fields.values():
             if member.sql is not None and member.sql_loc is not None:
-                found.append((field_expr(ds, member, planner.aliases[path]), member.sql_loc))
+                found.append((functools.partial(field_expr, ds, member, alias), member.sql_loc))
     return found
 
 
@@ -378,7 +381,7 @@ def _plan_column(planner: Planner, item: InputField) -> PlanColumn:
                           value_type if labels else None, item)
     expr = planner.parse_user_sql(item.sql, item.sql_loc, f"column '{item.name}'")
     if item.type:
-        expr = exp.Cast(this=expr, to=exp.DataType.build(item.type, dialect=ex.DIALECT))
+        expr = ex.cast(expr, item.type)
     column_type = item.type or infer_type(expr, planner.known_types)
     _check_format(item, column_type)
     return PlanColumn(OutputColumn(item.name, column_type, item.format, None), expr, ex.has_aggregate(expr),

@@ -29,7 +29,7 @@ def build_query(plan: Plan) -> exp.Select:
 
 def _relation(ds: DataSource, alias: str) -> exp.Expression:
     if ds.latest is None:
-        return exp.to_table(ds.table, dialect=ex.DIALECT).as_(alias)
+        return ex.table(ds.table, alias)
     return exp.Subquery(this=_latest_select(ds), alias=exp.TableAlias(this=exp.to_identifier(alias)))
 
 
@@ -44,13 +44,14 @@ def _latest_select(ds: DataSource) -> exp.Select:
         order=exp.Order(expressions=[exp.Ordered(this=order, desc=True)]),
     )
     inner = (exp.select(exp.Star(), exp.alias_(ranked, "_genesis_rn"))
-             .from_(exp.to_table(ds.table, dialect=ex.DIALECT).as_(raw)))
+             .from_(ex.table(ds.table, raw), copy=False))
     inner.selects[0].replace(exp.Column(this=exp.Star(), table=exp.to_identifier(raw)))
     condition: exp.Expression = exp.column("_genesis_rn").eq(1)
     if ds.latest.deleted:
         deleted = ex.parse_expression(ds.latest.deleted, ds.latest.loc, f"latest.deleted of '{ds.name}'")
         condition = exp.and_(condition, exp.Not(this=exp.Coalesce(this=exp.paren(deleted), expressions=[exp.false()])))
-    return exp.select(exp.Star()).from_(exp.Subquery(this=inner, alias=exp.TableAlias(this=exp.to_identifier("_genesis_ranked")))).where(condition)
+    ranked_rows = exp.Subquery(this=inner, alias=exp.TableAlias(this=exp.to_identifier("_genesis_ranked")))
+    return exp.select(exp.Star()).from_(ranked_rows, copy=False).where(condition, copy=False)
 
 
 def _unqualified(node: exp.Expression) -> exp.Expression:
@@ -61,7 +62,7 @@ def _unqualified(node: exp.Expression) -> exp.Expression:
 
 def _from(plan: Plan, select: exp.Select) -> exp.Select:
     root_alias = plan.aliases[()]
-    select = select.from_(_relation(plan.root.datasource, root_alias))
+    select = select.from_(_relation(plan.root.datasource, root_alias), copy=False)
     for path in sorted(plan.instances, key=lambda p: (len(p), p)):
         if not path:
             continue
@@ -74,9 +75,14 @@ def _from(plan: Plan, select: exp.Select) -> exp.Select:
                 field_expr(instance.datasource, instance.datasource.fields[right], alias))
             for left, right in join.on
         ])
-        select = select.join(_relation(instance.datasource, alias), on=condition,
-                             join_type="inner" if join.type == "inner" else "left")
+        _add_join(select, _relation(instance.datasource, alias), condition, inner=join.type == "inner")
     return select
+
+
+def _add_join(select: exp.Select, relation: exp.Expression, condition: exp.Expression, inner: bool) -> None:
+    # Built directly: Select.join() would parse its join_type string on every call.
+    join = exp.Join(this=relation, on=condition) if inner else exp.Join(this=relation, on=condition, side="LEFT")
+    select.append("joins", join)
 
 
 # ------------------------------------------------------------------ columns
@@ -90,7 +96,7 @@ def _labelled(column: PlanColumn, expr: exp.Expression) -> exp.Expression:
     for code, text in column.labels.items():
         value = exp.Literal.number(code) if numeric and _is_number(code) else exp.Literal.string(code)
         case = case.when(expr.copy().eq(value), exp.Literal.string(text))
-    fallback = expr.copy() if column.label_type == "varchar" else exp.Cast(this=expr.copy(), to=exp.DataType.build("varchar"))
+    fallback = expr.copy() if column.label_type == "varchar" else ex.cast(expr.copy(), "varchar")
     return case.else_(fallback)
 
 
@@ -114,9 +120,9 @@ def _sort_and_limit(plan: Plan, select: exp.Select) -> exp.Select:
         if column.output.name not in named:
             ordered.append(exp.Ordered(this=exp.column(column.output.name, quoted=True), desc=False,
                                        nulls_first=False))
-    select = select.order_by(*ordered)
+    select = select.order_by(*ordered, copy=False)
     if plan.limit:
-        select = select.limit(plan.limit)
+        select = select.limit(plan.limit, copy=False)
     return select
 
 
@@ -128,13 +134,13 @@ def _direct_query(plan: Plan) -> exp.Select:
     ])
     select = _from(plan, select)
     if plan.where:
-        select = select.where(exp.and_(*[exp.paren(w.copy()) for w in plan.where]))
+        select = select.where(exp.and_(*[exp.paren(w.copy()) for w in plan.where], copy=False), copy=False)
     if plan.grouped:
         keys = [d.copy() for d in plan.dims] + [k.copy() for k in plan.hidden_keys]
         if keys:
-            select = select.group_by(*_distinct(keys))
+            select = select.group_by(*_distinct(keys), copy=False)
     if plan.having:
-        select = select.having(exp.and_(*[exp.paren(h.copy()) for h in plan.having]))
+        select = select.having(exp.and_(*[exp.paren(h.copy()) for h in plan.having], copy=False), copy=False)
     return _sort_and_limit(plan, select)
 
 
@@ -154,15 +160,15 @@ def _keyed_query(plan: Plan) -> exp.Select:
     keys = _distinct([d.copy() for d in plan.dims] + [k.copy() for k in plan.hidden_keys])
     key_names = [f"_k{i}" for i in range(len(keys))]
     key_text = {k.sql(ex.DIALECT): name for k, name in zip(keys, key_names)}
-    where = exp.and_(*[exp.paren(w.copy()) for w in plan.where]) if plan.where else None
+    where = exp.and_(*[exp.paren(w.copy()) for w in plan.where], copy=False) if plan.where else None
 
-    base = exp.select(*[exp.alias_(k.copy(), n) for k, n in zip(keys, key_names)])
-    base = base.select(*[exp.alias_(u.node.copy(), u.alias) for u in plan.units if not u.keyed])
+    base = exp.select(*[exp.alias_(k.copy(), n, copy=False) for k, n in zip(keys, key_names)])
+    base = base.select(*[exp.alias_(u.node.copy(), u.alias) for u in plan.units if not u.keyed], copy=False)
     base = _from(plan, base)
     if where is not None:
-        base = base.where(where.copy())
+        base = base.where(where.copy(), copy=False)
     if keys:
-        base = base.group_by(*[exp.column(n) for n in key_names])
+        base = base.group_by(*[exp.column(n) for n in key_names], copy=False)
 
     ctes = [("base", base)]
     grains: dict[tuple[str, ...], list[Unit]] = {}
@@ -175,16 +181,17 @@ def _keyed_query(plan: Plan) -> exp.Select:
     final = exp.select(*[
         exp.alias_(_labelled(c, _final_expr(c.expr, key_text, plan.units)), c.output.name, quoted=True)
         for c in plan.columns
-    ]).from_(exp.to_table("base"))
+    ]).from_(exp.to_table("base"), copy=False)
     for name, _ in ctes[1:]:
         condition = exp.and_(*[
             exp.NullSafeEQ(this=exp.column(k, table="base"), expression=exp.column(k, table=name)) for k in key_names
         ]) if key_names else exp.true()
-        final = final.join(exp.to_table(name), on=condition, join_type="left")
+        _add_join(final, exp.to_table(name), condition, inner=False)
     if plan.having:
-        final = final.where(exp.and_(*[exp.paren(_final_expr(h, key_text, plan.units)) for h in plan.having]))
+        final = final.where(exp.and_(*[exp.paren(_final_expr(h, key_text, plan.units)) for h in plan.having],
+                                     copy=False), copy=False)
     for name, cte in ctes:
-        final = final.with_(name, as_=cte)
+        final = final.with_(name, as_=cte, copy=False)
     return _sort_and_limit(plan, final)
 
 
@@ -199,11 +206,12 @@ def _grain_cte(plan: Plan, path, units: list[Unit], keys, key_names, where) -> e
         for column in unit.node.find_all(exp.Column):
             inputs.setdefault(column.sql(ex.DIALECT), f"_v{len(inputs)}")
     keyed = exp.select(*[exp.alias_(k.copy(), n) for k, n in zip(keys, key_names)])
-    keyed = keyed.select(*[exp.alias_(k, f"_g{i}") for i, k in enumerate(grain_keys)])
-    keyed = keyed.select(*[exp.alias_(ex.parse_expression(text, None, "input"), name) for text, name in inputs.items()])
-    keyed = _from(plan, keyed.distinct())
+    keyed = keyed.select(*[exp.alias_(k, f"_g{i}") for i, k in enumerate(grain_keys)], copy=False)
+    keyed = keyed.select(*[exp.alias_(ex.parse_expression(text, None, "input"), name) for text, name in inputs.items()],
+                         copy=False)
+    keyed = _from(plan, keyed.distinct(copy=False))
     if where is not None:
-        keyed = keyed.where(where.copy())
+        keyed = keyed.where(where.copy(), copy=False)
     aggregates = []
     for unit in units:
         node = unit.node.copy()
@@ -211,9 +219,9 @@ def _grain_cte(plan: Plan, path, units: list[Unit], keys, key_names, where) -> e
             column.replace(exp.column(inputs[column.sql(ex.DIALECT)]))
         aggregates.append(exp.alias_(node, unit.alias))
     grouped = exp.select(*[exp.column(n) for n in key_names], *aggregates).from_(
-        exp.Subquery(this=keyed, alias=exp.TableAlias(this=exp.to_identifier("_keyed"))))
+        exp.Subquery(this=keyed, alias=exp.TableAlias(this=exp.to_identifier("_keyed"))), copy=False)
     if key_names:
-        grouped = grouped.group_by(*[exp.column(n) for n in key_names])
+        grouped = grouped.group_by(*[exp.column(n) for n in key_names], copy=False)
     return grouped
 
 

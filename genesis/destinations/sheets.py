@@ -78,11 +78,12 @@ MAX_REQUEST_BYTES = 2_000_000  # Google's recommended maximum payload of one req
 MAX_CELLS = 10_000_000  # per spreadsheet
 MAX_COLUMNS = 18_278  # per sheet
 MAX_CELL_CHARS = 50_000
+NEW_TAB_COLUMNS = 26  # a new tab gets at least these, like one made in the Sheets UI
 DATE_TYPES = ("date", "timestamp", "timestamp with time zone")
 READ_FIELDS = ("sheets(properties(sheetId,title,gridProperties),"
                "data(rowData(values(userEnteredValue,userEnteredFormat/numberFormat,note))))")
 MASK_VALUE = "userEnteredValue"
-MASK_FORMATTED = "userEnteredValue,userEnteredFormat.numberFormat"
+MASK_FORMATTED = "userEnteredValue,userEnteredFormat.numberFormat"  # only where the format changes
 _ENVELOPE = b'{"requests":[', b"]}"
 
 
@@ -140,7 +141,7 @@ def sync_google_sheet(
     mode, policy = check_policy(mode, on_removed)
     columns = _columns(result, key)
     rows = _result_rows(result, columns, key)
-    creds, email = _load_credentials(credentials_file)
+    creds, email = load_credentials(credentials_file, endpoint)
     report = SheetSyncReport(spreadsheet_id, worksheet, mode, policy, rows=len(rows), dry_run=dry_run)
     policy_ = retry or RetryPolicy()
     api = _Api(_client(creds, endpoint, policy_), spreadsheet_id, worksheet, email,
@@ -252,9 +253,14 @@ def _cell_of(value: Any) -> Any:
 
 # --------------------------------------------------------------------------- the client
 
-def _load_credentials(path: str):
+def load_credentials(path: str, endpoint: str = GOOGLE_ENDPOINT):
+    """(google-auth service-account credentials, client email) from a JSON key file.
+
+    Errors name the file and what is wrong with it, never its content."""
     from google.oauth2.service_account import Credentials
 
+    if endpoint.rstrip("/") != GOOGLE_ENDPOINT:
+        Credentials = _proxied_credentials_class()  # noqa: N806
     try:
         with open(path, encoding="utf-8") as fh:
             info = json.load(fh)
@@ -273,6 +279,20 @@ def _load_credentials(path: str):
     except Exception:  # the message could quote the key; say only what is wrong
         raise GenesisError(f"the private key in {path} cannot be loaded", hint="download the key again")
     return creds, info["client_email"]
+
+
+def _proxied_credentials_class():
+    from google.oauth2.service_account import Credentials
+
+    class ProxiedCredentials(Credentials):
+        """Service-account credentials for an overridden endpoint (a company proxy, a test
+        server): google-auth would otherwise look up a "regional access boundary" at
+        Google's IAM host after each token refresh, a call that bypasses the endpoint."""
+
+        def _is_regional_access_boundary_lookup_required(self):
+            return False
+
+    return ProxiedCredentials
 
 
 class EndpointHTTPClient(HTTPClient):
@@ -615,7 +635,7 @@ def _dumps(obj: Any) -> bytes:
     return json.dumps(obj, separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode()
 
 
-def _cell_data(value: Any) -> dict:
+def _cell_data(value: Any, with_format: bool = True) -> dict:
     """CellData of a written value: typed, never a formula."""
     number_format = None
     if isinstance(value, tuple):
@@ -624,34 +644,47 @@ def _cell_data(value: Any) -> dict:
     cell: dict = {}
     if isinstance(value, bool):
         cell["userEnteredValue"] = {"boolValue": value}
-    elif isinstance(value, float):
-        cell["userEnteredValue"] = {"numberValue": value}
+    elif isinstance(value, float):  # whole numbers as JSON integers: shorter bodies
+        cell["userEnteredValue"] = {"numberValue": int(value) if value.is_integer() and abs(value) < 2**53 else value}
     elif value is not None:
         cell["userEnteredValue"] = {"stringValue": str(value)}
-    if number_format:
+    if number_format and with_format:
         cell["userEnteredFormat"] = {"numberFormat": number_format}
     return cell
 
 
-def _requests(plan: Plan, tab: _Tab, layout: _Layout, columns: list[_Column]) -> tuple[list[_Req], int]:
-    """Every write the plan needs, in an order that keeps row indices valid; and the grid width."""
+def _first_free_row(tab: _Tab) -> int:
+    """The row after everything the read saw (values, notes, number formats); never the header."""
+    last = max((r for r, row in enumerate(tab.rows) if any(row)), default=0)
+    return max(last + 1, 1)
+
+
+def _requests(plan: Plan, tab: _Tab, layout: _Layout, columns: list[_Column]) -> tuple[list[_Req], int, int]:
+    """Every write the plan needs, in an order that keeps row indices valid; and the grid size."""
     reqs: list[_Req] = []
     status = layout.status
     if status is None and plan.marks:
         status = layout.next_column + len(layout.new_columns)
     new_headers = layout.new_columns + ([STATUS_COLUMN] if status is not None and layout.status is None else [])
     width = max([tab.col_count] + [p + 1 for p in layout.positions.values()] + ([status + 1] if status is not None else []))
+    start = _first_free_row(tab)  # new rows go here, in result order
+    height = max(tab.row_count, start + len(plan.inserts))
     if tab.exists and plan.is_noop and not new_headers:
-        return [], width  # an unchanged result writes nothing
+        return [], width, height  # an unchanged result writes nothing
     if not tab.exists:
-        grid = {"rowCount": max(2, 1 + len(plan.inserts)), "columnCount": width, "frozenRowCount": 1}
+        # room for people's columns, as a tab made in the Sheets UI has
+        width = max(width, NEW_TAB_COLUMNS)
+        height = max(height, 2)
+        grid = {"rowCount": height, "columnCount": width, "frozenRowCount": 1}
         reqs.append(_Req("addSheet", {"properties": {"sheetId": tab.sheet_id, "title": tab.title, "gridProperties": grid}}))
-    elif width > tab.col_count:
-        reqs.append(_Req("appendDimension", {"sheetId": tab.sheet_id, "dimension": "COLUMNS",
-                                             "length": width - tab.col_count}))
-    if tab.exists and tab.frozen_rows < 1:
-        reqs.append(_Req("updateSheetProperties", {"properties": {"sheetId": tab.sheet_id, "gridProperties": {
-            "frozenRowCount": 1}}, "fields": "gridProperties.frozenRowCount"}))
+    else:
+        for dimension, have, need in (("COLUMNS", tab.col_count, width), ("ROWS", tab.row_count, height)):
+            if need > have:
+                reqs.append(_Req("appendDimension", {"sheetId": tab.sheet_id, "dimension": dimension,
+                                                     "length": need - have}))
+        if tab.frozen_rows < 1:
+            reqs.append(_Req("updateSheetProperties", {"properties": {"sheetId": tab.sheet_id, "gridProperties": {
+                "frozenRowCount": 1}}, "fields": "gridProperties.frozenRowCount"}))
     if new_headers:
         first = layout.positions.get(new_headers[0], status)
         cells = [{"userEnteredValue": {"stringValue": n}, "userEnteredFormat": {"textFormat": {"bold": True}}}
@@ -659,36 +692,52 @@ def _requests(plan: Plan, tab: _Tab, layout: _Layout, columns: list[_Column]) ->
         reqs.append(_Req("updateCells", {"start": {"sheetId": tab.sheet_id, "rowIndex": 0, "columnIndex": first},
                                          "fields": "userEnteredValue,userEnteredFormat.textFormat.bold"},
                          [{"values": cells}]))
-    reqs.extend(_update_requests(plan, tab.sheet_id, layout, columns, status))
-    if plan.inserts:
-        reqs.append(_append_request(plan, tab.sheet_id, layout, columns))
+    cells = _changed_cells(plan, layout, columns, status, start)
+    reqs.extend(_cell_requests(cells, tab.sheet_id))
+    reqs.extend(_insert_formats(plan, tab.sheet_id, layout, columns, start))
     reqs.extend(_delete_requests(plan, tab.sheet_id))
-    return reqs, width
+    return reqs, width, height
 
 
-def _update_requests(plan: Plan, sheet_id: int, layout: _Layout, columns: list[_Column], status: int | None) -> list[_Req]:
-    """updateCells for changed cells: contiguous owned cells of one mask, merged down rows."""
-    kinds = {c.name: (MASK_FORMATTED if c.number_format else MASK_VALUE) for c in columns}
+def _changed_cells(plan: Plan, layout: _Layout, columns: list[_Column], status: int | None,
+                   start: int) -> dict[int, dict[int, tuple[str, dict]]]:
+    """row index -> {column index: (field mask, CellData)} of every cell to write.
+
+    A number format goes with a value only when the sheet's differs (a changed `format`, a
+    person's edit); new rows get theirs from `_insert_formats`, one request per column."""
+    old = {row.row_id: row for row in layout.existing}
+    formatted = {c.name for c in columns if c.number_format is not None}
     per_row: dict[int, dict[int, tuple[str, dict]]] = {}
     for u in plan.updates:
         cells = per_row.setdefault(u.row_id - 1, {})
+        before = old[u.row_id].values
         for name in u.columns:
-            cells[layout.positions[name]] = (kinds[name], _cell_data(u.values.get(name)))
+            new = u.values.get(name)
+            refresh_format = name in formatted and isinstance(new, tuple) and tuple(before.get(name) or ())[1:] != new[1:]
+            mask = MASK_FORMATTED if refresh_format else MASK_VALUE
+            cells[layout.positions[name]] = (mask, _cell_data(new, with_format=refresh_format))
     for row_id, value in [(r, STATUS_REMOVED) for r in plan.marks] + [(r, None) for r in plan.unmarks]:
         per_row.setdefault(row_id - 1, {})[status] = (MASK_VALUE, _cell_data(value))
+    order = [(layout.positions[c.name], c.name) for c in columns]
+    for i, row in enumerate(plan.inserts):
+        per_row[start + i] = {c: (MASK_VALUE, _cell_data(row.values.get(name), with_format=False)) for c, name in order}
+    return per_row
+
+
+def _cell_requests(per_row: dict[int, dict[int, tuple[str, dict]]], sheet_id: int) -> list[_Req]:
+    """updateCells for runs of adjacent owned cells sharing a mask, merged down adjacent rows."""
     blocks: dict[tuple, list] = {}  # (first col, width, mask) -> open block [row0, rows]
     done: list[tuple] = []
     for r in sorted(per_row):
-        for segment in _segments(per_row[r]):
-            (c0, mask), cells = segment
+        for (c0, mask), cells in _segments(per_row[r]):
             shape = (c0, len(cells), mask)
             block = blocks.get(shape)
             if block and block[0] + len(block[1]) == r:
                 block[1].append({"values": cells})
-            else:
-                if block:
-                    done.append((shape, block))
-                blocks[shape] = [r, [{"values": cells}]]
+                continue
+            if block:
+                done.append((shape, block))
+            blocks[shape] = [r, [{"values": cells}]]
     done.extend(blocks.items())
     done.sort(key=lambda item: (item[1][0], item[0][0]))
     return [_Req("updateCells", {"start": {"sheetId": sheet_id, "rowIndex": r0, "columnIndex": shape[0]},
@@ -712,16 +761,25 @@ def _segments(cells: dict[int, tuple[str, dict]]):
         yield (start, mask), run
 
 
-def _append_request(plan: Plan, sheet_id: int, layout: _Layout, columns: list[_Column]) -> _Req:
-    width = max(layout.positions[c.name] for c in columns) + 1
-    order = [(layout.positions[c.name], c.name) for c in columns]
-    rows = []
-    for row in plan.inserts:
-        cells: list[dict] = [{} for _ in range(width)]
-        for c, name in order:
-            cells[c] = _cell_data(row.values.get(name))
-        rows.append({"values": cells})
-    return _Req("appendCells", {"sheetId": sheet_id, "fields": MASK_FORMATTED}, rows)
+def _insert_formats(plan: Plan, sheet_id: int, layout: _Layout, columns: list[_Column], start: int) -> list[_Req]:
+    """The number format of the new rows: one repeatCell per run of adjacent same-format columns."""
+    if not plan.inserts:
+        return []
+    spans: list[list] = []  # [first col, end col, number format]
+    for c in sorted(columns, key=lambda c: layout.positions[c.name]):
+        if c.number_format is None:
+            continue
+        col = layout.positions[c.name]
+        if spans and spans[-1][1] == col and spans[-1][2] == c.number_format:
+            spans[-1][1] = col + 1
+        else:
+            spans.append([col, col + 1, c.number_format])
+    end = start + len(plan.inserts)
+    return [_Req("repeatCell", {"range": {"sheetId": sheet_id, "startRowIndex": start, "endRowIndex": end,
+                                          "startColumnIndex": c0, "endColumnIndex": c1},
+                                "cell": {"userEnteredFormat": {"numberFormat": dict(nf)}},
+                                "fields": "userEnteredFormat.numberFormat"})
+            for c0, c1, nf in spans]
 
 
 def _delete_requests(plan: Plan, sheet_id: int) -> list[_Req]:
@@ -779,11 +837,10 @@ def _body(reqs: list[_Req]) -> bytes:
 
 # --------------------------------------------------------------------------- limits
 
-def _check_limits(tab: _Tab, plan: Plan, columns: int) -> None:
+def _check_limits(tab: _Tab, rows: int, columns: int) -> None:
     if columns > MAX_COLUMNS:
         raise GenesisError(f"tab '{tab.title}' would need {columns:,} columns; Google Sheets allows {MAX_COLUMNS:,}",
                            hint="remove columns from the input; nothing was written")
-    rows = max(tab.row_count, len(tab.rows) + len(plan.inserts), 2)
     cells = rows * columns + (tab.other_cells or 0)
     if cells > MAX_CELLS:
         raise GenesisError(
@@ -809,8 +866,8 @@ class _Job:
         layout = _layout(tab, self.columns, self.key)
         plan = plan_sync(layout.existing, self.rows, columns=[c.name for c in self.columns],
                          key_names=self.key, mode=self.mode, on_removed=self.policy)
-        reqs, width = _requests(plan, tab, layout, self.columns)
-        _check_limits(tab, plan, width)
+        reqs, width, height = _requests(plan, tab, layout, self.columns)
+        _check_limits(tab, height, width)
         if self.dry_run or not reqs:
             return plan
         reqs.append(_stamp(tab, layout, self.key, plan, len(self.rows)))

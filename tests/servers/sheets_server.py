@@ -306,7 +306,7 @@ def effective_value(cell: dict | None) -> dict | None:
     return entered
 
 
-_DATE_TOKENS = re.compile(r"yyyy|yy|mmmm|mmm|mm|m|dddd|ddd|dd|d|hh|h|ss|s|am/pm|AM/PM|.", re.S)
+_DATE_TOKENS = re.compile(r'"[^"]*"|\\.|yyyy|yy|mmmm|mmm|mm|m|dddd|ddd|dd|d|hh|h|ss|s|am/pm|AM/PM|.', re.S)
 
 
 def format_date(serial: float, pattern: str) -> str:
@@ -314,6 +314,9 @@ def format_date(serial: float, pattern: str) -> str:
     tokens = _DATE_TOKENS.findall(pattern)
     out, after_hour = [], False
     for i, tok in enumerate(tokens):
+        if tok.startswith('"') or tok.startswith("\\"):  # quoted or escaped literal text
+            out.append(tok[1:-1] if tok.startswith('"') else tok[1:])
+            continue
         low = tok.lower()
         nxt = tokens[i + 1].lower() if i + 1 < len(tokens) else ""
         minute = low in ("mm", "m") and (after_hour or nxt == ":" and tokens[i + 2:i + 3] in (["ss"], ["s"]))
@@ -1021,7 +1024,8 @@ class SheetsServer:
         return self.url + "/token"
 
     def start(self) -> "SheetsServer":
-        self._thread = threading.Thread(target=self._httpd.serve_forever, name="sheets-server", daemon=True)
+        self._thread = threading.Thread(target=self._httpd.serve_forever, kwargs={"poll_interval": 0.05},
+                                        name="sheets-server", daemon=True)
         self._thread.start()
         return self
 
@@ -1446,6 +1450,8 @@ class SheetsServer:
         parse = self._input_option((query.get("valueInputOption") or [None])[0])
         insert = (query.get("insertDataOption") or ["OVERWRITE"])[0] == "INSERT_ROWS"
         values = payload.get("values") or []
+        if payload.get("majorDimension") == "COLUMNS":
+            values = [list(x) for x in itertools.zip_longest(*values, fillvalue=None)]
 
         def work(book: Book):
             sheet, r0, r1, c0, c1 = book.resolve(rng)
@@ -1457,7 +1463,7 @@ class SheetsServer:
                 op_insert_dimension(book, {"range": {"sheetId": sheet.id, "dimension": "ROWS", "startIndex": target,
                                                      "endIndex": target + len(values)}}, "")
             a1 = f"{quote_title(sheet.title)}!{col_letters(c0)}{target + 1}"
-            updates = self._write_values(book, a1, values, payload.get("majorDimension") or "ROWS", parse, grow=True)
+            updates = self._write_values(book, a1, values, "ROWS", parse, grow=True)
             return {"spreadsheetId": sid, "tableRange": _a1(sheet, r0, max(target, r0 + 1), c0, c0 + width),
                     "updates": updates}
 
@@ -1539,6 +1545,7 @@ def _jwt_claims(assertion: str, audience: str) -> dict:
 def _handler(server: SheetsServer):
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
+        disable_nagle_algorithm = True  # headers and body leave at once: no 40 ms delayed-ACK stalls
 
         def _serve(self, method: str) -> None:
             length = int(self.headers.get("Content-Length") or 0)

@@ -68,8 +68,8 @@ _ERROR_MAP = [
     (duckdb.ParserException, None, "SYNTAX_ERROR", 1, "USER_ERROR"),
     (duckdb.CatalogException, "Table with name", "TABLE_NOT_FOUND", 46, "USER_ERROR"),
     (duckdb.CatalogException, "Schema with name", "SCHEMA_NOT_FOUND", 45, "USER_ERROR"),
-    (duckdb.CatalogException, "Catalog", "CATALOG_NOT_FOUND", 44, "USER_ERROR"),
-    (duckdb.CatalogException, "Function", "FUNCTION_NOT_FOUND", 6, "USER_ERROR"),
+    (duckdb.CatalogException, "Function", "FUNCTION_NOT_FOUND", 6, "USER_ERROR"),  # before "Catalog":
+    (duckdb.CatalogException, "Catalog", "CATALOG_NOT_FOUND", 44, "USER_ERROR"),  # every message has it
     (duckdb.BinderException, "Referenced column", "COLUMN_NOT_FOUND", 47, "USER_ERROR"),
     (duckdb.BinderException, "No function matches", "FUNCTION_NOT_FOUND", 6, "USER_ERROR"),
     (duckdb.ConversionException, None, "INVALID_CAST_ARGUMENT", 9, "USER_ERROR"),
