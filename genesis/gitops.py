@@ -27,11 +27,13 @@ from typing import Any, Iterator, Mapping
 from .compiler import CompiledQuery, compile_tracker, graph_of
 from .errors import GenesisError, ValidationError, did_you_mean
 from .model import DataSource, Input, Project
+from .project import CONFIG_FILE, KIND_DIRS, load_project
 
 STATUSES = ("changed", "added", "removed", "error", "unchanged")
 # Keys that describe a definition without changing what it computes.
 _IGNORED_KEYS = frozenset({"loc", "locs", "path", "sql_loc", "description"})
-_DEFINITION_FILE = re.compile(r"^(genesis\.yaml|(datasources|inputs|trackers)/[^/]+\.ya?ml)$")
+# What load_project reads: the config and the YAML files directly in each kind's folder.
+_DEFINITION_FILE = re.compile(rf"^({re.escape(CONFIG_FILE)}|({'|'.join(KIND_DIRS.values())})/[^/]+\.y[^/]*ml)$")
 WORKING_TREE = "working tree"
 
 
@@ -44,8 +46,9 @@ def _git(args: list[str], cwd: Path, stdin: bytes | None = None) -> bytes:
     except FileNotFoundError:
         raise GenesisError("git is not installed (genesis diff reads the base ref from git)") from None
     if done.returncode != 0:
-        message = done.stderr.decode(errors="replace").strip().splitlines()
-        raise GenesisError(f"git {args[0]} failed: {message[-1] if message else done.returncode}")
+        lines = done.stderr.decode(errors="replace").strip().splitlines()
+        fatal = [line for line in lines if line.startswith(("fatal:", "error:"))]
+        raise GenesisError(f"git {args[0]} failed: {(fatal or lines or [done.returncode])[0]}")
     return done.stdout
 
 
@@ -53,9 +56,9 @@ def _repo_prefix(project_dir: Path) -> str:
     """The project's path inside its git repository ('' at the top, else 'a/b/')."""
     try:
         return _git(["rev-parse", "--show-prefix"], project_dir).decode().strip()
-    except GenesisError:
-        raise GenesisError(f"{project_dir} is not inside a git repository",
-                           hint="genesis diff compares the working tree with a git ref") from None
+    except GenesisError as exc:
+        raise GenesisError(f"{project_dir} is not inside a git repository (or git cannot read it)",
+                           hint=exc.message) from None
 
 
 def _check_ref(ref: str, project_dir: Path) -> None:
@@ -84,7 +87,7 @@ def extract_definitions(ref: str, project_dir: str | Path, dest: Path) -> bool:
         relative = path[len(prefix):]
         if kind == "blob" and mode != "120000" and _DEFINITION_FILE.match(relative):
             wanted.append((oid, relative))
-    if not any(rel == "genesis.yaml" for _, rel in wanted):
+    if not any(rel == CONFIG_FILE for _, rel in wanted):
         return False
     blobs = _git(["cat-file", "--batch"], project_dir, "\n".join(oid for oid, _ in wanted).encode() + b"\n")
     for (_, relative), content in zip(wanted, _split_batch(blobs)):
@@ -112,8 +115,6 @@ class BaseLoadError(GenesisError):
 @contextmanager
 def project_at(ref: str, project_dir: str | Path = ".") -> Iterator[Project | None]:
     """The project as of git `ref` (None when the ref has no genesis.yaml there)."""
-    from .project import load_project
-
     with tempfile.TemporaryDirectory(prefix="genesis-base-") as tmp:
         root = Path(tmp)
         if not extract_definitions(ref, project_dir, root):
@@ -243,23 +244,21 @@ def diff_against(project_dir: str | Path, base: str, *, dialect: str | None = No
                  data_target: str | None = None, run_data: bool = False) -> DiffReport:
     """Compare every tracker of the working tree's project with the one at git ref `base`."""
     from .config import get_target
-    from .project import load_project
 
     head = load_project(project_dir)
     dialect = dialect or get_target(head).engine
-    base_error, base_missing = None, False
     try:
         with project_at(base, project_dir) as base_project:
-            base_missing = base_project is None
             report = diff_projects(base_project, head, base, dialect)
     except BaseLoadError as exc:
-        base_error = exc.message
         report = diff_projects(None, head, base, dialect)
+        report.base_error = exc.message
         for change in report.trackers:
             change.because = []  # "new" would be wrong: the base could not be read
-    report.base_error, report.base_missing = base_error, base_missing
-    if run_data and base_error is None:
-        add_row_diffs(report, base, head, project_dir, data_target)
+        return report
+    report.base_missing = base_project is None
+    if run_data and base_project is not None:
+        add_row_diffs(report, base_project, head, data_target)
     return report
 
 
@@ -391,8 +390,7 @@ def _set_sql_diff(change: TrackerChange, old_sql: str, new_sql: str, base_name: 
 # ---------------------------------------------------------------- data
 
 
-def add_row_diffs(report: DiffReport, base: str, head: Project, project_dir: str | Path,
-                  target: str | None) -> None:
+def add_row_diffs(report: DiffReport, base: Project, head: Project, target: str | None) -> None:
     """Run each changed tracker at both refs on `target` and attach the row diff."""
     from .config import get_target
     from .engines import open_engine
@@ -401,11 +399,10 @@ def add_row_diffs(report: DiffReport, base: str, head: Project, project_dir: str
     changed = report.by_status("changed")
     if not changed:
         return
-    engine = open_engine(head, target)
+    engine = open_engine(head, target)  # the base's SQL runs where the head's does
     try:
-        with project_at(base, project_dir) as base_project:
-            for change in changed:
-                change.data = _row_diff_for(base_project, head, change.name, engine)
+        for change in changed:
+            change.data = _row_diff_for(base, head, change.name, engine)
     finally:
         engine.close()
 
@@ -792,7 +789,8 @@ _STATUS_LABEL = {"changed": "SQL changed", "added": "added", "removed": "removed
 MARKDOWN_MARKER = "<!-- genesis-diff -->"
 
 
-def _markdown(report: DiffReport, max_chars: int) -> str:
+def _markdown(report: DiffReport, max_chars: int, max_rows: int = 100) -> str:
+    """A summary line, a table of what changed, then each SQL diff folded, within max_chars."""
     counts = report.counts()
     bold = [f"**{counts[s]} {s}**" if counts[s] and s != "unchanged" else f"{counts[s]} {s}"
             for s in STATUSES if counts[s] or s in ("changed", "unchanged")]
@@ -801,12 +799,17 @@ def _markdown(report: DiffReport, max_chars: int) -> str:
     listed = [c for c in report.trackers if c.status != "unchanged" or c.notes]
     if listed:
         out += ["| tracker | change | because |", "|---|---|---|"]
-        for c in listed:
+        for c in listed[:max_rows]:
             why = "<br>".join(_md(b) for b in (c.because + c.notes + ([c.error] if c.error else [])))
-            label = _STATUS_LABEL[c.status] + (f" (+{c.lines_added} −{c.lines_removed})" if c.status == "changed" else "")
+            label = _STATUS_LABEL[c.status]
+            if c.status == "changed":
+                label += f" (+{c.lines_added} −{c.lines_removed})"
             out.append(f"| `{c.name}` | {label}{_md_rows(c.data)} | {why} |")
+        if len(listed) > max_rows:
+            out.append(f"| … | {len(listed) - max_rows} more | run `genesis diff` locally for all |")
         out.append("")
-    budget = max_chars - sum(len(line) + 1 for line in out) - 400
+    tail = _unchanged_section(report, max_rows * 2)
+    budget = max_chars - sum(len(line) + 1 for line in out) - len(tail) - 200
     for c in report.trackers:
         if c.status not in ("changed", "added") or not c.sql_diff:
             continue
@@ -816,13 +819,20 @@ def _markdown(report: DiffReport, max_chars: int) -> str:
             break
         budget -= len(section) + 1
         out.append(section)
-    unchanged = [c.name for c in report.by_status("unchanged") if not c.notes]
-    if unchanged:
-        names = ", ".join(f"`{n}`" for n in unchanged)
-        out.append(f"<details><summary>{len(unchanged)} unchanged</summary>\n\n{names}\n\n</details>")
+    if tail:
+        out.append(tail)
     out.append("")
     out.append(MARKDOWN_MARKER)
     return "\n".join(out)
+
+
+def _unchanged_section(report: DiffReport, limit: int) -> str:
+    unchanged = [c.name for c in report.by_status("unchanged") if not c.notes]
+    if not unchanged:
+        return ""
+    names = ", ".join(f"`{n}`" for n in unchanged[:limit])
+    names += f" and {len(unchanged) - limit} more" if len(unchanged) > limit else ""
+    return f"<details><summary>{len(unchanged)} unchanged</summary>\n\n{names}\n\n</details>"
 
 
 def _markdown_section(change: TrackerChange, budget: int, max_lines: int = 200) -> str | None:

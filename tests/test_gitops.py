@@ -331,8 +331,8 @@ def test_markdown_is_sized_for_a_pull_request_comment(repo):
     assert "| `movies` | SQL changed (+1 −1) | data source 'movie': field 'title' changed |" in text
     assert "<details><summary><code>cast</code>: SQL changed" in text and "```diff" in text
     assert text.rstrip().endswith("<!-- genesis-diff -->")
-    small = render_diff(diff_against(project, "main"), "markdown", max_chars=1500)
-    assert len(small) < 1500 and "More SQL diffs were left out" in small
+    small = render_diff(diff_against(project, "main"), "markdown", max_chars=1200)
+    assert len(small) < 1200 and "More SQL diffs were left out" in small
 
 
 # ---------------------------------------------------------------- impact
@@ -432,3 +432,28 @@ def test_diff_rows_without_a_key_compares_whole_rows():
                       [("id", "id")])
     assert (keyed["added"], keyed["removed"], keyed["changed"]) == (1, 1, 1)
     assert keyed["examples"]["changed"] == [{"key": 1, "changes": {"v": [1.0, 1.5]}}]
+
+
+def test_a_join_on_a_data_source_the_tracker_does_not_read_can_still_change_it(repo):
+    """Paths to a data source named in a reference are the shortest in the whole join graph."""
+    project = repo / "analytics"
+    edit(project / "datasources/production.yaml", "  shoot_start: {type: date}\n",
+         "  shoot_start: {type: date}\njoins:\n"
+         "  movie: {datasource: movie, on: {movie_id: movie_id}, relationship: one_to_one}\n"
+         "  unit: {datasource: unit, on: {production_id: production_id}, relationship: one_to_one}\n")
+    (project / "datasources/unit.yaml").write_text(
+        "name: unit\ntable: iceberg.studio.unit\nfields:\n"
+        "  production_id: {type: bigint}\n  movie_id: {type: bigint}\n")
+    (project / "inputs/crew.yaml").write_text(
+        "name: crew\nfrom: production\nfields:\n  - production.production_id\n"
+        "  - {field: movie_talent.talent_name, label: Crew, agg: list}\n")
+    (project / "trackers/crew.yaml").write_text(tracker_yaml("crew", "crew"))
+    git(repo, "add", "-A")
+    git(repo, "commit", "-qm", "crew")
+    # unit gets a join to movie_talent: a second two-hop path, so the reference is now ambiguous
+    (project / "datasources/unit.yaml").write_text(
+        (project / "datasources/unit.yaml").read_text()
+        + "joins:\n  talent: {datasource: movie_talent, on: {movie_id: movie_id}, relationship: one_to_many}\n")
+    report = diff_json(repo, "HEAD")
+    assert by_status(report) == {"error": {"crew"}, "unchanged": set(TRACKERS)}
+    assert "ambiguous" in report["trackers"][0]["error"]

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import logging
 import textwrap
 import warnings
 from decimal import Decimal
@@ -26,7 +27,7 @@ from genesis.engines import open_engine
 from genesis.engines.base import EngineError
 from genesis.engines.duckdb import DuckDBEngine
 from genesis.engines.trino import TrinoEngine
-from genesis.errors import GenesisError, ValidationError
+from genesis.errors import ValidationError
 from genesis.project import load_project
 from genesis.refresh import refresh
 from tests.servers.trino_server import Faults, TrinoProtocolServer
@@ -514,6 +515,15 @@ def test_503s_on_the_first_requests_are_retried_and_the_tracker_written(project_
     assert file_state(project_dir) == expected
     assert [p.status for p in server.posts] == [503, 503, 200]
 
+    # The same through the CLI: retried, and the (identical) file left alone.
+    (project_dir / "out" / "movies.csv").write_bytes(b"stale")
+    server.faults = Faults(fail_first=2)
+    result = CliRunner().invoke(cli, ["refresh", "movies", "--project", str(project_dir), "--target", "trino",
+                                      "--format", "json"])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["trackers"][0]["status"] == "ok"
+    assert file_state(project_dir) == expected
+
 
 def test_a_query_slower_than_the_tracker_timeout_is_cancelled_and_writes_nothing(tmp_path, server, studio_warehouse):
     slow = {"trackers/movies.yaml": FILES["trackers/movies.yaml"].rstrip() + "\n        timeout: 0.5\n"}
@@ -556,7 +566,8 @@ def test_a_connection_dropped_mid_result_gives_complete_rows_or_nothing(project_
     assert file_state(project_dir) == expected
 
 
-def test_rejected_credentials_are_one_line_write_nothing_and_never_show_the_password(project_dir, server, monkeypatch):
+def test_rejected_credentials_are_one_line_write_nothing_and_never_show_the_password(project_dir, server, caplog):
+    caplog.set_level(logging.DEBUG)  # the client's own debug logs must not leak it either
     wrong = "Wr0ng-" + PASSWORD
     env = {"TRINO_PASSWORD": wrong}
     runner = CliRunner()
@@ -585,7 +596,7 @@ def test_rejected_credentials_are_one_line_write_nothing_and_never_show_the_pass
     assert file_state(project_dir) == {}
     assert {p.status for p in server.posts} == {401}
     assert len(server.posts) == 7  # a 401 is not retried: one request per tracker and run
-    for text in texts:
+    for text in texts + [caplog.text]:
         assert wrong not in text and PASSWORD not in text
 
 

@@ -64,6 +64,10 @@ class Plan:
     limit: int | None
     references: set[str] = field(default_factory=set)
     origins: list[tuple[Any, Location]] = field(default_factory=list)  # (expression or builder, location)
+    # Filled by plan passes (preaggregate.py): aggregate calls replaced in the output, and
+    # sub-queries joined after the instances: (relation, condition, inner).
+    replacements: dict[int, exp.Expression] = field(default_factory=dict)
+    extra_joins: list[tuple[exp.Expression, exp.Expression, bool]] = field(default_factory=list)
 
 
 class Planner:
@@ -309,6 +313,7 @@ def build_plan(graph: JoinGraph, inp: Input, literals: Mapping[str, str]) -> Pla
             errors.add(f"{what} nests an aggregate inside another", loc)
     errors.raise_if_any()
 
+    where = _semi_joins(planner, [c.expr for c in columns] + having, where)
     any_fanout = any(i.fans_out for i in planner.instances.values())
     grouped = metric_mode or bool(all_units) or any_fanout
     hidden_keys: list[exp.Expression] = []
@@ -334,9 +339,12 @@ def build_plan(graph: JoinGraph, inp: Input, literals: Mapping[str, str]) -> Pla
         units.append(Unit(node, grain, keyed, f"_a{index}", planner.alias(grain)))
 
     sort = [_plan_sort(planner, item, columns, grouped) for item in inp.sort]
-    return Plan(inp, planner.root, planner.instances, planner.aliases, columns, where, having,
+    plan = Plan(inp, planner.root, planner.instances, planner.aliases, columns, where, having,
                 [c.expr for c in dims], hidden_keys, grouped, units, sort, inp.limit, planner.references,
                 origins + _datasource_origins(planner))
+    from .preaggregate import preaggregate  # a pass over the finished plan
+
+    return preaggregate(plan, planner)
 
 
 def _datasource_origins(planner: Planner) -> list[tuple[Any, Location]]:
@@ -351,6 +359,73 @@ def _datasource_origins(planner: Planner) -> list[tuple[Any, Location]]:
             if member.sql is not None and member.sql_loc is not None:
                 found.append((functools.partial(field_expr, ds, member, alias), member.sql_loc))
     return found
+
+
+def _branch_of(instance: Instance) -> tuple[str, ...]:
+    """The path of the instance where the first one_to_many join on its path lands."""
+    for index, join in enumerate(instance.joins):
+        if join.relationship == "one_to_many":
+            return instance.path[:index + 1]
+    return instance.path
+
+
+def _semi_joins(planner: Planner, other_trees: list[exp.Expression], where: list[exp.Expression]):
+    """Filters that alone reach down a one_to_many branch become EXISTS (...) sub-queries.
+
+    `WHERE cast.fee >= 100` keeps the movies with such a cast member; joining the branch
+    would repeat each movie per matching row and force de-duplication. With EXISTS the
+    branch is not joined at all, so nothing fans out (TPC-H Q4's shape).
+    """
+    used_elsewhere = {i.path for tree in other_trees for i in planner.instances_in(tree)}
+    by_branch: dict[tuple[str, ...], list[exp.Expression]] = {}
+    kept = []
+    for tree in where:
+        branches = {_branch_of(i) for i in planner.instances_in(tree) if i.fans_out}
+        if len(branches) == 1:
+            by_branch.setdefault(branches.pop(), []).append(tree)
+        else:
+            kept.append(tree)
+    for branch, trees in by_branch.items():
+        members = [path for path in planner.instances if path[:len(branch)] == branch]
+        other_filters = [t for b, ts in by_branch.items() if b != branch for t in ts] + kept
+        if any(path in used_elsewhere for path in members) or any(
+                i.path in members for t in other_filters for i in planner.instances_in(t)):
+            kept.extend(trees)
+            continue
+        kept.append(_exists(planner, branch, members, trees))
+        for path in members:  # the outer query no longer joins this branch
+            del planner.instances[path]
+    return kept
+
+
+def _exists(planner: Planner, branch, members, trees) -> exp.Exists:
+    from .render import relation, add_join  # render builds FROM clauses; plan only decides
+
+    head = planner.instances[branch]
+    parent_path = branch[:-1]
+    parent, parent_alias = planner.instances[parent_path], planner.aliases[parent_path]
+    alias = planner.aliases[branch]
+    sub = exp.select(exp.Literal.number(1)).from_(relation(head.datasource, alias), copy=False)
+    for path in sorted(members, key=len):
+        if path == branch:
+            continue
+        add_join(sub, relation(planner.instances[path].datasource, planner.aliases[path]),
+                 join_condition(planner.instances[path[:-1]], planner.aliases[path[:-1]],
+                                planner.instances[path], planner.aliases[path]),
+                 inner=True)
+    correlation = join_condition(parent, parent_alias, head, alias)
+    sub = sub.where(exp.and_(correlation, *[exp.paren(t) for t in trees], copy=False), copy=False)
+    return exp.Exists(this=sub)
+
+
+def join_condition(parent: Instance, parent_alias: str, child: Instance, alias: str) -> exp.Expression:
+    """`parent.left = child.right AND ...` for the join that reaches `child`."""
+    join = child.joins[-1]
+    return exp.and_(*[
+        field_expr(parent.datasource, parent.datasource.fields[left], parent_alias).eq(
+            field_expr(child.datasource, child.datasource.fields[right], alias))
+        for left, right in join.on
+    ], copy=False)
 
 
 def _single_instance(planner: Planner, tree: exp.Expression) -> Instance | None:

@@ -16,7 +16,7 @@ from sqlglot import exp
 from .. import types
 from ..model import DataSource
 from . import expressions as ex
-from .plan import Plan, PlanColumn, Unit, field_expr
+from .plan import Plan, PlanColumn, Unit, field_expr, join_condition
 
 
 def build_query(plan: Plan) -> exp.Select:
@@ -27,7 +27,7 @@ def build_query(plan: Plan) -> exp.Select:
 
 # ------------------------------------------------------------------ FROM
 
-def _relation(ds: DataSource, alias: str) -> exp.Expression:
+def relation(ds: DataSource, alias: str) -> exp.Expression:
     if ds.latest is None:
         return ex.table(ds.table, alias)
     return exp.Subquery(this=_latest_select(ds), alias=exp.TableAlias(this=exp.to_identifier(alias)))
@@ -62,7 +62,7 @@ def _unqualified(node: exp.Expression) -> exp.Expression:
 
 def _from(plan: Plan, select: exp.Select) -> exp.Select:
     root_alias = plan.aliases[()]
-    select = select.from_(_relation(plan.root.datasource, root_alias), copy=False)
+    select = select.from_(relation(plan.root.datasource, root_alias), copy=False)
     for path in sorted(plan.instances, key=lambda p: (len(p), p)):
         if not path:
             continue
@@ -70,16 +70,14 @@ def _from(plan: Plan, select: exp.Select) -> exp.Select:
         join = instance.joins[-1]
         parent = plan.instances[path[:-1]]
         parent_alias, alias = plan.aliases[path[:-1]], plan.aliases[path]
-        condition = exp.and_(*[
-            field_expr(parent.datasource, parent.datasource.fields[left], parent_alias).eq(
-                field_expr(instance.datasource, instance.datasource.fields[right], alias))
-            for left, right in join.on
-        ])
-        _add_join(select, _relation(instance.datasource, alias), condition, inner=join.type == "inner")
+        condition = join_condition(parent, parent_alias, instance, alias)
+        add_join(select, relation(instance.datasource, alias), condition, inner=join.type == "inner")
+    for subquery, condition, inner in plan.extra_joins:
+        add_join(select, subquery.copy(), condition.copy(), inner=inner)
     return select
 
 
-def _add_join(select: exp.Select, relation: exp.Expression, condition: exp.Expression, inner: bool) -> None:
+def add_join(select: exp.Select, relation: exp.Expression, condition: exp.Expression, inner: bool) -> None:
     # Built directly: Select.join() would parse its join_type string on every call.
     join = exp.Join(this=relation, on=condition) if inner else exp.Join(this=relation, on=condition, side="LEFT")
     select.append("joins", join)
@@ -130,7 +128,8 @@ def _sort_and_limit(plan: Plan, select: exp.Select) -> exp.Select:
 
 def _direct_query(plan: Plan) -> exp.Select:
     select = exp.select(*[
-        exp.alias_(_labelled(c, c.expr.copy()), c.output.name, quoted=True) for c in plan.columns
+        exp.alias_(_labelled(c, _replaced(c.expr, plan.replacements)), c.output.name, quoted=True)
+        for c in plan.columns
     ])
     select = _from(plan, select)
     if plan.where:
@@ -140,8 +139,24 @@ def _direct_query(plan: Plan) -> exp.Select:
         if keys:
             select = select.group_by(*_distinct(keys), copy=False)
     if plan.having:
-        select = select.having(exp.and_(*[exp.paren(h.copy()) for h in plan.having], copy=False), copy=False)
+        having = [exp.paren(_replaced(h, plan.replacements)) for h in plan.having]
+        select = select.having(exp.and_(*having, copy=False), copy=False)
     return _sort_and_limit(plan, select)
+
+
+def _replaced(tree: exp.Expression, replacements: dict[int, exp.Expression]) -> exp.Expression:
+    """A copy of `tree` in which the nodes whose id() is in `replacements` are swapped."""
+    copied = tree.copy()
+    if not replacements:
+        return copied
+    # Copies lose identity, so walk the original and its copy in step.
+    pairs = [(replacements[id(o)], c) for o, c in zip(tree.walk(bfs=False), copied.walk(bfs=False))
+             if id(o) in replacements]
+    for new, node in pairs:
+        if node is copied:
+            return new.copy()
+        node.replace(new.copy())
+    return copied
 
 
 def _distinct(nodes: list[exp.Expression]) -> list[exp.Expression]:
@@ -186,7 +201,7 @@ def _keyed_query(plan: Plan) -> exp.Select:
         condition = exp.and_(*[
             exp.NullSafeEQ(this=exp.column(k, table="base"), expression=exp.column(k, table=name)) for k in key_names
         ]) if key_names else exp.true()
-        _add_join(final, exp.to_table(name), condition, inner=False)
+        add_join(final, exp.to_table(name), condition, inner=False)
     if plan.having:
         final = final.where(exp.and_(*[exp.paren(_final_expr(h, key_text, plan.units)) for h in plan.having],
                                      copy=False), copy=False)

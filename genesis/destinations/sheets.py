@@ -485,7 +485,9 @@ def _entered(cell: dict) -> Any:
     value = cell.get("userEnteredValue")
     if not value:
         return None
-    for kind in ("numberValue", "stringValue", "boolValue"):
+    if "numberValue" in value:
+        return float(value["numberValue"])  # JSON may carry 7 for 7.0; compare floats with floats
+    for kind in ("stringValue", "boolValue"):
         if kind in value:
             return value[kind]
     return ("formula", value.get("formulaValue")) if "formulaValue" in value else ("error", str(value))

@@ -9,7 +9,7 @@ once, calls `plan_sync`, and writes only what the plan says.
 
 API
 ---
-`normalize(value)`
+`normalize(value)` / `same(a, b)`
     The comparable form of a cell value, equal on both sides of a round trip:
     None/""/NaN -> None; bool -> `Bool`; numbers -> float rounded to 15 significant
     digits (what a spreadsheet keeps), so 1 == 1.0 == Decimal("1.00"); integers and
@@ -269,7 +269,17 @@ def _removed_action(old: ExistingRow, policy: str) -> str:
 
 
 def _changed_columns(old: Mapping[str, Any], new: Mapping[str, Any], columns: tuple[str, ...]) -> tuple[str, ...]:
-    return tuple(c for c in columns if normalize(old.get(c)) != normalize(new.get(c)))
+    return tuple(c for c in columns if not same(old.get(c), new.get(c)))
+
+
+def same(a: Any, b: Any) -> bool:
+    """normalize(a) == normalize(b), without normalising values that are already equal."""
+    if type(a) is type(b):
+        if type(a) is tuple:  # element by element: (True, ...) must not equal (1.0, ...)
+            return len(a) == len(b) and all(same(x, y) for x, y in zip(a, b))
+        if a == b:
+            return True
+    return normalize(a) == normalize(b)
 
 
 def key_of(raw: Iterable[Any]) -> tuple:

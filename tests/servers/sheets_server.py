@@ -542,14 +542,23 @@ def _set_path(obj: dict, path: tuple, value: Any) -> dict:
 
 
 def write_cell(old: dict | None, new: dict, paths: list[tuple] | None, where: str) -> dict | None:
-    """`old` with the masked fields taken from `new` (absent in new = cleared)."""
+    """`old` with the masked fields taken from `new` (absent in new = cleared).
+
+    Parsed request JSON is shared, not copied: stored cells are never changed in place."""
     if paths is None:
         paths = [(f,) for f in CELL_FIELDS]
     out = dict(old or {})
     for path in paths:
         if path[0] not in CELL_FIELDS:
             raise bad(f"{where}Invalid field mask: {'.'.join(path)} is not a writable cell field")
-        out = _set_path(out, path, _get_path(new, path))
+        if len(path) == 1:
+            value = new.get(path[0])
+            if value is None or value == {}:
+                out.pop(path[0], None)
+            else:
+                out[path[0]] = value
+        else:
+            out = _set_path(out, path, _get_path(new, path))
     if "userEnteredValue" in out:
         check_entered(out["userEnteredValue"], where + "userEnteredValue")
     return out or None
@@ -851,10 +860,22 @@ REQUESTS = {
 
 # --------------------------------------------------------------------------- reads
 
+_STORED = ("userEnteredValue", "userEnteredFormat", "note", "textFormatRuns", "dataValidation")
+
+
 def cell_json(cell: dict | None, wanted: dict | None) -> dict:
     """The CellData of a stored cell, computing only the fields the mask asks for."""
     if not cell:
         return {}
+    if wanted is not None and all(name in _STORED for name in wanted):  # the common, cheap case
+        out = {}
+        for name, sub in wanted.items():
+            value = cell.get(name)
+            if value is not None:
+                value = value if sub is None else apply_fields(value, sub)
+                if value != {}:
+                    out[name] = value
+        return out
     names = CELL_READ_FIELDS if wanted is None else wanted.keys()
     out = {}
     for name in names:
