@@ -601,9 +601,10 @@ def find_impact(project: Project, ref: str) -> ImpactReport:
         uses = _matching(project, compiled, kind, ds, key)
         if uses:
             inputs.append({"name": name, "uses": sorted(uses), "via": _via(project, compiled.input, uses)})
+    # Parameter values are literals: a tracker uses exactly the references of its input.
     used_inputs = {i["name"] for i in inputs}
     trackers = [_tracker_summary(t) for t in sorted(project.trackers.values(), key=lambda t: t.name)
-                if t.input in used_inputs and _tracker_uses(project, t, kind, ds, key)]
+                if t.input in used_inputs]
     return ImpactReport(ref, kind, inputs, trackers, errors)
 
 
@@ -621,17 +622,6 @@ def _matching(project: Project, compiled: CompiledQuery, kind: str, ds: str, key
     if kind == "datasource":
         return {r for r in refs if r.split(".", 1)[0] == ds} or ({ds} if ds in compiled.datasources else set())
     return {key} & refs
-
-
-def _tracker_uses(project: Project, tracker, kind: str, ds: str, key: str) -> bool:
-    # A tracker's parameters never change which references its input uses, except through
-    # filters on parameters; compiling it again settles that cheaply only when needed.
-    if not tracker.parameters:
-        return True
-    try:
-        return bool(_matching(project, compile_tracker(project, tracker.name), kind, ds, key))
-    except GenesisError:
-        return True
 
 
 def _tracker_summary(tracker) -> dict:

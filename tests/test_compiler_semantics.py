@@ -186,3 +186,54 @@ def test_unknown_parameter_from_command_line_is_an_error(mini):
     project, _ = mini
     with pytest.raises(GenesisError, match="unknown parameter 'titel'.*did you mean 'title'"):
         compile_input(project, "title_search", {"titel": "x"})
+
+
+def _input(project_dir, name: str, text: str):
+    (project_dir / "inputs" / f"{name}.yaml").write_text(text)
+    return load_project(project_dir)
+
+
+def test_negative_parameter_after_minus_is_not_a_comment(mini, tmp_path):
+    project, _ = mini
+    root = copy_project(tmp_path / "p")
+    (root / ".genesis").symlink_to(project.root + "/.genesis")
+    project = _input(root, "negative", """name: negative
+from: movie
+fields: [movie.movie_id]
+filters: ["movie.movie_id >= -{{ n }} AND movie.movie_id < 5"]
+parameters: {n: {type: integer, default: 1}}
+""")
+    sql = compile_input(project, "negative", {"n": "-3"}).sql("trino")
+    assert "/*" not in sql and "--" not in sql
+    assert [r[0] for r in genesis_rows(project, "negative", n="-3")] == [3, 4]
+
+
+def test_date_diff_counts_whole_units_on_duckdb_as_on_trino(mini, tmp_path):
+    project, _ = mini
+    root = copy_project(tmp_path / "p")
+    (root / ".genesis").symlink_to(project.root + "/.genesis")
+    project = _input(root, "ages", """name: ages
+from: movie
+fields:
+  - movie.movie_id
+  - {name: years, sql: "date_diff('year', DATE '2000-12-31', DATE '2001-01-01')", type: bigint}
+  - {name: months, sql: "date_diff('month', DATE '2000-01-15', DATE '2000-03-14')", type: bigint}
+filters: ["movie.movie_id = 1"]
+""")
+    assert genesis_rows(project, "ages") == [(1, 0, 1)]
+
+
+def test_list_of_a_labelled_field_shows_the_labels(mini, tmp_path):
+    project, con = mini
+    root = copy_project(tmp_path / "p")
+    (root / ".genesis").symlink_to(project.root + "/.genesis")
+    project = _input(root, "statuses", """name: statuses
+from: purchase_order
+fields:
+  - field: vendor.name
+  - {field: movie.status, agg: list}
+sort: [vendor.name]
+""")
+    rows = genesis_rows(project, "statuses")
+    assert rows and all("PHOT" not in (r[1] or "") for r in rows)
+    assert any("In photography" in (r[1] or "") for r in rows)

@@ -152,7 +152,7 @@ def page(catalog):
     with sync_api.sync_playwright() as playwright:
         browser = playwright.chromium.launch(
             executable_path=executable,
-            args=["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+            args=["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
                   "--disable-background-networking", "--no-first-run", "--disable-extensions"])
         tab = browser.new_page(viewport={"width": 1440, "height": 900})
         tab.errors, tab.requests = [], []

@@ -6,13 +6,11 @@ with sync_google_sheet, and the server's state and request log are checked.
 
 from __future__ import annotations
 
-import itertools
 import json
 import logging
 import math
 import subprocess
 import sys
-import threading
 import time
 from datetime import date, datetime
 from decimal import Decimal
@@ -285,6 +283,20 @@ def test_columns_are_found_wherever_people_moved_them(h):
     assert h.srv.formats(h.sid, TAB)[(0, 7)]["textFormat"]["bold"]
 
 
+def test_a_changed_format_rewrites_the_number_formats_only_where_needed(h):
+    h.sync(INITIAL)
+    columns = tuple(OutputColumn(c.name, c.type, {"date": "%Y/%m/%d"}) if c.name == "Shoot start" else c
+                    for c in COLUMNS)
+    report = h.sync(result_of(INITIAL, columns))
+    assert report.updated == len(INITIAL)
+    col = h.column("Shoot start")
+    assert {h.srv.cell(h.sid, TAB, r, col)["formattedValue"] for r in (1, 2)} == {"2024/01/02", "2024/01/03"}
+    writes = h.genesis_calls("write")
+    h.srv.clear_log()
+    assert h.sync(result_of(INITIAL, columns)).write_calls == 0
+    assert len(writes) == 2
+
+
 @pytest.mark.parametrize("policy", ["mark", "keep"])
 def test_removed_rows_policy(h, policy):
     h.sync(INITIAL)
@@ -328,6 +340,14 @@ def test_duplicate_keys_in_the_destination_fail_before_any_write(h):
     assert not h.genesis_calls("write")
 
 
+def test_a_column_twice_in_the_header_fails_before_any_write(h):
+    h.sync(INITIAL[:3])
+    h.person().worksheet(TAB).update([["Title"]], "H1")
+    with pytest.raises(GenesisError, match=r"column 'Title' appears more than once in the header .* \(B1, H1\)"):
+        h.sync(INITIAL[:3])
+    assert len(h.genesis_calls("write")) == 1
+
+
 def test_duplicate_keys_in_the_result_fail_before_any_write(h):
     with pytest.raises(GenesisError, match=r"duplicate key in the result: Movie ID=3 \(2 rows\)"):
         h.sync([movie(3), movie(3, title="again")])
@@ -340,7 +360,7 @@ def test_sheets_limits_are_checked_before_writing(h):
         h.sync([movie(i) for i in range(1, 200)], sid=big)
     with pytest.raises(GenesisError, match=r"at most 50,000"):
         h.sync([movie(1, title="x" * 50_001)])
-    wide = h.srv.create_spreadsheet("wide", sheets=(TAB,), rows=10, cols=18_278)
+    h.srv.create_spreadsheet("wide", sheets=(TAB,), rows=10, cols=18_278)
     h.person("wide").worksheet(TAB).update([["far away"]], "ZZZ1")  # column 18,278
     with pytest.raises(GenesisError, match=r"18,278"):
         h.sync(INITIAL, sid="wide")
@@ -358,6 +378,11 @@ def test_the_server_enforces_google_limits_and_parses_user_entered_text(h):
     ws.update([["=1+1", "007", "'=text"]], "A1", value_input_option="USER_ENTERED")
     assert h.srv.grid(h.sid, "Sheet1")[0] == [{"formula": "=1+1"}, 7.0, "=text"]
     assert ws.get("A1", value_render_option="UNFORMATTED_VALUE") == [[2]]
+    ws.batch_update([{"range": "A3:B3", "values": [["=2*3", "2024-01-02"]]}], raw=False)
+    got = ws.batch_get(["A3:B3"], value_render_option="UNFORMATTED_VALUE", date_time_render_option="SERIAL_NUMBER")
+    assert got[0] == [[6, 45293]]
+    ws.hide_columns(3, 4)  # updateDimensionProperties
+    assert h.srv.calls(user=PERSON, kind="write")[-1].requests == ["updateDimensionProperties"]
 
 
 def test_not_found_and_no_permission_name_the_service_account(h):
@@ -409,10 +434,17 @@ def test_the_per_user_write_quota_answers_429_until_the_window_ends(h):
 
 def test_writes_are_paced_under_the_quota(h):
     h.srv.write_quota, h.srv.window_seconds = 3, 0.3
-    policy = RetryPolicy(base_seconds=0.01, writes_per_minute=3, window_seconds=0.4)
+    policy = RetryPolicy(base_seconds=0.01, writes_per_minute=3, window_seconds=0.5)  # slack over the server
     rows = [movie(i) for i in range(1, 121)]
     report = h.sync(rows, max_request_bytes=6_000, retry=policy)
     assert report.write_calls > 3 and not h.srv.calls(status=429)
+
+
+def test_a_slow_response_times_out_and_is_retried(h):
+    h.srv.slow(0.6, n=1, kind="read")
+    report = h.sync(INITIAL, retry=RetryPolicy(base_seconds=0.01, request_timeout=0.2, writes_per_minute=100_000))
+    assert report.retries == 1 and report.read_calls == 3  # timed out, tab lookup, metadata
+    assert owned_by_key(h) == expected_owned(INITIAL)
 
 
 def test_retry_after_is_honoured(h):
@@ -460,7 +492,7 @@ def test_a_503_mid_write_converges_to_the_clean_state(h, applied):
     setup_annotated(h, h.sid)
     h.srv.fail_write(2, status=503, apply=applied)
     report = h.sync(BIG_CHANGE, max_request_bytes=4_000)
-    assert report.retries >= 1
+    assert report.retries >= 1 and report.read_calls == 2  # read again and re-planned, never re-sent blind
     assert comparable(h, h.sid) == clean  # no lost note, no duplicated row
 
 

@@ -73,8 +73,22 @@ class CompiledQuery:
 
 
 def _render(ast: exp.Select, dialect: str, pretty: bool) -> str:
-    # The AST is built with Trino semantics; sqlglot's generator transpiles it.
+    # The AST is built with Trino semantics; sqlglot's generator transpiles it, after the
+    # rewrites where DuckDB's same-named function means something else.
+    if dialect == "duckdb":
+        ast = ast.transform(_duckdb_semantics)
     return ast.sql(dialect=dialect, pretty=pretty)
+
+
+def _duckdb_semantics(node: exp.Expression) -> exp.Expression:
+    """Trino's date_diff counts whole units (like DuckDB's date_sub); DuckDB's date_diff
+    counts crossed boundaries: date_diff('year', DATE '2000-12-31', DATE '2001-01-01') is 1."""
+    if isinstance(node, exp.DateDiff):
+        unit = node.args.get("unit")
+        unit_text = (unit.name if unit is not None else "day").lower()
+        return exp.Anonymous(this="DATE_SUB", expressions=[
+            exp.Literal.string(unit_text), node.expression.copy(), node.this.copy()])
+    return node
 
 
 def graph_of(project: Project) -> JoinGraph:

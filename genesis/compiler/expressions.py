@@ -126,20 +126,25 @@ def sql_literal(value: Any, ptype: str) -> str:
     if ptype == "boolean":
         return "TRUE" if value else "FALSE"
     if ptype in types.INTEGER_TYPES:
-        return str(int(value))
+        return _signed(str(int(value)))
     if ptype in ("double", "real"):
         if value != value or value in (float("inf"), float("-inf")):
             raise GenesisError(f"{value} cannot be used as a SQL literal")
-        return repr(float(value))
+        return _signed(repr(float(value)))
     if types.is_decimal(ptype):
         # A plain numeric literal is an exact decimal in Trino and DuckDB; `DECIMAL 'x'`
         # would come out of sqlglot as CAST(x AS DECIMAL), i.e. decimal(38,0) on Trino.
-        return format(decimal.Decimal(value), "f")
+        return _signed(format(decimal.Decimal(value), "f"))
     if ptype == "date":
         return f"DATE '{value.isoformat()}'"
     if ptype.startswith("timestamp"):
         return f"TIMESTAMP '{value.isoformat(sep=' ')}'"
     raise GenesisError(f"unsupported parameter type {ptype}")
+
+
+def _signed(number: str) -> str:
+    """Negative numbers in parentheses: `-{{ n }}` with n = -5 must not become `--5`, a comment."""
+    return f"({number})" if number.startswith("-") else number
 
 
 def render_parameters(text: str, literals: Mapping[str, str], loc: Location | None, what: str) -> str:

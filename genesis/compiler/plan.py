@@ -236,6 +236,25 @@ def field_agg_expr(argument: exp.Expression, agg: str) -> exp.Expression:
     return {"sum": exp.Sum, "avg": exp.Avg, "min": exp.Min, "max": exp.Max}[agg](this=argument)
 
 
+def labelled(expr: exp.Expression, labels: Mapping[str, str], stored_type: str | None) -> exp.Expression:
+    """Stored codes shown as their display text; unknown codes pass through."""
+    numeric = stored_type is not None and types.is_numeric(stored_type)
+    case = exp.Case()
+    for code, text in labels.items():
+        value = exp.Literal.number(code) if numeric and _is_number(code) else exp.Literal.string(code)
+        case = case.when(expr.copy().eq(value), exp.Literal.string(text), copy=False)
+    fallback = expr.copy() if stored_type == "varchar" else ex.cast(expr.copy(), "varchar")
+    return case.else_(fallback, copy=False)
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+        return True
+    except ValueError:
+        return False
+
+
 def _needs_quotes(name: str) -> bool:
     return not name.isidentifier() or name.lower() != name
 
@@ -327,6 +346,8 @@ def build_plan(graph: JoinGraph, inp: Input, literals: Mapping[str, str]) -> Pla
         hidden_keys = [field_expr(root_ds, root_ds.fields[k], planner.alias(planner.root))
                        for k in root_ds.primary_key]
 
+    for node, _, _ in all_units:
+        _exact_float_sum(node, planner)
     units = []
     for index, (node, loc, what) in enumerate(all_units):
         grain = planner.grain_of(node, loc, what)
@@ -359,6 +380,21 @@ def _datasource_origins(planner: Planner) -> list[tuple[Any, Location]]:
             if member.sql is not None and member.sql_loc is not None:
                 found.append((functools.partial(field_expr, ds, member, alias), member.sql_loc))
     return found
+
+
+EXACT_SUM_TYPE = "decimal(38,12)"
+
+
+def _exact_float_sum(unit: exp.Expression, planner: Planner) -> None:
+    """Sum doubles as exact decimals, so the result does not depend on the row order.
+
+    A parallel engine adds rows in a different order on every run; with doubles that
+    changes the last bits of `sum` and `avg`, and an unchanged tracker would be rewritten.
+    Decimal addition is associative. (Range: |x| < 1e26, 12 decimals.)
+    """
+    agg = unit.this if isinstance(unit, exp.Filter) else unit
+    if isinstance(agg, (exp.Sum, exp.Avg)) and infer_type(agg.this, planner.known_types) in ("double", "real"):
+        agg.set("this", ex.cast(agg.this, EXACT_SUM_TYPE))
 
 
 def _branch_of(instance: Instance) -> tuple[str, ...]:
@@ -445,6 +481,8 @@ def _plan_column(planner: Planner, item: InputField) -> PlanColumn:
             if resolved.is_measure:
                 raise GenesisError(f"'{item.field}' is a measure; it is aggregated already, remove `agg:`",
                                    item.loc)
+            if labels and item.agg == "list":  # list the display texts, not the stored codes
+                expr = labelled(expr, labels, value_type)
             expr = field_agg_expr(expr, item.agg)
             column_type = field_agg_type(item.agg, value_type)
             labels = None

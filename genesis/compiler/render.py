@@ -13,10 +13,9 @@ from __future__ import annotations
 
 from sqlglot import exp
 
-from .. import types
 from ..model import DataSource
 from . import expressions as ex
-from .plan import Plan, PlanColumn, Unit, field_expr, join_condition
+from .plan import Plan, PlanColumn, Unit, field_expr, join_condition, labelled
 
 
 def build_query(plan: Plan) -> exp.Select:
@@ -86,24 +85,7 @@ def add_join(select: exp.Select, relation: exp.Expression, condition: exp.Expres
 # ------------------------------------------------------------------ columns
 
 def _labelled(column: PlanColumn, expr: exp.Expression) -> exp.Expression:
-    """Stored codes shown as their display text; unknown codes pass through."""
-    if not column.labels:
-        return expr
-    numeric = column.label_type is not None and types.is_numeric(column.label_type)
-    case = exp.Case()
-    for code, text in column.labels.items():
-        value = exp.Literal.number(code) if numeric and _is_number(code) else exp.Literal.string(code)
-        case = case.when(expr.copy().eq(value), exp.Literal.string(text))
-    fallback = expr.copy() if column.label_type == "varchar" else ex.cast(expr.copy(), "varchar")
-    return case.else_(fallback)
-
-
-def _is_number(text: str) -> bool:
-    try:
-        float(text)
-        return True
-    except ValueError:
-        return False
+    return labelled(expr, column.labels, column.label_type) if column.labels else expr
 
 
 def _sort_and_limit(plan: Plan, select: exp.Select) -> exp.Select:

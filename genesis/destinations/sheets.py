@@ -1,9 +1,17 @@
 """Google Sheets destination: a keyed, typed, minimal-call refresh of one tab.
 
 A refresh reads the tab once (one `spreadsheets.get` of the tab's grid: header, owned
-block, keys, notes), diffs it with `sync.plan_sync`, and writes only what changed in one
-atomic `spreadsheets.batchUpdate` (split into bodies of at most `MAX_REQUEST_BYTES` when
-it does not fit). An unchanged result makes no write call.
+block, keys, notes, number formats), diffs it with `sync.plan_sync`, and writes only what
+changed in one atomic `spreadsheets.batchUpdate` (split into bodies of at most
+`MAX_REQUEST_BYTES`, filled to the brim, when it does not fit). An unchanged result makes
+no write call. The first refresh of a missing tab adds one metadata read (to pick a sheet
+id and count the other tabs' cells) and creates the tab in the same batchUpdate.
+
+Writes, in order: grid growth (addSheet / appendDimension), the header cells of new owned
+columns (bold; the header row is frozen), updateCells for changed owned cells (adjacent
+cells and rows merged into one request), new rows written below the last used row in
+result order (their number formats as one repeatCell per column), deleteDimension of
+removed rows bottom-up (so earlier indices stay valid), and the stamp.
 
 Ownership. Row 1 is the header. Genesis owns the columns whose header is an output column
 name (found wherever a person moved them; missing ones are appended right of everything
@@ -16,10 +24,12 @@ deletes blank ones inside the block). Writes go through field masks, so only the
 cells' values (and, for columns with a `format`, their number format) are touched.
 
 Typed values. Numbers as numbers (integers of 1e15 or more as text: a sheet would round
-them), dates and timestamps as serial numbers with a DATE / DATE_TIME number format from
-`formatting.spreadsheet_number_format`, booleans as booleans, text always as
-`stringValue`: leading zeros kept, and `=1+1`, `+1`, `-x`, `@x` stay text (never a
-formula). Arrays, links and booleans with a `bool` format are written as their text.
+them), dates and timestamps as serial numbers (timestamps with a time zone in UTC) with a
+DATE / DATE_TIME number format from `formatting.spreadsheet_number_format`, booleans as
+booleans, text always as `stringValue`: leading zeros kept, and `=1+1`, `+1`, `-x`, `@x`
+stay text (never a formula). Arrays, links and booleans with a `bool` format are written
+as their text. The number format of an owned column with a `format` is Genesis's: a
+person's change to it is put back on the next refresh that writes the row.
 
 Stamp. The last refresh that wrote anything leaves a note on the header cell of the first
 key column: "Refreshed by Genesis at <UTC time> ...". It is in the frozen header, so a
@@ -27,12 +37,21 @@ sort never moves it. An unchanged refresh writes nothing, so the stamp tells whe
 data last changed.
 
 Faults. 429 and 5xx are retried with jittered exponential backoff (Retry-After honoured)
-until `deadline_seconds`; other 4xx fail at once with a message that names the service
-account to share the spreadsheet with. A write whose outcome is unknown (5xx, lost
-connection) is never re-sent blind: the tab is read again and re-planned, so a re-run
-converges to the state of an uninterrupted run (each batchUpdate is atomic and the diff
-is keyed). Writes are paced per service account to `RetryPolicy.writes_per_minute`.
-Secrets (the private key, access tokens) are never put in messages or logs.
+until `deadline_seconds` (which also bounds every request's timeout); other 4xx fail at
+once with a message that names the service account to share the spreadsheet with. A
+write whose outcome is unknown (5xx, lost connection) is never re-sent blind: the tab is
+read again and re-planned, so a re-run converges to the state of an uninterrupted run
+(each batchUpdate is atomic and the diff is keyed). Writes are paced per service account
+to `RetryPolicy.writes_per_minute`. Secrets (the private key, access tokens) are never
+put in messages or logs. With an overridden endpoint, google-auth's background
+"regional access boundary" lookup at Google's IAM host is turned off (it would bypass
+the proxy).
+
+Known limits. Writes address rows by index, as the Sheets API requires: a person who
+sorts the tab in the seconds between the read and the write can see a refresh land on
+the wrong rows (the next refresh repairs owned cells, not a moved note). A write that
+times out on the client but is still applied by Google later can, when it deleted rows,
+delete again after the re-plan; Google gives no conditional writes to rule this out.
 """
 
 from __future__ import annotations
@@ -51,13 +70,13 @@ from typing import Any, Callable, Mapping, Sequence
 import requests
 from gspread.exceptions import APIError
 from gspread.http_client import HTTPClient
-from gspread.urls import SPREADSHEET_BATCH_UPDATE_URL, SPREADSHEETS_API_V4_BASE_URL
-from gspread.utils import absolute_range_name
+from gspread.urls import SPREADSHEET_BATCH_UPDATE_URL
+from gspread.utils import absolute_range_name, rowcol_to_a1
 
 from ..errors import GenesisError, did_you_mean
 from ..formatting import format_value, spreadsheet_number_format
 from ..result import OutputColumn, QueryResult
-from ..types import is_array, is_numeric
+from ..types import is_array
 from .sync import (
     STATUS_COLUMN,
     STATUS_REMOVED,
@@ -79,7 +98,6 @@ MAX_CELLS = 10_000_000  # per spreadsheet
 MAX_COLUMNS = 18_278  # per sheet
 MAX_CELL_CHARS = 50_000
 NEW_TAB_COLUMNS = 26  # a new tab gets at least these, like one made in the Sheets UI
-DATE_TYPES = ("date", "timestamp", "timestamp with time zone")
 READ_FIELDS = ("sheets(properties(sheetId,title,gridProperties),"
                "data(rowData(values(userEnteredValue,userEnteredFormat/numberFormat,note))))")
 MASK_VALUE = "userEnteredValue"
@@ -143,9 +161,9 @@ def sync_google_sheet(
     rows = _result_rows(result, columns, key)
     creds, email = load_credentials(credentials_file, endpoint)
     report = SheetSyncReport(spreadsheet_id, worksheet, mode, policy, rows=len(rows), dry_run=dry_run)
-    policy_ = retry or RetryPolicy()
-    api = _Api(_client(creds, endpoint, policy_), spreadsheet_id, worksheet, email,
-               started + deadline_seconds, policy_, report)
+    retry = retry or RetryPolicy()
+    api = _Api(_client(creds, endpoint, retry), spreadsheet_id, worksheet, email,
+               started + deadline_seconds, retry, report)
     job = _Job(api, columns, list(key), rows, mode, policy, max_request_bytes, dry_run)
     first_plan: Plan | None = None
     attempt = 0
@@ -227,10 +245,12 @@ def _texter(column_type: str, fmt: Mapping) -> Callable[[Any], Any]:
 
 def _result_rows(result: QueryResult, columns: list[_Column], key: Sequence[str]) -> list[ResultRow]:
     data = {c.name: result.table.column(c.name).to_pylist() for c in columns}
+    # keys are matched as typed values (messages show 7, not 7.0), or as the text written
+    texted = {c.name for c in columns if c.convert is not _plain}
     out = []
     for i in range(result.table.num_rows):
         values = {c.name: c.value(data[c.name][i]) for c in columns}
-        out.append(ResultRow(tuple(data[k][i] for k in key), values))
+        out.append(ResultRow(tuple(_cell_of(values[k]) if k in texted else data[k][i] for k in key), values))
     _check_cell_sizes(out, columns, key)
     return out
 
@@ -257,10 +277,9 @@ def load_credentials(path: str, endpoint: str = GOOGLE_ENDPOINT):
     """(google-auth service-account credentials, client email) from a JSON key file.
 
     Errors name the file and what is wrong with it, never its content."""
-    from google.oauth2.service_account import Credentials
+    from google.oauth2.service_account import Credentials as Default
 
-    if endpoint.rstrip("/") != GOOGLE_ENDPOINT:
-        Credentials = _proxied_credentials_class()  # noqa: N806
+    credentials_class = Default if endpoint.rstrip("/") == GOOGLE_ENDPOINT else _proxied_credentials_class()
     try:
         with open(path, encoding="utf-8") as fh:
             info = json.load(fh)
@@ -275,7 +294,7 @@ def load_credentials(path: str, endpoint: str = GOOGLE_ENDPOINT):
         raise GenesisError(f"{path} is not a service-account key file (missing: {', '.join(missing) or 'type'})",
                            hint="use the JSON key of a service account")
     try:
-        creds = Credentials.from_service_account_info(info, scopes=list(SCOPES))
+        creds = credentials_class.from_service_account_info(info, scopes=list(SCOPES))
     except Exception:  # the message could quote the key; say only what is wrong
         raise GenesisError(f"the private key in {path} cannot be loaded", hint="download the key again")
     return creds, info["client_email"]
@@ -361,6 +380,7 @@ class _Api:
         while True:
             if kind == "write":
                 self._pace()
+            self._bound_timeout()
             setattr(self.report, f"{kind}_calls", getattr(self.report, f"{kind}_calls") + 1)
             try:
                 return fn()
@@ -380,6 +400,14 @@ class _Api:
                 raise self._auth_error(err) from None
             self.backoff(attempt, error)
             attempt += 1
+
+    def _bound_timeout(self) -> None:
+        """No single request may outlive the refresh's deadline."""
+        remaining = self.deadline - time.monotonic()
+        if remaining <= 0:
+            raise GenesisError(f"the refresh of spreadsheet '{self.spreadsheet_id}' reached its deadline",
+                               hint="the tab is consistent; the next refresh continues where this one stopped")
+        self.http.set_timeout((min(10.0, remaining), min(self.policy.request_timeout, remaining)))
 
     def backoff(self, attempt: int, error: Exception) -> None:
         """Sleep before a retry, or give up when the deadline would pass."""
@@ -538,7 +566,7 @@ def _layout(tab: _Tab, columns: list[_Column], key: list[str]) -> _Layout:
     owned = [c.name for c in columns] + [STATUS_COLUMN]
     for name in owned:
         if len(header.get(name, [])) > 1:
-            where = ", ".join(_col_letters(c) for c in header[name])
+            where = ", ".join(rowcol_to_a1(1, c + 1) for c in header[name])
             raise GenesisError(f"column '{name}' appears more than once in the header of tab '{tab.title}' ({where})",
                                hint="rename or delete the extra column; nothing was written")
     positions = {name: header[name][0] for name in owned[:-1] if name in header}

@@ -63,5 +63,27 @@ def conform(table: pa.Table, columns: Sequence[OutputColumn]) -> pa.Table:
                 raise EngineError(
                     f"column '{column.name}' cannot be read as {column.type}: {exc}"
                 ) from None
+        if pa.types.is_floating(array.type):
+            array = _fifteen_digits(array)
         arrays.append(array)
     return pa.Table.from_arrays(arrays, names=[c.name for c in columns])
+
+
+def _fifteen_digits(array):
+    """Doubles rounded to 15 significant digits, the precision spreadsheets keep.
+
+    A parallel engine adds doubles in a different order on each run, so `avg(x)` can
+    differ in its last bits; rounding here keeps an unchanged tracker byte-identical.
+    """
+    import numpy as np
+
+    chunks = []
+    for chunk in (array.chunks if isinstance(array, pa.ChunkedArray) else [array]):
+        values = chunk.to_numpy(zero_copy_only=False).astype(np.float64)
+        finite = np.isfinite(values) & (values != 0)
+        magnitude = np.zeros_like(values)
+        magnitude[finite] = np.floor(np.log10(np.abs(values[finite])))
+        scale = np.power(10.0, 14 - magnitude)
+        rounded = np.where(finite, np.round(values * scale) / scale, values)
+        chunks.append(pa.array(rounded, type=chunk.type, mask=chunk.is_null().to_numpy(zero_copy_only=False)))
+    return pa.chunked_array(chunks, type=array.type)

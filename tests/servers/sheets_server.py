@@ -37,7 +37,6 @@ import base64
 import copy
 import itertools
 import json
-import math
 import operator
 import re
 import secrets
