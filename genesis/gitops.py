@@ -609,12 +609,9 @@ def find_impact(project: Project, ref: str) -> ImpactReport:
 
 
 def compile_input_cached(project: Project, name: str) -> CompiledQuery:
-    from .compiler import compile_input
+    from .compiler import compile_input  # remembers its results per project
 
-    cache = _cached(project, "_compiled_inputs", dict)
-    if name not in cache:
-        cache[name] = compile_input(project, name)
-    return cache[name]
+    return compile_input(project, name)
 
 
 def _matching(project: Project, compiled: CompiledQuery, kind: str, ds: str, key: str) -> set[str]:

@@ -93,8 +93,10 @@ class Planner:
             return self.instances[instance.path]
         if instance.path:
             self._use(self.graph.instance(self.input.root, instance.joins[:-1]))
-            self.references.add(f"{self.instances[instance.parent_path].datasource.name}.join:"
-                                f"{instance.joins[-1].name}")
+            parent, join = self.instances[instance.parent_path].datasource, instance.joins[-1]
+            self.references.add(f"{parent.name}.join:{join.name}")
+            for left, right in join.on:  # a join reads its key fields on both sides
+                self.references.update((f"{parent.name}.{left}", f"{instance.datasource.name}.{right}"))
         alias = self.input.root if not instance.path else "__".join(instance.path)
         while alias in self.by_alias:
             alias += "_"
@@ -118,6 +120,8 @@ class Planner:
             expr = field_expr(instance.datasource, member, alias)
         else:
             expr = measure_expr(instance, member, alias, not instance.path)
+            if member.sql in instance.datasource.fields:
+                self.references.add(f"{instance.datasource.name}.{member.sql}")
             for unit in ex.aggregate_units(expr):
                 self.measure_units[id(unit)] = instance
         value_type = member_type(member, infer_type(expr, self.known_types))
@@ -345,6 +349,7 @@ def build_plan(graph: JoinGraph, inp: Input, literals: Mapping[str, str]) -> Pla
                 f"declare primary_key in {root_ds.path}")
         hidden_keys = [field_expr(root_ds, root_ds.fields[k], planner.alias(planner.root))
                        for k in root_ds.primary_key]
+        planner.references.update(f"{root_ds.name}.{k}" for k in root_ds.primary_key)
 
     for node, _, _ in all_units:
         _exact_float_sum(node, planner)
@@ -358,6 +363,8 @@ def build_plan(graph: JoinGraph, inp: Input, literals: Mapping[str, str]) -> Pla
                 f"counting each once needs its primary_key", loc,
                 f"declare primary_key in {grain.datasource.path}")
         units.append(Unit(node, grain, keyed, f"_a{index}", planner.alias(grain)))
+        if keyed:
+            planner.references.update(f"{grain.datasource.name}.{k}" for k in grain.datasource.primary_key)
 
     sort = [_plan_sort(planner, item, columns, grouped) for item in inp.sort]
     plan = Plan(inp, planner.root, planner.instances, planner.aliases, columns, where, having,
