@@ -34,15 +34,16 @@ def get_target(project: Project, name: str | None = None) -> Target:
 def render_settings(target: Target, environ: Mapping[str, str] | None = None) -> dict[str, Any]:
     """The target's settings with every `{{ env.NAME }}` replaced by its value."""
     env = dict(os.environ if environ is None else environ)
-    return _render(target.settings, env, f"target '{target.name}'")
+    return _render(target.settings, env, target.name, "")
 
 
-def _render(value: Any, env: dict, where: str) -> Any:
+def _render(value: Any, env: dict, target: str, key: str) -> Any:
     if isinstance(value, Mapping):
-        return {k: _render(v, env, f"{where}.{k}") for k, v in value.items()}
+        return {k: _render(v, env, target, f"{key}.{k}" if key else str(k)) for k, v in value.items()}
     if isinstance(value, list):
-        return [_render(v, env, where) for v in value]
+        return [_render(v, env, target, key) for v in value]
     if isinstance(value, str) and "{{" in value:
+        where = f"{key} of target '{target}'"
         try:
             return _JINJA.from_string(value).render(env=_Env(env, where))
         except jinja2.TemplateError as exc:
