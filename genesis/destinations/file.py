@@ -13,6 +13,7 @@ CSV and JSON carry raw typed values (ISO dates, plain numbers, decimals at their
 
 from __future__ import annotations
 
+import copy
 import csv
 import datetime as dt
 import io
@@ -27,12 +28,14 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any, BinaryIO, Callable, Iterator, TextIO
 
+import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from ..errors import GenesisError
 from ..formatting import excel_number_format, format_value, raw_text
 from ..result import OutputColumn, QueryResult
-from ..types import array_element, is_array
+from ..types import array_element, is_array, is_decimal
 
 TEMP_PREFIX = ".genesis-tmp-"
 _CHUNK = 1 << 20
@@ -198,8 +201,24 @@ def write_csv_stream(result: QueryResult, stream: TextIO) -> None:
     writer = csv.writer(stream, lineterminator="\r\n")
     writer.writerow(result.names)
     types = [c.type for c in result.columns]
-    for row in _rows(result):
-        writer.writerow([csv_text(v, t) for v, t in zip(row, types)])
+    for batch in result.table.to_batches(max_chunksize=50_000):
+        texts = [_csv_column(column, t) for column, t in zip(batch.columns, types)]
+        writer.writerows(zip(*texts))
+
+
+# Types whose Arrow cast to string is exactly `raw_text`: done in C, not value by value.
+_CAST_AS_TEXT = ("varchar", "boolean", "tinyint", "smallint", "integer", "bigint", "date")
+
+
+def _csv_column(array: pa.Array, column_type: str) -> list[str]:
+    """One column's CSV texts; nulls are empty fields."""
+    if column_type in _CAST_AS_TEXT:
+        return pc.fill_null(pc.cast(array, pa.string()), "").to_pylist()
+    if is_decimal(column_type) and pa.types.is_decimal(array.type):
+        texts = pc.fill_null(pc.cast(array, pa.string()), "").to_pylist()
+        # Arrow writes a zero with a scale as "0E-2"; those few go the exact way.
+        return [csv_text(array[i].as_py(), column_type) if "E" in t else t for i, t in enumerate(texts)]
+    return [csv_text(v, column_type) for v in array.to_pylist()]
 
 
 def csv_text(value: Any, column_type: str) -> str:
@@ -299,21 +318,34 @@ def _build_workbook(result: QueryResult, title: str):
         cell.data_type, cell.font = "s", bold
         header.append(cell)
     sheet.append(header)
-    formats = [excel_number_format(c.type, c.format) for c in columns]
+    templates = []  # one styled cell per formatted column; its style is copied, not re-resolved
+    for column in columns:
+        number_format = excel_number_format(column.type, column.format)
+        template = WriteOnlyCell(sheet) if number_format else None
+        if template is not None:
+            template.number_format = number_format
+        templates.append(template)
     for row in _rows(result):
-        sheet.append([_xlsx_cell(WriteOnlyCell, sheet, v, c, f)
-                      for v, c, f in zip(row, columns, formats)])
+        sheet.append([_xlsx_cell(WriteOnlyCell, sheet, v, c, t) for v, c, t in zip(row, columns, templates)])
     return workbook
 
 
-def _xlsx_cell(cell_type, sheet, value: Any, column: OutputColumn, number_format: str | None):
+def _xlsx_cell(cell_type, sheet, value: Any, column: OutputColumn, template):
+    """A plain value where openpyxl's own typing is right; a cell where it is not."""
     fmt = column.format or {}
-    cell = cell_type(sheet, value=_xlsx_value(value, column))
-    if isinstance(cell.value, str):
-        cell.data_type = "s"  # text is data: "=SUM(A1)" must never become a formula
-    if number_format and isinstance(cell.value, str) == isinstance(value, str):
-        cell.number_format = number_format  # not on a number written as text
-    if "link" in fmt and value is not None and not isinstance(value, (list, tuple)):
+    typed = _xlsx_value(value, column)
+    formatted = template is not None and isinstance(typed, str) == isinstance(value, str)  # not on a number as text
+    linked = "link" in fmt and value is not None and not isinstance(value, (list, tuple))
+    # openpyxl reads "=..." as a formula and "#N/A" as an error: text is data, never either.
+    risky_text = isinstance(typed, str) and typed[:1] in ("=", "#")
+    if not (formatted or linked or risky_text):
+        return typed
+    cell = cell_type(sheet, value=typed)
+    if isinstance(typed, str):
+        cell.data_type = "s"
+    if formatted:
+        cell._style = copy.copy(template._style)
+    if linked:
         cell.hyperlink = format_value(value, column.type, fmt)
         cell.style = "Hyperlink"
     return cell
