@@ -192,33 +192,48 @@ def _rows(result: QueryResult) -> Iterator[list[Any]]:
 
 
 def write_csv_stream(result: QueryResult, stream: TextIO) -> None:
-    """RFC 4180 CSV (CRLF, minimal quoting) of raw values under the output names.
+    """RFC 4180 CSV (CRLF) of raw values under the output names.
 
-    Dates and timestamps ISO 8601 with a space before the time (what spreadsheets and SQL
-    engines read), numbers plain (no exponent), decimals at their scale, booleans
-    true/false, arrays as JSON, null as an empty field. `stream` must use newline="".
+    Text is always quoted, so an empty text ("") differs from a null (an empty field);
+    numbers, booleans and dates are not. Dates and timestamps ISO 8601 with a space before
+    the time (what spreadsheets and SQL engines read), numbers plain (no exponent),
+    decimals at their scale, booleans true/false, arrays as JSON. Arrow's C++ writer does
+    the quoting. `stream` must use newline="".
     """
-    writer = csv.writer(stream, lineterminator="\r\n")
-    writer.writerow(result.names)
-    types = [c.type for c in result.columns]
-    for batch in result.table.to_batches(max_chunksize=50_000):
-        texts = [_csv_column(column, t) for column, t in zip(batch.columns, types)]
-        writer.writerows(zip(*texts))
+    import pyarrow.csv as pacsv
+
+    header = True
+    for batch in result.table.to_batches(max_chunksize=10_000):  # streamed: memory stays flat
+        columns = [_csv_column(column, c.type) for column, c in zip(batch.columns, result.columns)]
+        buffer = io.BytesIO()
+        options = pacsv.WriteOptions(include_header=header, eol="\r\n", quoting_style="needed")
+        pacsv.write_csv(pa.Table.from_arrays(columns, names=result.names), buffer, options)
+        stream.write(buffer.getvalue().decode("utf-8"))
+        header = False
+    if header:  # no rows: the header alone
+        stream.write(",".join(_csv_quote(name) for name in result.names) + "\r\n")
 
 
-# Types whose Arrow cast to string is exactly `raw_text`: done in C, not value by value.
-_CAST_AS_TEXT = ("varchar", "boolean", "tinyint", "smallint", "integer", "bigint", "date")
+# Types whose Arrow text is exactly `raw_text`: written by Arrow as they are, in C++.
+_NATIVE_TEXT = ("varchar", "boolean", "tinyint", "smallint", "integer", "bigint", "date")
 
 
-def _csv_column(array: pa.Array, column_type: str) -> list[str]:
-    """One column's CSV texts; nulls are empty fields."""
-    if column_type in _CAST_AS_TEXT:
-        return pc.fill_null(pc.cast(array, pa.string()), "").to_pylist()
-    if is_decimal(column_type) and pa.types.is_decimal(array.type):
-        texts = pc.fill_null(pc.cast(array, pa.string()), "").to_pylist()
+def _csv_quote(text: str) -> str:
+    return '"' + text.replace('"', '""') + '"'
+
+
+def _csv_column(column: pa.Array, column_type: str) -> pa.Array:
+    """A column Arrow's CSV writer prints as `raw_text` would (nulls stay null)."""
+    if column_type in _NATIVE_TEXT:
+        return column
+    values = column.to_pylist()
+    if is_decimal(column_type) and pa.types.is_decimal(column.type):
+        texts = pc.cast(column, pa.string()).to_pylist()
         # Arrow writes a zero with a scale as "0E-2"; those few go the exact way.
-        return [csv_text(array[i].as_py(), column_type) if "E" in t else t for i, t in enumerate(texts)]
-    return [csv_text(v, column_type) for v in array.to_pylist()]
+        texts = [csv_text(v, column_type) if t and "E" in t else t for v, t in zip(values, texts)]
+    else:
+        texts = [None if v is None else csv_text(v, column_type) for v in values]
+    return pa.array(texts, pa.string())
 
 
 def csv_text(value: Any, column_type: str) -> str:
