@@ -108,6 +108,12 @@ class JoinGraph:
                     f"'{current.name}' has no join '{segment}' (in reference '{text}')", loc,
                     did_you_mean(segment, current.joins) or _listing("its joins", current.joins),
                 )
+            previous_source = joins[-2].datasource if len(joins) > 1 else root
+            if joins and _reverses(joins[-1], join, previous_source):
+                raise GenesisError(
+                    f"'{text}' goes back along the join it came by ('{segment}' undoes "
+                    f"'{joins[-1].name}'): a cycle in the join path", loc,
+                    "drop the two segments: the rows are those of the data source before them")
             joins = joins + (join,)
             current = self.datasources[join.datasource]
         member = current.fields.get(member_name) or current.measures.get(member_name)
@@ -142,6 +148,12 @@ class JoinGraph:
             f"'{first}' in '{text}' is neither a join of '{root}' nor a data source", loc,
             did_you_mean(first, candidates) or _listing(f"joins of {root}", root_ds.joins),
         )
+
+
+def _reverses(previous: Join, join: Join, previous_source: str) -> bool:
+    """Does `join` lead straight back over `previous`: to where it started, on the same keys?"""
+    inverted = {(right, left) for left, right in previous.on}
+    return join.datasource == previous_source and set(join.on) == inverted
 
 
 def _first_field(ds: DataSource) -> str:
