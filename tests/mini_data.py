@@ -19,6 +19,8 @@ D18 = pa.decimal128(18, 2)
 
 def copy_project(target: Path) -> Path:
     shutil.copytree(FIXTURE, target, dirs_exist_ok=True)
+    for folder in ("datasources", "inputs", "trackers"):  # git keeps no empty folder
+        (target / folder).mkdir(exist_ok=True)
     return target
 
 
