@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from . import types
-from .errors import ErrorCollector, GenesisError, Location, ValidationError
+from .errors import ErrorCollector, GenesisError, Location
 from .loader import YamlList, YamlMap, load_yaml_file
 from .model import (
     Checks, Config, DataSource, Field, Filter, Input, InputField, Join, Latest, Measure,

@@ -304,3 +304,208 @@ def test_unknown_extension(tmp_path):
     assert "'.txt'" in err.value.message
     for ext in (".csv", ".json", ".parquet", ".xlsx"):
         assert ext in err.value.message
+
+
+# ----------------------------------------------------------------------------- xlsx package
+
+XLSX_ROWS = 20_000
+MIXED = (
+    OutputColumn("id", "bigint"),
+    OutputColumn("name", "varchar"),
+    OutputColumn("ratio", "double"),
+    OutputColumn("amount", "decimal(18,2)", {"number": "#,##0.00", "prefix": "$"}),
+    OutputColumn("precise", "decimal(38,10)"),
+    OutputColumn("day", "date", {"date": "%d %b %Y"}),
+    OutputColumn("at", "timestamp"),
+    OutputColumn("at_utc", "timestamp with time zone"),
+    OutputColumn("ok", "boolean"),
+    OutputColumn("flag", "boolean", {"bool": ["Yes", "No"]}),
+    OutputColumn("tags", "array(varchar)"),
+    OutputColumn("share", "double", {"percent": 1}),
+    OutputColumn("small", "integer", {"suffix": " h"}),
+    OutputColumn("link", "bigint", {"link": "https://studio.example/m/{value}"}),
+)
+TRICKY_TEXTS = ["plain", "=1+1", "#N/A", "a & b <c> d", "  spaced  ", "line\nbreak", "cr\rlf\r\n",
+                "tab\tx", "é 😀 中", "-3", "+x", "@home", "#DIV/0!", "]]>", "", None]
+
+
+def mixed_data(rows: int) -> dict[str, list]:
+    import random
+
+    rng = random.Random(7)
+
+    def maybe(value, p=0.05):
+        return None if rng.random() < p else value
+
+    def moment(start_year: int) -> dt.datetime:  # whole milliseconds: openpyxl reads times to the ms
+        start = dt.datetime(start_year, 1, 1)
+        return start + dt.timedelta(milliseconds=rng.randrange(200 * 365 * 86_400_000))
+
+    def ratio() -> float:
+        special = [0.1 + 0.2, float("nan"), float("inf"), -float("inf"), -0.0, 5e-324, 1e300]
+        return rng.choice(special) if rng.random() < 0.02 else rng.uniform(-1, 1) * 10.0 ** rng.randint(-8, 14)
+
+    def precise() -> Decimal:  # half beyond Excel's 15 digits (text), half within (numbers)
+        if rng.random() < 0.5:
+            return Decimal(rng.randint(-10**27, 10**27)).scaleb(-rng.choice([0, 10]))
+        return Decimal(rng.randint(-10**6, 10**6)).scaleb(-3)
+
+    # around the start of Excel's calendar and its 1900-02-29 that never was
+    edge_days = [dt.date(1899, 12, 31), dt.date(1900, 1, 1), dt.date(1900, 2, 28), dt.date(1900, 3, 1)]
+    return {
+        "id": [i if i % 1000 else 10**15 + i for i in range(rows)],
+        "name": [rng.choice(TRICKY_TEXTS) for _ in range(rows)],
+        "ratio": [maybe(ratio()) for _ in range(rows)],
+        "amount": [maybe(Decimal(rng.randint(-10**14, 10**14)).scaleb(-2)) for _ in range(rows)],
+        "precise": [maybe(precise()) for _ in range(rows)],
+        "day": (edge_days + [maybe(dt.date(1850, 1, 1) + dt.timedelta(days=rng.randrange(250 * 365)))
+                             for _ in range(rows)])[:rows],
+        "at": [maybe(moment(1890)) for _ in range(rows)],
+        "at_utc": [maybe(moment(1950).replace(tzinfo=UTC)) for _ in range(rows)],
+        "ok": [maybe(rng.random() < 0.5) for _ in range(rows)],
+        "flag": [maybe(rng.random() < 0.5) for _ in range(rows)],
+        "tags": [maybe([rng.choice(["x", "y & z", "<w>"]) for _ in range(rng.randrange(3))]) for _ in range(rows)],
+        "share": [maybe(rng.random()) for _ in range(rows)],
+        "small": [maybe(rng.randint(-2**31, 2**31 - 1)) for _ in range(rows)],
+        # few links: openpyxl looks each one up in a list, reading is quadratic in them
+        "link": [rng.randint(1, 10**6) if i % 20 == 0 else None for i in range(rows)],
+    }
+
+
+def mixed_result(rows: int = XLSX_ROWS) -> QueryResult:
+    data = mixed_data(rows)
+    return QueryResult(MIXED, pa.table({c.name: pa.array(data[c.name], arrow_type(c.type)) for c in MIXED}))
+
+
+def expected_cell(value, column: OutputColumn):
+    """(value, number format) openpyxl should read back, worked out without the writer."""
+    from genesis.formatting import excel_number_format
+
+    typed_format = excel_number_format(column.type, column.format)
+    if value is None or value == "" or value == []:
+        return None, None
+    if column.name == "flag":
+        return ("Yes" if value else "No"), "General"
+    if isinstance(value, list):
+        return ", ".join(value), "General"
+    if isinstance(value, str):
+        return value, typed_format or "General"
+    if isinstance(value, bool):
+        return value, "General"
+    if isinstance(value, int):
+        return (value, typed_format or "General") if abs(value) < 10**15 else (str(value), "General")
+    if isinstance(value, float):
+        if value != value:
+            return "NaN", "General"
+        if value in (float("inf"), -float("inf")):
+            return ("Infinity" if value > 0 else "-Infinity"), "General"
+        return value, typed_format or "General"
+    if isinstance(value, Decimal):
+        if len(value.normalize().as_tuple().digits) > 15:
+            return format(value, "f"), "General"  # beyond Excel's 15 digits: exact text
+        return float(value), typed_format
+    if isinstance(value, dt.datetime):
+        value = value.astimezone(UTC).replace(tzinfo=None) if value.tzinfo else value
+        return (value, typed_format) if value.year >= 1900 else (value.isoformat(sep=" "), "General")
+    if value.year < 1900:
+        return value.isoformat(), "General"  # before Excel's calendar: ISO text
+    return dt.datetime.combine(value, dt.time()), typed_format
+
+
+def test_xlsx_large_mixed_table_round_trips_exactly(tmp_path):
+    path = tmp_path / "mixed.xlsx"
+    result = mixed_result()
+    write_file(result, path)
+    sheet = _sheet(path)
+    assert sheet.max_row == XLSX_ROWS + 1 and sheet.max_column == len(MIXED)
+    assert [c.value for c in sheet[1]] == [c.name for c in MIXED]
+    data = {c.name: result.table.column(c.name).to_pylist() for c in MIXED}  # decimals at their scale
+    mismatches = []
+    for r, cells in enumerate(sheet.iter_rows(min_row=2), start=0):
+        for column, cell in zip(MIXED, cells):
+            value = data[column.name][r]
+            want = expected_cell(value, column)
+            got = (cell.value, cell.number_format if cell.value is not None else None)
+            if got != want or type(got[0]) is not type(want[0]) and not isinstance(want[0], float):
+                mismatches.append((cell.coordinate, value, want, got))
+            if isinstance(cell.value, str):
+                assert cell.data_type == "s", cell.coordinate  # never a formula or an error value
+            link = cell.hyperlink.target if cell.hyperlink else None
+            wanted_link = (f"https://studio.example/m/{value}"
+                           if column.name == "link" and value is not None else None)
+            if link != wanted_link:
+                mismatches.append((cell.coordinate, value, wanted_link, link))
+    assert not mismatches, mismatches[:10]
+
+
+def test_xlsx_package_is_valid_and_opens_without_warnings(tmp_path):
+    import warnings
+
+    from lxml import etree
+
+    for name, result in [("movies.xlsx", make_result()), ("mixed.xlsx", mixed_result(2000)),
+                         ("empty.xlsx", make_result(0))]:
+        path = tmp_path / name
+        write_file(result, path)
+        with zipfile.ZipFile(path) as package:
+            assert package.testzip() is None
+            parts = {n: package.read(n) for n in package.namelist()}
+        assert list(parts)[:1] == ["[Content_Types].xml"]
+        trees = {n: etree.fromstring(data) for n, data in parts.items()}  # all well-formed XML
+        types = trees.pop("[Content_Types].xml")
+        overrides = {e.get("PartName") for e in types if e.tag.endswith("Override")}
+        defaults = {e.get("Extension") for e in types if e.tag.endswith("Default")}
+        for part in trees:
+            assert f"/{part}" in overrides or part.rsplit(".", 1)[-1] in defaults, part
+        for part in ("xl/workbook.xml", "xl/worksheets/sheet1.xml", "xl/styles.xml",
+                     "docProps/core.xml", "docProps/app.xml"):
+            assert f"/{part}" in overrides
+        for rels_name, tree in trees.items():  # every internal relationship points at a part
+            if rels_name.endswith(".rels"):
+                for rel in tree:
+                    if rel.get("TargetMode") != "External":
+                        assert _rel_target(rels_name, rel.get("Target")) in parts, (rels_name, rel.get("Target"))
+        ns = {"m": "http://schemas.openxmlformats.org/spreadsheetml/2006/main"}
+        workbook, sheet_xml = trees["xl/workbook.xml"], trees["xl/worksheets/sheet1.xml"]
+        last = f"{chr(ord('A') + len(result.columns) - 1)}{result.table.num_rows + 1}"
+        names = workbook.findall("m:definedNames/m:definedName", ns)
+        assert [(n.get("name"), n.text) for n in names] == [
+            ("_xlnm._FilterDatabase", f"'{path.stem}'!$A$1:${last[0]}${last[1:]}")]
+        assert sheet_xml.find("m:autoFilter", ns).get("ref") == f"A1:{last}"
+        pane = sheet_xml.find("m:sheetViews/m:sheetView/m:pane", ns)
+        assert (pane.get("ySplit"), pane.get("topLeftCell"), pane.get("state")) == ("1", "A2", "frozen")
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")  # openpyxl warns about anything it had to repair or skip
+            workbook = openpyxl.load_workbook(path)
+            rows = list(workbook.active.iter_rows(values_only=True))
+            streamed = openpyxl.load_workbook(path, read_only=True)
+            assert list(streamed.active.iter_rows(values_only=True)) == rows
+            streamed.close()
+        assert len(rows) == result.table.num_rows + 1
+
+
+def _rel_target(rels_name: str, target: str) -> str:
+    """The package part a relationship points at (relative to the part owning the .rels)."""
+    import posixpath
+
+    if target.startswith("/"):
+        return target[1:]
+    owner = rels_name.replace("_rels/", "").removesuffix(".rels")
+    return posixpath.normpath(posixpath.join(posixpath.dirname(owner), target))
+
+
+def test_xlsx_error_and_formula_looking_text_stays_text(tmp_path):
+    texts = ["#N/A", "#DIV/0!", "#REF!", "#VALUE!", "#NAME?", "#NULL!", "#NUM!", "=1+1", "+1", "-1",
+             "@SUM(A1)", "TRUE", "1e5", "0012", "a & b", "<b>x</b>", "cr\r\nlf", " pad ", "ctl\x01\x1f!"]
+    columns = (OutputColumn("Text", "varchar"),)
+    path = tmp_path / "texts.xlsx"
+    write_file(QueryResult(columns, pa.table({"Text": pa.array(texts, pa.string())})), path)
+    sheet = _sheet(path)
+    cells = [sheet.cell(row=i + 2, column=1) for i in range(len(texts))]
+    assert [c.value for c in cells] == texts[:-1] + ["ctl!"]  # control characters XML cannot carry: dropped
+    assert all(c.data_type == "s" for c in cells)
+    with zipfile.ZipFile(path) as package:
+        xml = package.read("xl/worksheets/sheet1.xml")
+    assert b"<f>" not in xml and b't="e"' not in xml and b't="str"' not in xml
+    assert b'<t xml:space="preserve"> pad </t>' in xml  # or Excel trims the spaces
+    assert b"<t xml:space=\"preserve\">cr&#13;\nlf</t>" in xml  # a bare \r would read back as \n

@@ -297,7 +297,6 @@ def build_plan(graph: JoinGraph, inp: Input, literals: Mapping[str, str]) -> Pla
             columns.append(_plan_column(planner, item))
         except GenesisError as exc:
             errors.extend([exc])
-    output_exprs = {c.output.name: c.expr for c in columns}
     where, having = [], []
     origins = [(c.expr, c.source.loc) for c in columns if c.source is not None]
     for index, flt in enumerate(inp.filters):

@@ -13,16 +13,12 @@ CSV and JSON carry raw typed values (ISO dates, plain numbers, decimals at their
 
 from __future__ import annotations
 
-import copy
-import csv
 import datetime as dt
 import io
 import json
 import math
 import os
-import re
 import secrets
-import zipfile
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
@@ -33,9 +29,10 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from ..errors import GenesisError
-from ..formatting import excel_number_format, format_value, raw_text
-from ..result import OutputColumn, QueryResult
+from ..formatting import raw_text
+from ..result import QueryResult
 from ..types import array_element, is_array, is_decimal
+from .xlsx import sheet_title, write_xlsx
 
 TEMP_PREFIX = ".genesis-tmp-"
 _CHUNK = 1 << 20
@@ -297,143 +294,9 @@ def _write_parquet(result: QueryResult, handle: BinaryIO, path: Path) -> None:
 
 # --------------------------------------------------------------------------- XLSX
 
-# Fixed instants so identical input gives identical bytes.
-_ZIP_TIME = (1980, 1, 1, 0, 0, 0)
-_DOC_TIME = "2000-01-01T00:00:00Z"
-_DOC_TIMES = re.compile(rb"(<dcterms:(created|modified)\b[^>]*>)[^<]*(</dcterms:\2>)")
-EXCEL_DIGITS = 15  # Excel keeps 15 significant digits; longer numbers are written as text
-_WIDTH_SAMPLE = 1000
-
 
 def _write_xlsx(result: QueryResult, handle: BinaryIO, path: Path) -> None:
-    buffer = io.BytesIO()
-    _build_workbook(result, _sheet_title(path)).save(buffer)
-    _normalise_zip(buffer, handle)
-
-
-def _build_workbook(result: QueryResult, title: str):
-    import openpyxl
-    from openpyxl.cell import WriteOnlyCell
-    from openpyxl.styles import Font
-    from openpyxl.utils import get_column_letter
-
-    workbook = openpyxl.Workbook(write_only=True)
-    sheet = workbook.create_sheet(title)
-    sheet.freeze_panes = "A2"
-    columns = result.columns
-    for index, width in enumerate(_column_widths(result), start=1):
-        sheet.column_dimensions[get_column_letter(index)].width = width
-    if columns:
-        last = get_column_letter(len(columns))
-        sheet.auto_filter.ref = f"A1:{last}{result.table.num_rows + 1}"
-    bold = Font(bold=True)
-    header = []
-    for column in columns:
-        cell = WriteOnlyCell(sheet, value=_clean_text(column.name))
-        cell.data_type, cell.font = "s", bold
-        header.append(cell)
-    sheet.append(header)
-    templates = []  # one styled cell per formatted column; its style is copied, not re-resolved
-    for column in columns:
-        number_format = excel_number_format(column.type, column.format)
-        template = WriteOnlyCell(sheet) if number_format else None
-        if template is not None:
-            template.number_format = number_format
-        templates.append(template)
-    for row in _rows(result):
-        sheet.append([_xlsx_cell(WriteOnlyCell, sheet, v, c, t) for v, c, t in zip(row, columns, templates)])
-    return workbook
-
-
-def _xlsx_cell(cell_type, sheet, value: Any, column: OutputColumn, template):
-    """A plain value where openpyxl's own typing is right; a cell where it is not."""
-    fmt = column.format or {}
-    typed = _xlsx_value(value, column)
-    formatted = template is not None and isinstance(typed, str) == isinstance(value, str)  # not on a number as text
-    linked = "link" in fmt and value is not None and not isinstance(value, (list, tuple))
-    # openpyxl reads "=..." as a formula and "#N/A" as an error: text is data, never either.
-    risky_text = isinstance(typed, str) and typed[:1] in ("=", "#")
-    if not (formatted or linked or risky_text):
-        return typed
-    cell = cell_type(sheet, value=typed)
-    if isinstance(typed, str):
-        cell.data_type = "s"
-    if formatted:
-        cell._style = copy.copy(template._style)
-    if linked:
-        cell.hyperlink = format_value(value, column.type, fmt)
-        cell.style = "Hyperlink"
-    return cell
-
-
-def _xlsx_value(value: Any, column: OutputColumn) -> Any:
-    """The typed cell value: numbers, dates, booleans as such; what Excel cannot hold
-    exactly (long numbers, NaN, time zones, arrays, relabelled booleans) as text/UTC."""
-    fmt = column.format or {}
-    if value is None:
-        return None
-    if isinstance(value, (list, tuple)) or (isinstance(value, bool) and "bool" in fmt):
-        return _clean_text(format_value(value, column.type, _without_link(fmt)))
-    if isinstance(value, bool):
-        return value
-    if isinstance(value, dt.datetime):
-        if value.tzinfo is not None:  # Excel has no time zones: UTC wall time
-            value = value.astimezone(dt.timezone.utc).replace(tzinfo=None)
-        return value if value.year >= 1900 else raw_text(value, sep=" ")
-    if isinstance(value, dt.date):
-        return value if value.year >= 1900 else raw_text(value)  # before Excel's calendar
-    if isinstance(value, int):
-        return value if abs(value) < 10**EXCEL_DIGITS else str(value)
-    if isinstance(value, float):
-        return value if math.isfinite(value) else raw_text(value, column.type)
-    if isinstance(value, Decimal):
-        exact = value.is_finite() and len(value.normalize().as_tuple().digits) <= EXCEL_DIGITS
-        return float(value) if exact else raw_text(value, column.type)
-    return _clean_text(str(value))
-
-
-def _without_link(fmt) -> dict:
-    # the cell shows the value; the URL is the cell's hyperlink
-    return {k: v for k, v in fmt.items() if k != "link"}
-
-
-def _clean_text(text: str) -> str:
-    from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE
-
-    # XML cannot carry control characters; dropping them beats failing the refresh.
-    return ILLEGAL_CHARACTERS_RE.sub("", text)
-
-
-def _column_widths(result: QueryResult) -> list[float]:
-    """Widths from the header and the first rows' display text, within 8..60."""
-    sample = result.table.slice(0, _WIDTH_SAMPLE)
-    widths = []
-    for column, values in zip(result.columns, sample.columns):
-        fmt = _without_link(column.format or {})
-        texts = [format_value(v, column.type, fmt) for v in values.to_pylist()]
-        longest = max([len(column.name)] + [len(t) for t in texts])
-        widths.append(float(min(max(longest + 2, 8), 60)))
-    return widths
-
-
-def _sheet_title(path: Path) -> str:
-    title = re.sub(r"[\[\]:*?/\\]", "_", path.stem).strip("'")[:31]
-    return title or "Sheet1"
-
-
-def _normalise_zip(source: io.BytesIO, target: BinaryIO) -> None:
-    """Rewrite the xlsx package with fixed timestamps, so same input -> same bytes."""
-    source.seek(0)
-    with zipfile.ZipFile(source) as zin, zipfile.ZipFile(target, "w") as zout:
-        for item in zin.infolist():
-            data = zin.read(item.filename)
-            if item.filename == "docProps/core.xml":
-                data = _DOC_TIMES.sub(rb"\g<1>" + _DOC_TIME.encode() + rb"\g<3>", data)
-            info = zipfile.ZipInfo(item.filename, date_time=_ZIP_TIME)
-            info.compress_type = zipfile.ZIP_DEFLATED
-            info.create_system = 0
-            info.external_attr = 0o644 << 16
-            zout.writestr(info, data)
+    write_xlsx(result, handle, sheet_title(path))
 
 
 _WRITERS: dict[str, Callable[[QueryResult, BinaryIO, Path], None]] = {
