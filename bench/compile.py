@@ -22,7 +22,7 @@ TYPES = ["varchar", "bigint", "integer", "date", "double", "decimal(18,2)", "boo
 
 
 def datasource(index: int, rng: random.Random, n: int) -> str:
-    fields = [f"  id: {{type: bigint}}", f"  parent_id: {{type: bigint}}", "  name: {type: varchar}",
+    fields = ["  id: {type: bigint}", "  parent_id: {type: bigint}", "  name: {type: varchar}",
               "  amount: {type: \"decimal(18,2)\"}", "  created: {type: date}"]
     for f in range(8):
         fields.append(f"  attr_{f}: {{type: \"{rng.choice(TYPES)}\", description: attribute {f}}}")
