@@ -403,7 +403,7 @@ def _exact_float_sum(unit: exp.Expression, planner: Planner) -> None:
         agg.set("this", ex.cast(agg.this, EXACT_SUM_TYPE))
 
 
-def _branch_of(instance: Instance) -> tuple[str, ...]:
+def branch_of(instance: Instance) -> tuple[str, ...]:
     """The path of the instance where the first one_to_many join on its path lands."""
     for index, join in enumerate(instance.joins):
         if join.relationship == "one_to_many":
@@ -422,7 +422,7 @@ def _semi_joins(planner: Planner, other_trees: list[exp.Expression], where: list
     by_branch: dict[tuple[str, ...], list[exp.Expression]] = {}
     kept = []
     for tree in where:
-        branches = {_branch_of(i) for i in planner.instances_in(tree) if i.fans_out}
+        branches = {branch_of(i) for i in planner.instances_in(tree) if i.fans_out}
         if len(branches) == 1:
             by_branch.setdefault(branches.pop(), []).append(tree)
         else:

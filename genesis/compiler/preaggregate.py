@@ -13,7 +13,7 @@ from __future__ import annotations
 from sqlglot import exp
 
 from . import expressions as ex
-from .plan import Plan, Planner, field_expr, join_condition
+from .plan import Plan, Planner, branch_of, field_expr, join_condition
 
 _DECOMPOSABLE = (exp.Sum, exp.Min, exp.Max, exp.Count)
 _COMPARISONS = (exp.GT, exp.GTE, exp.LT, exp.LTE, exp.EQ, exp.NEQ)
@@ -22,17 +22,10 @@ _COMPARISONS = (exp.GT, exp.GTE, exp.LT, exp.LTE, exp.EQ, exp.NEQ)
 def preaggregate(plan: Plan, planner: Planner) -> Plan:
     if any(unit.keyed for unit in plan.units):
         return plan
-    branches = {_branch(i) for i in plan.instances.values() if i.fans_out}
+    branches = {branch_of(i) for i in plan.instances.values() if i.fans_out}
     for branch in sorted(branches):
         _try_branch(plan, planner, branch)
     return plan
-
-
-def _branch(instance) -> tuple[str, ...]:
-    for index, join in enumerate(instance.joins):
-        if join.relationship == "one_to_many":
-            return instance.path[:index + 1]
-    return instance.path
 
 
 def _try_branch(plan: Plan, planner: Planner, branch: tuple[str, ...]) -> None:
