@@ -188,16 +188,17 @@ def test_unknown_parameter_from_command_line_is_an_error(mini):
         compile_input(project, "title_search", {"titel": "x"})
 
 
-def _input(project_dir, name: str, text: str):
-    (project_dir / "inputs" / f"{name}.yaml").write_text(text)
-    return load_project(project_dir)
-
-
-def test_negative_parameter_after_minus_is_not_a_comment(mini, tmp_path):
+def _with_input(mini, tmp_path, name: str, text: str):
+    """The mini project plus one input, over the same warehouse."""
     project, _ = mini
     root = copy_project(tmp_path / "p")
     (root / ".genesis").symlink_to(project.root + "/.genesis")
-    project = _input(root, "negative", """name: negative
+    (root / "inputs" / f"{name}.yaml").write_text(text)
+    return load_project(root)
+
+
+def test_negative_parameter_after_minus_is_not_a_comment(mini, tmp_path):
+    project = _with_input(mini, tmp_path, "negative", """name: negative
 from: movie
 fields: [movie.movie_id]
 filters: ["movie.movie_id >= -{{ n }} AND movie.movie_id < 5"]
@@ -209,10 +210,7 @@ parameters: {n: {type: integer, default: 1}}
 
 
 def test_date_diff_counts_whole_units_on_duckdb_as_on_trino(mini, tmp_path):
-    project, _ = mini
-    root = copy_project(tmp_path / "p")
-    (root / ".genesis").symlink_to(project.root + "/.genesis")
-    project = _input(root, "ages", """name: ages
+    project = _with_input(mini, tmp_path, "ages", """name: ages
 from: movie
 fields:
   - movie.movie_id
@@ -224,10 +222,7 @@ filters: ["movie.movie_id = 1"]
 
 
 def test_list_of_a_labelled_field_shows_the_labels(mini, tmp_path):
-    project, con = mini
-    root = copy_project(tmp_path / "p")
-    (root / ".genesis").symlink_to(project.root + "/.genesis")
-    project = _input(root, "statuses", """name: statuses
+    project = _with_input(mini, tmp_path, "statuses", """name: statuses
 from: purchase_order
 fields:
   - field: vendor.name
