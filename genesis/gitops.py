@@ -24,7 +24,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any, Iterator, Mapping
 
-from .compiler import CompiledQuery, compile_tracker, graph_of
+from .compiler import CompiledQuery, compile_input, compile_tracker, graph_of
 from .errors import GenesisError, ValidationError, did_you_mean
 from .model import DataSource, Input, Project
 from .project import CONFIG_FILE, KIND_DIRS, load_project
@@ -532,19 +532,11 @@ def implied_references(project: Project) -> dict[str, set[str]]:
 
 
 def expand_references(project: Project, references) -> set[str]:
-    implied = _cached(project, "_implied", lambda: implied_references(project))
+    implied = project.derived("_implied", lambda: implied_references(project))
     out = set(references)
     for ref in references:
         out |= implied.get(ref, set())
     return out
-
-
-def _cached(project: Project, attr: str, build):
-    value = getattr(project, attr, None)
-    if value is None:
-        value = build()
-        object.__setattr__(project, attr, value)  # a cache on a frozen value
-    return value
 
 
 def reference_candidates(project: Project) -> dict[str, str]:
@@ -594,7 +586,7 @@ def find_impact(project: Project, ref: str) -> ImpactReport:
     inputs, errors = [], []
     for name in sorted(project.inputs):
         try:
-            compiled = compile_input_cached(project, name)
+            compiled = compile_input(project, name)  # remembered per project
         except GenesisError as exc:
             errors.append(f"input '{name}': {exc.render()}")
             continue
@@ -606,12 +598,6 @@ def find_impact(project: Project, ref: str) -> ImpactReport:
     trackers = [_tracker_summary(t) for t in sorted(project.trackers.values(), key=lambda t: t.name)
                 if t.input in used_inputs]
     return ImpactReport(ref, kind, inputs, trackers, errors)
-
-
-def compile_input_cached(project: Project, name: str) -> CompiledQuery:
-    from .compiler import compile_input  # remembers its results per project
-
-    return compile_input(project, name)
 
 
 def _matching(project: Project, compiled: CompiledQuery, kind: str, ds: str, key: str) -> set[str]:
@@ -652,7 +638,7 @@ def input_usage(project: Project, inp: Input) -> dict[str, set[str]]:
     """
     from .compiler import expressions as ex
 
-    cache = _cached(project, "_usage", dict)
+    cache = project.derived("_usage", dict)
     if inp.name in cache:
         return cache[inp.name]
     graph = graph_of(project)
@@ -689,7 +675,7 @@ def input_usage(project: Project, inp: Input) -> dict[str, set[str]]:
     for item in inp.sort:
         if item.expression not in names:
             add_sql(item.expression, "sort")
-    implied = _cached(project, "_implied", lambda: implied_references(project))
+    implied = project.derived("_implied", lambda: implied_references(project))
     for ref, places in list(usage.items()):
         for extra in implied.get(ref, ()):
             usage.setdefault(extra, set()).update(places)

@@ -182,3 +182,10 @@ class Project:
     inputs: Mapping[str, Input]
     trackers: Mapping[str, Tracker]
     broken: Mapping[str, frozenset[str]] = field(default_factory=dict)  # kind -> names that failed to load
+
+    def derived(self, name: str, build):
+        """A value computed from this project once (the project itself never changes)."""
+        store = self.__dict__.setdefault("_derived", {})
+        if name not in store:
+            store[name] = build()
+        return store[name]

@@ -92,11 +92,7 @@ def _duckdb_semantics(node: exp.Expression) -> exp.Expression:
 
 
 def graph_of(project: Project) -> JoinGraph:
-    graph = getattr(project, "_graph", None)
-    if graph is None:
-        graph = JoinGraph(project.datasources)
-        object.__setattr__(project, "_graph", graph)  # a cache on a frozen value
-    return graph
+    return project.derived("join_graph", lambda: JoinGraph(project.datasources))
 
 
 def compile_input(project: Project, name: str, params: Mapping[str, Any] | None = None,
@@ -105,19 +101,11 @@ def compile_input(project: Project, name: str, params: Mapping[str, Any] | None 
 
     Results are remembered per project, so `validate` then `compile --all` compiles once.
     """
-    cache = _cache_of(project)
+    cache = project.derived("compiled_inputs", dict)
     key = (name, tracker.name if tracker else None, repr(sorted((params or {}).items())))
     if key not in cache:
         cache[key] = _compile_input(project, name, params, tracker)
     return cache[key]
-
-
-def _cache_of(project: Project) -> dict:
-    cache = getattr(project, "_compiled", None)
-    if cache is None:
-        cache = {}
-        object.__setattr__(project, "_compiled", cache)  # a cache on a frozen value
-    return cache
 
 
 def _compile_input(project: Project, name: str, params: Mapping[str, Any] | None,
