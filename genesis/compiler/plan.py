@@ -441,20 +441,15 @@ def _semi_joins(planner: Planner, other_trees: list[exp.Expression], where: list
 
 
 def _exists(planner: Planner, branch, members, trees) -> exp.Exists:
-    from .render import relation, add_join  # render builds FROM clauses; plan only decides
+    from .render import join_below, relation  # render builds FROM clauses; plan only decides
 
     head = planner.instances[branch]
     parent_path = branch[:-1]
     parent, parent_alias = planner.instances[parent_path], planner.aliases[parent_path]
     alias = planner.aliases[branch]
     sub = exp.select(exp.Literal.number(1)).from_(relation(head.datasource, alias), copy=False)
-    for path in sorted(members, key=len):
-        if path == branch:
-            continue
-        add_join(sub, relation(planner.instances[path].datasource, planner.aliases[path]),
-                 join_condition(planner.instances[path[:-1]], planner.aliases[path[:-1]],
-                                planner.instances[path], planner.aliases[path]),
-                 inner=True)
+    # The joins the outer query would have made below the branch, so the filters mean the same.
+    join_below(sub, planner.instances, planner.aliases, members, branch)
     correlation = join_condition(parent, parent_alias, head, alias)
     sub = sub.where(exp.and_(correlation, *[exp.paren(t) for t in trees], copy=False), copy=False)
     return exp.Exists(this=sub)

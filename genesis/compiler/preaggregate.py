@@ -13,7 +13,7 @@ from __future__ import annotations
 from sqlglot import exp
 
 from . import expressions as ex
-from .plan import Plan, Planner, branch_of, field_expr, join_condition
+from .plan import Plan, Planner, branch_of, field_expr
 
 _DECOMPOSABLE = (exp.Sum, exp.Min, exp.Max, exp.Count)
 _COMPARISONS = (exp.GT, exp.GTE, exp.LT, exp.LTE, exp.EQ, exp.NEQ)
@@ -48,15 +48,10 @@ def _try_branch(plan: Plan, planner: Planner, branch: tuple[str, ...]) -> None:
     sub = exp.select(*[exp.alias_(k, n, copy=False) for k, n in zip(keys, key_names)])
     sub = sub.select(*[exp.alias_(ex.parse_expression(text, None, "partial"), name, copy=False)
                        for text, name in partials.items()], copy=False)
-    from .render import add_join, relation  # render builds FROM clauses
+    from .render import join_below, relation  # render builds FROM clauses
 
     sub = sub.from_(relation(head.datasource, alias), copy=False)
-    for path in sorted(members, key=len):
-        if path != branch:
-            child = plan.instances[path]
-            add_join(sub, relation(child.datasource, plan.aliases[path]),
-                     join_condition(plan.instances[path[:-1]], plan.aliases[path[:-1]], child, plan.aliases[path]),
-                     inner=child.joins[-1].type == "inner")
+    join_below(sub, plan.instances, plan.aliases, members, branch)
     sub = sub.group_by(*[exp.column(n) for n in key_names], copy=False)
 
     for unit in units:

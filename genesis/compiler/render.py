@@ -60,20 +60,22 @@ def _unqualified(node: exp.Expression) -> exp.Expression:
 
 
 def _from(plan: Plan, select: exp.Select) -> exp.Select:
-    root_alias = plan.aliases[()]
-    select = select.from_(relation(plan.root.datasource, root_alias), copy=False)
-    for path in sorted(plan.instances, key=lambda p: (len(p), p)):
-        if not path:
-            continue
-        instance = plan.instances[path]
-        join = instance.joins[-1]
-        parent = plan.instances[path[:-1]]
-        parent_alias, alias = plan.aliases[path[:-1]], plan.aliases[path]
-        condition = join_condition(parent, parent_alias, instance, alias)
-        add_join(select, relation(instance.datasource, alias), condition, inner=join.type == "inner")
+    select = select.from_(relation(plan.root.datasource, plan.aliases[()]), copy=False)
+    join_below(select, plan.instances, plan.aliases, list(plan.instances), ())
     for subquery, condition, inner in plan.extra_joins:
         add_join(select, subquery.copy(), condition.copy(), inner=inner)
     return select
+
+
+def join_below(select: exp.Select, instances, aliases, paths, head: tuple[str, ...]) -> None:
+    """Join every instance of `paths` below `head`, parents first, with its declared join type."""
+    for path in sorted(paths, key=lambda p: (len(p), p)):
+        if path == head:
+            continue
+        child = instances[path]
+        condition = join_condition(instances[path[:-1]], aliases[path[:-1]], child, aliases[path])
+        add_join(select, relation(child.datasource, aliases[path]), condition,
+                 inner=child.joins[-1].type == "inner")
 
 
 def add_join(select: exp.Select, relation: exp.Expression, condition: exp.Expression, inner: bool) -> None:
@@ -224,17 +226,9 @@ def _grain_cte(plan: Plan, path, units: list[Unit], keys, key_names, where) -> e
 
 def _final_expr(tree: exp.Expression, key_text: dict[str, str], units: list[Unit]) -> exp.Expression:
     """An output expression over the CTEs: aggregates and group keys become their columns."""
-    replacements = {id(u.node): u for u in units}
-    tree_copy = tree.copy()
-    # Copies lose identity, so walk the original and its copy in step.
-    pairs = [(replacements[id(o)], c) for o, c in zip(tree.walk(bfs=False), tree_copy.walk(bfs=False))
-             if id(o) in replacements]
-    for unit, copied in pairs:
-        source = f"grain_{unit.grain_alias}" if unit.keyed else "base"
-        replaced = exp.column(unit.alias, table=source)
-        if copied is tree_copy:
-            return replaced
-        copied.replace(replaced)
+    columns = {id(u.node): exp.column(u.alias, table=f"grain_{u.grain_alias}" if u.keyed else "base")
+               for u in units}
+    tree_copy = _replaced(tree, columns)
     text = tree_copy.sql(ex.DIALECT)
     if text in key_text:
         return exp.column(key_text[text], table="base")
