@@ -225,19 +225,29 @@ def demo(project_dir, target, scale, seed) -> None:
 @click.argument("trackers", nargs=-1)
 @project_option
 @click.option("--all", "all_", is_flag=True, help="Refresh every tracker.")
-@click.option("--due", is_flag=True, help="Only trackers whose schedule fired within --window.")
-@click.option("--window", type=float, default=15, show_default=True, help="Minutes, for --due.")
+@click.option("--due", is_flag=True,
+              help="Only trackers whose schedule fired since their last successful refresh (catch-up).")
+@click.option("--window", type=float, default=15, show_default=True,
+              help="Minutes, for --due: a destination without a refresh stamp is due when its schedule fired this recently.")
+@click.option("--jobs", type=click.IntRange(min=1), default=None,
+              help="Trackers refreshed at once (default 8; 1 = one after another).")
+@click.option("--shard", default=None, metavar="K/N",
+              help="Only the K-th of N stable shares of the trackers (one per runner; same spreadsheet/base, same shard).")
 @click.option("--target", default=None)
 @click.option("--dry-run", is_flag=True, help="Compile, run and check, but write nothing.")
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
 @handle_errors
-def refresh(trackers, project_dir, all_, due, window, target, dry_run, fmt) -> None:
+def refresh(trackers, project_dir, all_, due, window, jobs, shard, target, dry_run, fmt) -> None:
     """Run trackers and write their destinations."""
     from .refresh import refresh as run_refresh
     from .refresh import select_trackers
+    from .run_pool import DEFAULT_JOBS, stop_on_signals
+    from .scheduler import parse_shard
 
     project = load(project_dir)
-    chosen = select_trackers(project, trackers, all_, due, window)
+    jobs = jobs or DEFAULT_JOBS
+    chosen = select_trackers(project, trackers, all_, due, window, target=target,
+                             shard=parse_shard(shard) if shard else None, jobs=jobs)
     if not chosen:
         message = "no tracker is due" if due else "no trackers to refresh"
         if fmt == "json":
@@ -255,23 +265,25 @@ def refresh(trackers, project_dir, all_, due, window, target, dry_run, fmt) -> N
     def progress(event, report):
         if fmt == "json":
             return
-        prefix = f"[{position['n'] + (event == 'start')}/{total}] {report.tracker}"
-        if event == "start":
-            position["n"] += 1
+        prefix = f"[{position['n'] + 1}/{total}] {report.tracker}"
+        if event == "start":  # only with --jobs 1: one tracker at a time
             if live:
                 click.echo(f"{prefix} -> {report.destination} ...", err=True, nl=False)
             return
+        position["n"] += 1
         rows = "" if report.rows is None else f"{report.rows:,} rows, "
         status = f"FAILED at {report.stage}" if report.failed else report.status
         line = f"{prefix}: {status} ({rows}{report.seconds:.2f} s)" + (f": {report.error}" if report.error else "")
         click.echo(("\r\x1b[K" if live else "") + line, err=True)
 
-    result = run_refresh(project, chosen, target=target, dry_run=dry_run, progress=progress)
+    with stop_on_signals() as stop:  # Ctrl-C / SIGTERM: finish the writes under way, then report
+        result = run_refresh(project, chosen, target=target, dry_run=dry_run, progress=progress,
+                             jobs=min(jobs, len(chosen)), stop=stop)
     if fmt == "json":
         click.echo(json.dumps(result.to_json(), indent=2, default=str))
     else:
         click.echo(summary_table(result))
-    sys.exit(0 if result.ok else 1)
+    sys.exit(130 if result.cancelled else 0 if result.ok else 1)
 
 
 def summary_table(result) -> str:
@@ -284,7 +296,9 @@ def summary_table(result) -> str:
              for r in rows]
     lines.insert(1, "  ".join("-" * w for w in widths))
     failed = sum(t.failed for t in result.trackers)
-    lines.append(f"{len(result.trackers) - failed} ok, {failed} failed in {result.seconds:.1f} s"
+    cancelled = sum(t.status == "cancelled" for t in result.trackers)
+    lines.append(f"{len(result.trackers) - failed - cancelled} ok, {failed} failed in {result.seconds:.1f} s"
+                 + (f", {cancelled} cancelled (stopped: nothing half-written)" if cancelled else "")
                  + (" (dry run: nothing written)" if result.dry_run else ""))
     return "\n".join(lines)
 

@@ -1,32 +1,27 @@
-"""Refresh trackers: compile -> run -> check -> write, one tracker at a time, isolated.
+"""Refresh trackers: compile -> run -> check -> write, each tracker isolated.
 
 A tracker whose query or checks fail writes nothing and keeps its last good data;
 one tracker's failure never stops the others. Every step is timed for the summary.
+Running many at once (`jobs`), stopping, catch-up and shards: run_pool.py, scheduler.py.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import time
-import traceback
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterable, Mapping
+from typing import Callable, Iterable
 
-from .api import execute
-from .checks import failed_checks
 from .config import get_target, output_dir, render_settings
-from .engines import Engine, open_engine
 from .errors import GenesisError, did_you_mean
 from .model import Project, Tracker
 from .result import QueryResult
-from .validate import check_tracker, cron_problem
 
 
 @dataclass
 class TrackerReport:
     tracker: str
-    status: str = "pending"  # ok | unchanged | failed | checked (dry run)
+    status: str = "pending"  # ok | unchanged | failed | checked (dry run) | cancelled (run stopped)
     rows: int | None = None
     seconds: float = 0.0
     destination: str = ""
@@ -48,19 +43,27 @@ class RefreshReport:
 
     @property
     def ok(self) -> bool:
-        return not any(t.failed for t in self.trackers)
+        return not any(t.failed for t in self.trackers) and not self.cancelled
+
+    @property
+    def cancelled(self) -> bool:
+        """The run was stopped before every tracker was done."""
+        return any(t.status == "cancelled" for t in self.trackers)
 
     def to_json(self) -> dict:
         return {
-            "target": self.target, "dry_run": self.dry_run, "ok": self.ok,
+            "target": self.target, "dry_run": self.dry_run, "ok": self.ok, "cancelled": self.cancelled,
             "seconds": round(self.seconds, 3),
             "trackers": [{**asdict(t), "seconds": round(t.seconds, 3)} for t in self.trackers],
         }
 
 
 def select_trackers(project: Project, names: Iterable[str], all_: bool, due: bool,
-                    window_minutes: float = 15, now: dt.datetime | None = None) -> list[Tracker]:
-    """Trackers by name, all of them, or those whose schedule fired within the window."""
+                    window_minutes: float = 15, now: dt.datetime | None = None, *,
+                    target: str | None = None, shard: tuple[int, int] | None = None,
+                    jobs: int = 8) -> list[Tracker]:
+    """Trackers by name or all of them; only this runner's shard of them; and with `due`,
+    those whose schedule fired since their last successful refresh (scheduler.py)."""
     names = list(names)
     unknown = [n for n in names if n not in project.trackers]
     if unknown:
@@ -70,81 +73,38 @@ def select_trackers(project: Project, names: Iterable[str], all_: bool, due: boo
     if not names and not all_ and not due:
         raise GenesisError("name trackers to refresh, or use --all or --due")
     chosen = [project.trackers[n] for n in names] if names else sorted(project.trackers.values(), key=lambda t: t.name)
+    if shard is None and not due:
+        return chosen
+    from . import clock, scheduler
+
+    resolved = get_target(project, target)
+    settings = render_settings(resolved)
+    if shard is not None:
+        chosen = scheduler.in_shard(project, chosen, resolved, settings, shard)
     if due:
-        now = now or dt.datetime.now(dt.timezone.utc)
         # A tracker whose schedule is not valid cron is kept: it then fails at the compile
         # stage with the located cron error, instead of silently never running (or crashing
         # the selection and with it every other due tracker).
-        chosen = [t for t in chosen if t.schedule
-                  and (cron_problem(t.schedule) or fired_within(t.schedule, now, window_minutes))]
+        chosen = scheduler.select_due(project, chosen, resolved, settings, now or clock.now(),
+                                      window_minutes, jobs)
     return chosen
 
 
 def fired_within(schedule: str, now: dt.datetime, window_minutes: float) -> bool:
     """Did the cron schedule (UTC) fire in (now - window, now]? Stateless, for a 15-minute job."""
-    from croniter import croniter
+    from .scheduler import last_fire
 
-    now = now.astimezone(dt.timezone.utc)
-    previous = croniter(schedule, now + dt.timedelta(microseconds=1)).get_prev(dt.datetime)
-    return now - previous < dt.timedelta(minutes=window_minutes)
+    return now.astimezone(dt.timezone.utc) - last_fire(schedule, now) < dt.timedelta(minutes=window_minutes)
 
 
 def refresh(project: Project, trackers: list[Tracker], *, target: str | None = None, dry_run: bool = False,
-            progress: Callable[[str, TrackerReport], None] | None = None) -> RefreshReport:
-    chosen = get_target(project, target)
-    started = time.perf_counter()
-    reports: list[TrackerReport] = []
-    engine: Engine | None = None
-    # The target's settings are the same for every tracker: a missing environment variable
-    # is one error for the whole run, raised before any tracker starts.
-    settings: Mapping[str, Any] = render_settings(chosen)
-    try:
-        for tracker in trackers:
-            report = TrackerReport(tracker.name, destination=describe_destination(project, tracker, chosen))
-            if progress:
-                progress("start", report)
-            tracker_started = time.perf_counter()
-            try:
-                if engine is None:
-                    engine = open_engine(project, chosen.name)
-                _refresh_one(project, tracker, engine, chosen, settings, report, dry_run)
-            except GenesisError as exc:
-                report.status, report.error = "failed", exc.render()
-            except Exception as exc:  # noqa: BLE001 - one tracker must never stop the others
-                report.status = "failed"
-                report.error = f"internal error: {type(exc).__name__}: {exc}"
-                report.details["traceback"] = traceback.format_exc(limit=5)
-            report.seconds = time.perf_counter() - tracker_started
-            reports.append(report)
-            if progress:
-                progress("end", report)
-    finally:
-        if engine is not None:
-            engine.close()
-    return RefreshReport(chosen.name, reports, time.perf_counter() - started, dry_run)
+            progress: Callable[[str, TrackerReport], None] | None = None, jobs: int = 1,
+            stop=None, now: dt.datetime | None = None) -> RefreshReport:
+    """Refresh `trackers`, `jobs` at a time (run_pool.py); `stop` is a threading.Event."""
+    from .run_pool import run_trackers
 
-
-def _refresh_one(project, tracker: Tracker, engine: Engine, target, settings, report: TrackerReport,
-                 dry_run: bool) -> None:
-    report.stage = "compile"
-    compiled = check_tracker(project, tracker)
-    report.stage = "query"
-    timeout = tracker.timeout_seconds or settings.get("timeout")
-    result = execute(compiled, engine, label=tracker.name, timeout=timeout)
-    report.rows = result.table.num_rows
-    report.stage = "checks"
-    problems = failed_checks(result, tracker.checks, compiled)
-    if problems:
-        raise GenesisError(f"checks failed, nothing written: {'; '.join(problems)}", tracker.checks.loc)
-    if dry_run:
-        report.status, report.stage = "checked", None
-        return
-    report.stage = "write"
-    key = [compiled.column_for(k).name for k in tracker.key]
-    changed, details = write_destination(project, tracker, result, key, target, settings)
-    report.details.update(details)
-    report.status = "ok" if changed else "unchanged"
-    report.stage = None
+    return run_trackers(project, trackers, target=target, dry_run=dry_run, progress=progress,
+                        jobs=jobs, stop=stop, now=now)
 
 
 def local_path(project: Project, tracker: Tracker, settings) -> Path:
@@ -168,13 +128,19 @@ def describe_destination(project: Project, tracker: Tracker, target) -> str:
 
 
 def write_destination(project: Project, tracker: Tracker, result: QueryResult, key: list[str], target,
-                      settings) -> tuple[bool, dict]:
-    """Write one tracker's result; returns (anything changed, details for the report)."""
+                      settings, touch_before: dt.datetime | None = None) -> tuple[bool, dict]:
+    """Write one tracker's result and its refresh stamp (see scheduler.py); returns
+    (anything changed, details for the report). An unchanged result renews the stamp only
+    when it is older than `touch_before`, the schedule's last firing."""
+    from . import clock
+
     destination = tracker.destination
     if target.destinations == "local" or destination["type"] == "file":
         from .destinations.file import write_file
+        from .scheduler import write_file_stamp
 
         written = write_file(result, local_path(project, tracker, settings))
+        write_file_stamp(written.path, tracker.name, clock.now(), written.changed, touch_before)
         return written.changed, {"path": str(written.path), "bytes": written.bytes}
     if destination["type"] == "google_sheets":
         from .destinations.sheets import sync_google_sheet
@@ -186,7 +152,8 @@ def write_destination(project: Project, tracker: Tracker, result: QueryResult, k
             result, spreadsheet_id=str(destination["spreadsheet_id"]), worksheet=str(destination["worksheet"]),
             key=key, mode=tracker.mode, on_removed=tracker.on_removed,
             credentials_file=str(sheets["credentials"]),
-            endpoint=str(sheets.get("endpoint") or "https://sheets.googleapis.com"))
+            endpoint=str(sheets.get("endpoint") or "https://sheets.googleapis.com"),
+            touch_before=touch_before)
         return _sync_details(report)
     if destination["type"] == "airtable":
         from .destinations.airtable import sync_airtable
@@ -198,10 +165,16 @@ def write_destination(project: Project, tracker: Tracker, result: QueryResult, k
             result, base_id=str(destination["base_id"]), table=str(destination["table"]), key=key,
             mode=tracker.mode, on_removed=tracker.on_removed, token=str(airtable["token"]),
             endpoint=str(airtable.get("endpoint") or "https://api.airtable.com"))
-        return _sync_details(report)
+        changed, details = _sync_details(report)
+        from .destinations.airtable_stamp import write_stamp
+
+        write_stamp(str(destination["base_id"]), str(destination["table"]), token=str(airtable["token"]),
+                    endpoint=str(airtable.get("endpoint") or "https://api.airtable.com"),
+                    touch_before=touch_before, changed=changed or bool(report.fields_created))
+        return changed, details
     raise GenesisError(f"unknown destination type '{destination['type']}'", tracker.locs.get("destination"))
 
 
 def _sync_details(report) -> tuple[bool, dict]:
     details = {k: v for k, v in vars(report).items() if isinstance(v, (int, float, str))}
-    return bool(getattr(report, "write_calls", 1)), details
+    return bool(getattr(report, "write_calls", 1)) and not getattr(report, "stamp_only", False), details

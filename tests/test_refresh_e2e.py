@@ -63,9 +63,9 @@ def genesis_process(*args: str, project: Path, timeout: float = 180) -> subproce
                           capture_output=True, text=True, timeout=timeout, cwd=project.parent, env=env)
 
 
-def genesis_cli(*args: str, project: Path):
+def genesis_cli(*args: str, project: Path, env: dict | None = None):
     """The same through click's CliRunner, in-process (faster); stderr apart from stdout."""
-    result = CliRunner().invoke(main, [*args, "--project", str(project)])
+    result = CliRunner().invoke(main, [*args, "--project", str(project)], env=env)
     if result.exception and not isinstance(result.exception, SystemExit):
         raise result.exception
     return result
@@ -460,8 +460,14 @@ def test_text_summary_and_progress(base):
     assert lines[-1].startswith(f"{len(names)} ok, 0 failed in ")
     progress = result.stderr.splitlines()
     assert len(progress) == len(names)
-    for i, (line, name) in enumerate(zip(progress, names), start=1):
-        assert line.startswith(f"[{i}/{len(names)}] {name}: ") and " rows, " in line and "error" not in line
+    # trackers run concurrently: lines come as they finish, counted in order
+    finished = []
+    for i, line in enumerate(progress, start=1):
+        assert line.startswith(f"[{i}/{len(names)}] ") and " rows, " in line and "error" not in line
+        finished.append(line.split("] ", 1)[1].split(": ", 1)[0])
+    assert sorted(finished) == names
+    sequential = genesis_cli("refresh", "--all", "--jobs", "1", project=base["project"])
+    assert [line.split("] ", 1)[1].split(": ", 1)[0] for line in sequential.stderr.splitlines()] == names
 
 
 # --------------------------------------------------------------------------- failures keep the old file
@@ -546,8 +552,10 @@ def test_failed_check_and_failed_query_keep_previous_files(base, tmp_path):
     assert "FAILED at checks" in text_run.stdout and "FAILED at query" in text_run.stdout
     assert "2 ok, 0 failed" not in text_run.stdout and "1 ok, 2 failed" in text_run.stdout
     stderr = text_run.stderr.splitlines()
-    assert len(stderr) == 3
-    assert "min_rows" in stderr[0] and "no_such_column" in stderr[1]
+    assert len(stderr) == 3  # one line per tracker, in the order they finished
+    by_tracker = {line.split("] ", 1)[1].split(":", 1)[0]: line for line in stderr}
+    assert "min_rows" in by_tracker["aa-strict-photography"]
+    assert "no_such_column" in by_tracker["zz-broken-query"]
 
 
 def big_xlsx_files(max_id: int | None = None) -> dict[str, str]:
@@ -649,6 +657,9 @@ def brute_force_due(schedule: str, now: dt.datetime, window_minutes: float) -> b
     (dt.datetime(2026, 3, 14, 12, 30, tzinfo=dt.timezone.utc), 15),  # a Saturday noon
 ])
 def test_due_selects_exactly_the_example_trackers_that_fired(base, now, window):
+    """Without refresh stamps (see test_refresh_concurrency.py for them), --window decides."""
+    for stamp in (base["project"] / "out").glob(".*.genesis-stamp.json"):
+        stamp.unlink()
     project = load_project(base["project"])
     chosen = select_trackers(project, [], all_=False, due=True, window_minutes=window, now=now)
     expected = sorted(name for name, t in project.trackers.items()
@@ -698,9 +709,9 @@ def test_due_fixed_now_on_known_schedules(base, tmp_path):
 
 
 def test_due_through_the_cli(base, tmp_path):
-    """`genesis refresh --due` on the real clock: an every-minute tracker is always due, a
-    leap-day-midnight one (practically) never; a tracker with a bad cron is reported as
-    failed, not silently skipped, and the due tracker still refreshes."""
+    """`genesis refresh --due` at a fixed clock (GENESIS_NOW): an every-minute tracker is due
+    once per minute, a leap-day-midnight one (practically) never; a tracker with a bad cron
+    is reported as failed, not silently skipped, and the due tracker still refreshes."""
     files = {
         "trackers/due-always.yaml": "name: due-always\ninput: movies_in_photography\nschedule: \"* * * * *\"\n"
                                      "destination: {type: file, path: out/due-always.csv}\n",
@@ -711,19 +722,23 @@ def test_due_through_the_cli(base, tmp_path):
     for path in (project / "trackers").glob("*.yaml"):  # only our two trackers have schedules
         if not path.name.startswith("due-"):
             path.unlink()
-    result = genesis_cli("refresh", "--due", "--format", "json", project=project)
+    at = {"GENESIS_NOW": "2026-12-04T10:00:30Z"}
+    result = genesis_cli("refresh", "--due", "--format", "json", project=project, env=at)
     assert result.exit_code == 0, result.output
     report = json.loads(result.stdout)
     assert [(t["tracker"], t["status"]) for t in report["trackers"]] == [("due-always", "ok")]
     assert (project / "out" / "due-always.csv").is_file()
     assert not (project / "out" / "due-never.csv").exists()
-    nothing = genesis_cli("refresh", "due-never", "--due", project=project)  # named, but not due
+    nothing = genesis_cli("refresh", "due-never", "--due", project=project, env=at)  # named, but not due
     assert nothing.exit_code == 0 and nothing.stderr.strip() == "no tracker is due"
+    again = genesis_cli("refresh", "--due", project=project, env=at)  # refreshed since 10:00: not again
+    assert again.exit_code == 0 and again.stderr.strip() == "no tracker is due"
+    at = {"GENESIS_NOW": "2026-12-04T10:01:00Z"}
 
     (project / "trackers" / "due-bad.yaml").write_text(
         "name: due-bad\ninput: movies_in_photography\nschedule: \"61 * * * *\"\n"
         "destination: {type: file, path: out/due-bad.csv}\n")
-    result = genesis_cli("refresh", "--due", "--format", "json", project=project)
+    result = genesis_cli("refresh", "--due", "--format", "json", project=project, env=at)
     assert result.exit_code == 1
     by_name = {t["tracker"]: t for t in json.loads(result.stdout)["trackers"]}
     assert set(by_name) == {"due-always", "due-bad"}

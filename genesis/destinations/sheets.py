@@ -33,8 +33,10 @@ person's change to it is put back on the next refresh that writes the row.
 
 Stamp. The last refresh that wrote anything leaves a note on the header cell of the first
 key column: "Refreshed by Genesis at <UTC time> ...". It is in the frozen header, so a
-sort never moves it. An unchanged refresh writes nothing, so the stamp tells when the
-data last changed.
+sort never moves it. An unchanged refresh writes nothing, unless `touch_before` is
+given and the stamp is older: then it rewrites the stamp alone (one small write), so the
+stamp tells when the tracker was last refreshed successfully -- what `refresh --due`
+reads to catch up on missed schedules (see genesis/scheduler.py).
 
 Faults. 429 and 5xx are retried with jittered exponential backoff (Retry-After honoured)
 until `deadline_seconds` (which also bounds every request's timeout); other 4xx fail at
@@ -42,7 +44,8 @@ once with a message that names the service account to share the spreadsheet with
 write whose outcome is unknown (5xx, lost connection) is never re-sent blind: the tab is
 read again and re-planned, so a re-run converges to the state of an uninterrupted run
 (each batchUpdate is atomic and the diff is keyed). Writes are paced per service account
-to `RetryPolicy.writes_per_minute`. Secrets (the private key, access tokens) are never
+to `RetryPolicy.writes_per_minute` and reads to `reads_per_minute`, process-wide (every
+thread of a concurrent refresh shares one budget per service account). Secrets (the private key, access tokens) are never
 put in messages or logs. With an overridden endpoint, google-auth's background
 "regional access boundary" lookup at Google's IAM host is turned off (it would bypass
 the proxy).
@@ -59,12 +62,13 @@ from __future__ import annotations
 import json
 import logging
 import random
+import re
 import secrets
 import threading
 import time
 from collections import deque
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import datetime
 from typing import Any, Callable, Mapping, Sequence
 
 import requests
@@ -73,6 +77,8 @@ from gspread.http_client import HTTPClient
 from gspread.urls import SPREADSHEET_BATCH_UPDATE_URL
 from gspread.utils import absolute_range_name, rowcol_to_a1
 
+from ..clock import now as clock_now
+from ..clock import parse_stamp_time, stamp_text
 from ..errors import GenesisError, did_you_mean
 from ..formatting import format_value, spreadsheet_number_format
 from ..result import OutputColumn, QueryResult
@@ -112,6 +118,7 @@ class RetryPolicy:
     base_seconds: float = 1.0
     max_seconds: float = 32.0
     writes_per_minute: int = 60  # Sheets' per-user write quota
+    reads_per_minute: int = 60  # Sheets' per-user read quota
     window_seconds: float = 60.0
     request_timeout: float = 120.0
 
@@ -137,6 +144,17 @@ class SheetSyncReport:
     seconds: float = 0.0
     dry_run: bool = False
     created_tab: bool = False
+    stamp_only: bool = False  # the data was unchanged; only the stamp was rewritten
+
+
+POLICY = RetryPolicy()  # the pacing when a caller passes none; tests and the bench swap it
+STAMP_RE = re.compile(r"Refreshed by Genesis at (\d{4}-\d\d-\d\d \d\d:\d\d:\d\d) UTC")
+
+
+def stamp_of_note(note: str | None) -> datetime | None:
+    """The time in a Genesis stamp note, or None when the note is not one."""
+    match = STAMP_RE.search(note or "")
+    return parse_stamp_time(match.group(1)) if match else None
 
 
 def sync_google_sheet(
@@ -153,6 +171,7 @@ def sync_google_sheet(
     dry_run: bool = False,
     max_request_bytes: int = MAX_REQUEST_BYTES,
     retry: RetryPolicy | None = None,
+    touch_before: datetime | None = None,
 ) -> SheetSyncReport:
     """Make tab `worksheet` of `spreadsheet_id` hold `result` (see the module docstring)."""
     started = time.monotonic()
@@ -161,10 +180,10 @@ def sync_google_sheet(
     rows = _result_rows(result, columns, key)
     creds, email = load_credentials(credentials_file, endpoint)
     report = SheetSyncReport(spreadsheet_id, worksheet, mode, policy, rows=len(rows), dry_run=dry_run)
-    retry = retry or RetryPolicy()
+    retry = retry or POLICY
     api = _Api(_client(creds, endpoint, retry), spreadsheet_id, worksheet, email,
                started + deadline_seconds, retry, report)
-    job = _Job(api, columns, list(key), rows, mode, policy, max_request_bytes, dry_run)
+    job = _Job(api, columns, list(key), rows, mode, policy, max_request_bytes, dry_run, touch_before)
     first_plan: Plan | None = None
     attempt = 0
     while True:
@@ -344,8 +363,9 @@ class _MissingTab(Exception):
     pass
 
 
-_WRITES: dict[str, deque] = {}  # service account -> recent write times (the per-user quota)
-_WRITES_LOCK = threading.Lock()
+# (endpoint, service account, read|write) -> recent call times: the per-user quotas
+_CALLS: dict[tuple[str, str, str], deque] = {}
+_CALLS_LOCK = threading.Lock()
 
 
 class _Api:
@@ -378,8 +398,7 @@ class _Api:
 
         attempt = 0
         while True:
-            if kind == "write":
-                self._pace()
+            self._pace(kind)
             self._bound_timeout()
             setattr(self.report, f"{kind}_calls", getattr(self.report, f"{kind}_calls") + 1)
             try:
@@ -422,20 +441,21 @@ class _Api:
         log.warning("sheets %s: %s; retrying in %.2fs", self.spreadsheet_id, _describe(error), delay)
         time.sleep(delay)
 
-    def _pace(self) -> None:
-        """Stay under the per-user write quota instead of collecting 429s."""
+    def _pace(self, kind: str) -> None:
+        """Stay under the per-user read and write quotas instead of collecting 429s."""
+        limit = self.policy.writes_per_minute if kind == "write" else self.policy.reads_per_minute
         while True:
-            with _WRITES_LOCK:
-                times = _WRITES.setdefault(self.email, deque())
+            with _CALLS_LOCK:
+                times = _CALLS.setdefault((self.http.endpoint, self.email, kind), deque())
                 now = time.monotonic()
                 while times and now - times[0] >= self.policy.window_seconds:
                     times.popleft()
-                if len(times) < self.policy.writes_per_minute:
+                if len(times) < limit:
                     times.append(now)
                     return
                 wait = times[0] + self.policy.window_seconds - now
             if now + wait > self.deadline:
-                raise GenesisError(f"the write quota of {self.email} is used up until after the deadline",
+                raise GenesisError(f"the {kind} quota of {self.email} is used up until after the deadline",
                                    hint="refresh fewer trackers at once or raise deadline_seconds")
             time.sleep(wait)
 
@@ -824,8 +844,12 @@ def _delete_requests(plan: Plan, sheet_id: int) -> list[_Req]:
                                                "endIndex": e}}) for s, e in runs]
 
 
+def _old_stamp(tab: _Tab, layout: _Layout, key: list[str]) -> datetime | None:
+    return stamp_of_note(tab.cell(0, layout.positions[key[0]]).get("note")) if tab.exists else None
+
+
 def _stamp(tab: _Tab, layout: _Layout, key: list[str], plan: Plan, rows: int) -> _Req:
-    now = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M:%S")
+    now = stamp_text(clock_now())
     counts = plan.counts()
     text = (f"Refreshed by Genesis at {now} UTC: {rows} rows ({counts['inserted']} added, "
             f"{counts['updated']} updated, {counts['deleted']} deleted, {counts['marked']} marked removed). "
@@ -883,9 +907,10 @@ def _check_limits(tab: _Tab, rows: int, columns: int) -> None:
 
 class _Job:
     def __init__(self, api: _Api, columns: list[_Column], key: list[str], rows: list[ResultRow], mode: str,
-                 policy: str, max_request_bytes: int, dry_run: bool):
+                 policy: str, max_request_bytes: int, dry_run: bool, touch_before: datetime | None = None):
         self.api, self.columns, self.key, self.rows = api, columns, key, rows
         self.mode, self.policy, self.limit, self.dry_run = mode, policy, max_request_bytes, dry_run
+        self.touch_before = touch_before
 
     def run(self) -> Plan:
         """Read, diff, write. Raises _Ambiguous when a write's outcome is unknown."""
@@ -898,8 +923,13 @@ class _Job:
                          key_names=self.key, mode=self.mode, on_removed=self.policy)
         reqs, width, height = _requests(plan, tab, layout, self.columns)
         _check_limits(tab, height, width)
-        if self.dry_run or not reqs:
+        if self.dry_run:
             return plan
+        if not reqs:
+            old = _old_stamp(tab, layout, self.key)
+            if self.touch_before is None or (old is not None and old >= self.touch_before):
+                return plan
+            self.api.report.stamp_only = True  # unchanged data: only the stamp moves
         reqs.append(_stamp(tab, layout, self.key, plan, len(self.rows)))
         for body in _pack(reqs, self.limit):
             try:
@@ -908,3 +938,39 @@ class _Job:
                 err.plan = plan
                 raise
         return plan
+
+
+# --------------------------------------------------------------------------- stamps
+
+def read_stamps(spreadsheet_id: str, worksheets: Sequence[str], *, credentials_file: str,
+                endpoint: str = GOOGLE_ENDPOINT, deadline_seconds: float = 120,
+                retry: RetryPolicy | None = None) -> dict[str, datetime | None]:
+    """worksheet -> the time of its last stamp (None: no tab or no stamp), in one read call
+    for every tab of the spreadsheet (two when a tab is missing): the header row's notes."""
+    creds, email = load_credentials(credentials_file, endpoint)
+    retry = retry or POLICY
+    report = SheetSyncReport(spreadsheet_id, ",".join(worksheets), "stamps", "")
+    api = _Api(_client(creds, endpoint, retry), spreadsheet_id, "", email,
+               time.monotonic() + deadline_seconds, retry, report)
+    titles = list(dict.fromkeys(worksheets))
+    fields = "sheets(properties(title),data(rowData(values(note))))"
+
+    def header_notes(tabs: list[str]):
+        params = {"ranges": [absolute_range_name(t, "1:1") for t in tabs], "fields": fields}
+        return api.read_tab(lambda: api.http.spreadsheets_get(spreadsheet_id, params=params))
+
+    doc = header_notes(titles) if titles else {"sheets": []}
+    if doc is None:  # a tab is missing: ask which exist, then read those
+        meta = api.read(lambda: api.http.fetch_sheet_metadata(spreadsheet_id, params={"fields": "sheets.properties.title"}))
+        existing = {(s.get("properties") or {}).get("title") for s in meta.get("sheets") or []}
+        present = [t for t in titles if t in existing]
+        doc = (header_notes(present) or {"sheets": []}) if present else {"sheets": []}
+    stamps: dict[str, datetime | None] = {t: None for t in titles}
+    for sheet in doc.get("sheets") or []:
+        title = (sheet.get("properties") or {}).get("title")
+        notes = [cell.get("note") for data in sheet.get("data") or [] for row in data.get("rowData") or []
+                 for cell in row.get("values") or [] if cell]
+        times = [t for t in map(stamp_of_note, notes) if t is not None]
+        if title in stamps and times:
+            stamps[title] = max(times)
+    return stamps

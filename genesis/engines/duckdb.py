@@ -37,11 +37,18 @@ class DuckDBEngine:
         self._catalogs: dict = {}
         self._views: dict[str, str] = {}  # table -> metadata location its view was built from
         self.sources: dict[str, str] = {}  # table -> 'parquet' | 'arrow' | 'empty' (how it is read)
+        self._running: set = set()  # cursors executing now (one per thread), for cancel()
+        self._cancelled = False
 
     # -- Engine protocol -------------------------------------------------------------------
 
     def execute(self, sql: str, *, label: str = "", timeout: float | None = None) -> pa.Table:
+        """Thread-safe: views are (re)built under a lock, then the query runs on a cursor of
+        its own (DuckDB connections are not thread-safe; a cursor is a new connection to the
+        same database, for exactly this use)."""
         with self._lock:
+            if self._cancelled:
+                raise EngineError(f"{_who(label)}was cancelled")
             for table in referenced_tables(sql):
                 try:
                     self._ensure_view(table)
@@ -50,6 +57,7 @@ class DuckDBEngine:
                 except Exception as exc:  # a broken table must not surface as a traceback
                     raise EngineError(f"cannot read table '{table}' from the warehouse: {exc}") from None
             cursor = self._con.cursor()
+            self._running.add(cursor)
         timed_out = threading.Event()
         timer = None
         if timeout:
@@ -72,7 +80,20 @@ class DuckDBEngine:
         finally:
             if timer:
                 timer.cancel()
+            with self._lock:
+                self._running.discard(cursor)
             cursor.close()
+
+    def cancel(self) -> None:
+        """Interrupt every running query and refuse new ones (a refresh being stopped)."""
+        with self._lock:
+            self._cancelled = True
+            running = list(self._running)
+        for cursor in running:
+            try:
+                cursor.interrupt()
+            except duckdb.Error:
+                pass
 
     def table_columns(self, table: str) -> dict[str, str] | None:
         try:

@@ -88,6 +88,8 @@ class TrinoEngine:
         self._allow_insecure_auth = bool(settings.get("allow_insecure_auth"))
         self._check_transport()
         self._open: set[Any] = set()
+        self._running: set[Any] = set()  # cursors with a query on the cluster, for cancel()
+        self._cancelled = False
         self._lock = threading.Lock()
 
     @property
@@ -108,6 +110,8 @@ class TrinoEngine:
         attempt = 0
         while True:
             attempt += 1
+            if self._cancelled:
+                raise EngineError(f"the Trino query{' of ' + label if label else ''} was cancelled")
             try:
                 description, rows = self._attempt(sql, label, deadline, timeout)
                 return _to_arrow(description, rows)
@@ -142,6 +146,14 @@ class TrinoEngine:
         names, types = result.column(0).to_pylist(), result.column(1).to_pylist()
         return {n: normalize_type(t) or t for n, t in zip(names, types)}
 
+    def cancel(self) -> None:
+        """Cancel every running query on the cluster (DELETE nextUri) and start no new one."""
+        with self._lock:
+            self._cancelled = True
+            running = list(self._running)
+        for cursor in running:
+            _quietly(cursor.cancel)
+
     def close(self) -> None:
         with self._lock:
             connections, self._open = list(self._open), set()
@@ -163,6 +175,12 @@ class TrinoEngine:
                 outcome["result"] = (cursor.description, rows)
             except BaseException as exc:  # handed to the caller's thread
                 outcome["error"] = exc
+            finally:
+                with self._lock:
+                    self._running.discard(cursor)
+
+        with self._lock:
+            self._running.add(cursor)
 
         worker = threading.Thread(target=work, name="genesis-trino-query", daemon=True)
         worker.start()

@@ -86,6 +86,7 @@ class Table:
     fields: list[Field]
     records: dict[str, dict] = field(default_factory=dict)  # id -> {id, createdTime, fields}
     autonumber: int = 0
+    description: str | None = None
 
     def field(self, name_or_id: str) -> Field | None:
         for f in self.fields:
@@ -94,13 +95,16 @@ class Table:
         return None
 
     def to_json(self) -> dict:
-        return {
+        out = {
             "id": self.id,
             "name": self.name,
             "primaryFieldId": self.fields[0].id,
             "fields": [f.to_json() for f in self.fields],
             "views": [{"id": "viw" + self.id[3:], "name": "Grid view", "type": "grid"}],
         }
+        if self.description:
+            out["description"] = self.description
+        return out
 
 
 @dataclass
@@ -522,6 +526,8 @@ class AirtableServer:
             return {"tables": [t.to_json() for t in self.bases[base].values()]}
         if not rest and method == "POST":
             return self._create_table(base, payload or {}).to_json()
+        if len(rest) == 1 and method == "PATCH":  # update table: its description
+            return self._update_table(self._table(base, rest[0]), payload or {})
         if len(rest) == 2 and rest[1] == "fields" and method == "POST":
             return self._create_field(self._table(base, rest[0]), payload or {}).to_json()
         raise ApiError(404, "NOT_FOUND", "Could not find what you are looking for")
@@ -579,6 +585,15 @@ class AirtableServer:
             self._create_field(table, f)
         tables[table.id] = table
         return table
+
+    def _update_table(self, table: Table, spec: dict) -> dict:
+        description = spec.get("description", table.description)
+        if description is not None and (not isinstance(description, str) or len(description) > 20_000):
+            raise ApiError(422, "INVALID_REQUEST_UNKNOWN", "description must be a string of at most 20000 characters")
+        if "name" in spec and spec["name"] != table.name:
+            raise ApiError(422, "INVALID_REQUEST_UNKNOWN", "this test server does not rename tables")
+        table.description = description or None
+        return table.to_json()
 
     def _create_field(self, table: Table, spec: dict) -> Field:
         name, type_ = spec.get("name"), spec.get("type")

@@ -26,6 +26,7 @@ import math
 import re
 import socket
 import threading
+import time
 import uuid
 from dataclasses import dataclass, field
 from datetime import timezone
@@ -321,6 +322,9 @@ class _Query:
     error: dict | None = None
     cancelled: bool = False
     cursor: Any = None
+    cancel_event: threading.Event = field(default_factory=threading.Event)
+    started: float = 0.0  # time.monotonic() at submission
+    finished: float | None = None  # when its result (or error) was ready
 
 
 class TrinoProtocolServer:
@@ -333,17 +337,21 @@ class TrinoProtocolServer:
     bearer_token -- require `Authorization: Bearer <token>`
     faults       -- a Faults, or pass its fields as keyword arguments
     poll_wait    -- how long a GET waits for a running query before answering "RUNNING"
+    latency      -- seconds each query takes before DuckDB runs it, like a busy cluster's:
+                    a number, or a function of the query's SQL (a DELETE cuts it short)
     """
 
     def __init__(self, database: str | Path | duckdb.DuckDBPyConnection | Callable[[], Any] = ":memory:",
                  *, page_size: int = 1000, basic_auth: tuple[str, str] | None = None,
                  bearer_token: str | None = None, faults: Faults | None = None,
-                 poll_wait: float = 1.0, **fault_fields: Any):
+                 poll_wait: float = 1.0, latency: float | Callable[[str], float] = 0.0,
+                 **fault_fields: Any):
         self.page_size = max(1, page_size)
         self.basic_auth = basic_auth
         self.bearer_token = bearer_token
         self.faults = faults or Faults(**fault_fields)
         self.poll_wait = poll_wait
+        self.latency = latency
         self.log: list[LoggedRequest] = []
         self._db, self._owns_db = _open_database(database)
         self._lock = threading.RLock()
@@ -505,7 +513,13 @@ class TrinoProtocolServer:
 
     def cancel(self, query: _Query) -> None:
         query.cancelled = True
+        query.cancel_event.set()
         self._interrupt(query)
+
+    def queries(self) -> list[_Query]:
+        """Every query submitted, in order (with its submission and finish times)."""
+        with self._lock:
+            return list(self._queries.values())
 
     def wait(self, seconds: float) -> bool:
         """Sleep up to `seconds`; True when the server is stopping."""
@@ -515,7 +529,12 @@ class TrinoProtocolServer:
 
     def _run(self, query: _Query, catalog: str | None, schema: str | None) -> None:
         cursor = None
+        query.started = time.monotonic()
         try:
+            delay = self.latency(query.sql) if callable(self.latency) else self.latency
+            if delay and (query.cancel_event.wait(delay) or self._stopping.is_set()):
+                query.error = error_payload("Query was canceled", "USER_CANCELED", 3, "USER_ERROR", None)
+                return
             duck_sql, reads_columns = translate(query.sql, catalog)
             with self._lock:
                 cursor = query.cursor = self._db.cursor()
@@ -545,6 +564,7 @@ class TrinoProtocolServer:
             query.cursor = None
             if cursor is not None:
                 cursor.close()
+            query.finished = time.monotonic()
             query.done.set()
 
     @staticmethod
