@@ -120,6 +120,7 @@ class LoggedRequest:
     records: int = 0  # records in a write body
     query: dict = field(default_factory=dict)
     body: Any = None
+    done: float | None = None  # time.monotonic() when the answer was ready
 
 
 _DATE_FORMATS = {"iso": "YYYY-MM-DD", "us": "M/D/YYYY", "european": "D/M/YYYY",
@@ -465,7 +466,7 @@ class AirtableServer:
         return self._finish(entry, status, answer)
 
     def _finish(self, entry: LoggedRequest, status: int, answer: Any) -> tuple[int, Any]:
-        entry.status = status
+        entry.status, entry.done = status, time.monotonic()
         return status, answer
 
     def _write_number(self, entry: LoggedRequest) -> int:
