@@ -112,6 +112,12 @@ def test_refresh_workflow_runs_every_15_minutes_with_secrets():
         assert f"${{{{ secrets.{name} }}}}" in text
     assert data["concurrency"]["cancel-in-progress"] is False  # never cut a refresh off half-written
     assert data["permissions"] == {"contents": "read"}
+    # a matrix of runners, each refreshing its own stable shard of the trackers
+    job = data["jobs"]["refresh"]
+    shards = job["strategy"]["matrix"]["shard"]
+    assert shards == list(range(1, len(shards) + 1)) and len(shards) > 1
+    assert job["strategy"]["fail-fast"] is False
+    assert '--shard "${{ matrix.shard }}/${{ strategy.job-total }}"' in runs(data)
 
 
 def test_docs_workflow_publishes_the_catalog_from_main():
