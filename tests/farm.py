@@ -62,7 +62,9 @@ class Farm:
               files: int = 6, latency: float | Callable[[str], float] = 0.0, write_quota: int = 60,
               read_quota: int = 60, window_seconds: float = 60.0, airtable_penalty: float = 30.0,
               schedule: Callable[[int, str], str | None] | None = None, extra: dict[str, str] | None = None,
-              prefix: str = "t") -> "Farm":
+              prefix: str = "t", tabs_exist: bool = False) -> "Farm":
+        """`tabs_exist`: the Sheets tabs are there (empty) before the first refresh, as in a
+        running studio; otherwise the first refresh creates them (two more reads each)."""
         root.mkdir(parents=True, exist_ok=True)
         project = copy_project(root / "project")
         trino = TrinoProtocolServer(latency=latency, poll_wait=0.2).start()
@@ -88,7 +90,8 @@ targets:
     airtable: {{token: "{{{{ env.FARM_AIRTABLE_TOKEN }}}}", endpoint: "{airtable_server.url}"}}
 """)
         for s in range(spreadsheets):
-            sheet_server.create_spreadsheet(f"sheet{s:02d}", title=f"Office {s}")
+            tabs = tuple(f"Tab {i}" for i in range(s, sheets, spreadsheets)) if tabs_exist else ()
+            sheet_server.create_spreadsheet(f"sheet{s:02d}", title=f"Office {s}", sheets=tabs or ("Sheet1",))
         for b in range(bases):
             airtable_server.add_table(f"app{b:02d}", "People's own table")
         kinds = [("sheets", i) for i in range(sheets)] + [("airtable", i) for i in range(airtable)] \

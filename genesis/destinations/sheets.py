@@ -119,7 +119,7 @@ class RetryPolicy:
     max_seconds: float = 32.0
     writes_per_minute: int = 60  # Sheets' per-user write quota
     reads_per_minute: int = 60  # Sheets' per-user read quota
-    window_seconds: float = 60.0
+    window_seconds: float = 61.0  # a minute, plus a second for clock and network skew
     request_timeout: float = 120.0
 
 
