@@ -238,18 +238,18 @@ class _Run:
 def stop_on_signals() -> Iterator[threading.Event]:
     """An Event set by SIGINT or SIGTERM while the block runs (then the old handlers return).
 
-    The first signal asks the run to stop gracefully; a second SIGINT is a hard stop (the
-    usual KeyboardInterrupt), for a person who really wants out."""
+    A signal asks the run to stop gracefully (see the module docstring); a writer is never
+    killed mid-write, so further signals change nothing."""
     stop = threading.Event()
     if threading.current_thread() is not threading.main_thread():
         yield stop
         return
 
     def handler(signum, frame):
-        if stop.is_set() and signum == signal.SIGINT:
-            raise KeyboardInterrupt
+        if not stop.is_set():
+            print("genesis: stopping -- no new trackers start; writes under way finish", file=sys.stderr,
+                  flush=True)
         stop.set()
-        print("genesis: stopping -- no new trackers start; writes under way finish", file=sys.stderr, flush=True)
 
     previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
