@@ -14,6 +14,7 @@ import datetime as dt
 import json
 import os
 import random
+import re
 import signal
 import subprocess
 import sys
@@ -28,7 +29,7 @@ from genesis.engines.duckdb import DuckDBEngine
 from genesis.errors import GenesisError
 from genesis.project import load_project
 from genesis.refresh import fired_within, refresh, select_trackers
-from genesis.scheduler import parse_shard, shard_of, write_lane
+from genesis.scheduler import parse_shard, read_file_stamp, shard_of, write_file_stamp, write_lane
 from genesis.config import get_target, render_settings
 from tests.farm import SERVICE_ACCOUNT, Farm, latency_between
 from tests.mini_data import build_warehouse, copy_project
@@ -52,6 +53,8 @@ def make_farm(root: Path, monkeypatch, **options) -> Farm:
     options = {"latency": latency_between(0.05, 0.4), "write_quota": QUOTA, "read_quota": QUOTA,
                "window_seconds": WINDOW, **options}
     farm = Farm.build(root, **options)
+    farm.sheets.slow(0.05)  # every answer takes a moment, so two clients at once would show
+    farm.airtable.delay_seconds = 0.03
     for name, value in farm.env.items():
         monkeypatch.setenv(name, value)
     return farm
@@ -102,12 +105,20 @@ def assert_sheets_within_quota(farm: Farm) -> None:
 
 
 def assert_one_writer_per_spreadsheet(farm: Farm) -> None:
+    """No two requests to one spreadsheet at once, and no interleaving: a tab's read is
+    followed by its writes before the next tab is read (every tracker here writes)."""
     by_book: dict[str, list] = {}
-    for e in farm.sheets.log:
+    for e in sorted(farm.sheets.log, key=lambda e: e.started):
         if e.kind in ("read", "write"):
-            by_book.setdefault(spreadsheet_of(e.path), []).append((e.started, e.started + e.seconds))
-    for book, intervals in by_book.items():
-        assert not overlapping(intervals), f"two trackers talked to spreadsheet {book} at once"
+            by_book.setdefault(spreadsheet_of(e.path), []).append(e)
+    for book, entries in by_book.items():
+        assert not overlapping([(e.started, e.started + e.seconds) for e in entries]), \
+            f"two trackers talked to spreadsheet {book} at once"
+        if book not in farm.sheets.books:
+            continue  # the failing tracker's missing spreadsheet: one read, no write
+        sequence = "".join("W" if e.kind == "write" else "R" for e in entries
+                           if e.kind == "write" or e.query.get("ranges"))
+        assert re.fullmatch(r"(RW+)*", sequence), f"spreadsheet {book}: trackers interleaved ({sequence})"
 
 
 def assert_airtable_within_limits(farm: Farm) -> None:
@@ -180,7 +191,7 @@ def test_duckdb_cursor_per_worker_gives_the_serial_results(tmp_path):
     from genesis.compiler import compile_input
 
     sqls = [compile_input(project, "budget_by_status", {"min_budget": str(b)}).sql("duckdb")
-            for b in range(0, 9_000_000, 400_000)]
+            for b in range(0, 9_000_000, 800_000)]
     serial = [engine.execute(sql).to_pylist() for sql in sqls]
     results: dict[int, list] = {}
     errors: list[BaseException] = []
@@ -220,6 +231,10 @@ def test_catch_up_picks_exactly_the_trackers_whose_schedule_fired_since_their_st
         report = run_all(farm, jobs=4)
         assert report.ok, [t.error for t in report.trackers if t.failed]
         project = load_project(farm.project)
+        table = next(t["where"] for t in farm.trackers.values() if t["kind"] == "airtable")
+        with farm.airtable._lock:  # a person describes the table in Airtable's UI
+            described = farm.airtable.table(table["base_id"], table["table"])
+            described.description = "Budgets by movie. Ask Dana before editing.\n\n" + described.description
         # right after the run, at the same moment: nothing is due
         assert select_trackers(project, [], False, True, 15, now=first) == []
 
@@ -240,6 +255,10 @@ def test_catch_up_picks_exactly_the_trackers_whose_schedule_fired_since_their_st
         sheet_due = [n for n in expected if farm.trackers[n]["kind"] == "google_sheets"]
         assert len([e for e in farm.sheets.log if e.kind == "write"]) - writes_before == len(sheet_due)
         assert {t.status for t in report.trackers} == {"unchanged"}
+        # the Airtable stamp moved; the person's words stayed
+        assert described.description.startswith("Budgets by movie. Ask Dana before editing.")
+        assert described.description.endswith("Refreshed by Genesis at 2026-03-02 10:55:00 UTC.")
+        assert described.description.count("Refreshed by Genesis") == 1
         # caught up: once
         assert select_trackers(project, [], False, True, 15, now=later) == []
         assert select_trackers(project, [], False, True, 15, now=later + dt.timedelta(minutes=4)) == []
@@ -247,6 +266,22 @@ def test_catch_up_picks_exactly_the_trackers_whose_schedule_fired_since_their_st
         assert {t.name for t in select_trackers(project, [], False, True, 15,
                                                  now=dt.datetime(2026, 3, 2, 11, 0, tzinfo=UTC))} == quarter | {
             n for n, t in farm.trackers.items() if t["schedule"] == "0 * * * *"}
+
+
+def test_a_file_stamp_is_trusted_only_while_the_file_is_unchanged(tmp_path):
+    path = tmp_path / "out" / "a.csv"
+    path.parent.mkdir()
+    path.write_text("id\n1\n")
+    at = dt.datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
+    assert write_file_stamp(path, "a", at, changed=True, touch=at)
+    assert read_file_stamp(path) == at
+    assert not write_file_stamp(path, "a", at + dt.timedelta(hours=1), changed=False, touch=at)  # fresh enough
+    assert write_file_stamp(path, "a", at + dt.timedelta(hours=1), changed=False,
+                            touch=at + dt.timedelta(minutes=30))  # the schedule fired since: renewed
+    assert read_file_stamp(path) == at + dt.timedelta(hours=1)
+    path.write_text("id\n1\n2\n")  # replaced by someone else: the stamp no longer speaks for it
+    assert read_file_stamp(path) is None
+    assert not write_file_stamp(path, "b", at, changed=True, touch=None)  # unscheduled: no sidecar needed
 
 
 def test_a_destination_without_a_stamp_falls_back_to_the_window(tmp_path, monkeypatch, paced):
