@@ -6,7 +6,8 @@ with a cursor per worker over the one warehouse connection). A result then waits
 writes, while the workers go on with the next queries. Different lanes write in parallel;
 the per-account limits (Sheets reads and writes per service account, Airtable's 5 requests
 a second per base and its 30-s penalty) are enforced process-wide by the destinations'
-own limiters, which every thread shares.
+own limiters, which every thread shares. Results waiting for their lane hold at most
+`PENDING_BYTES` of memory; beyond that the workers wait for the writers.
 
 Isolation: a tracker's failure is its own report; it never stops or changes another.
 Each finished tracker is one progress line, as it finishes; the summary keeps the order
@@ -44,6 +45,27 @@ from .scheduler import touch_before, write_lane
 from .validate import check_tracker
 
 DEFAULT_JOBS = 8  # enough to keep a Trino cluster and the Sheets quota busy; see docs
+PENDING_BYTES = 512 * 2**20  # results waiting for their write lane, at most (memory bound)
+
+
+class ByteBudget:
+    """Query workers wait while the results queued for writing hold more than `limit`
+    bytes (a lone result larger than the limit still goes through)."""
+
+    def __init__(self, limit: int):
+        self.limit, self.used = limit, 0
+        self._cond = threading.Condition()
+
+    def take(self, size: int, stop: threading.Event) -> None:
+        with self._cond:
+            while self.used and self.used + size > self.limit and not stop.is_set():
+                self._cond.wait(0.2)
+            self.used += size
+
+    def give(self, size: int) -> None:
+        with self._cond:
+            self.used -= size
+            self._cond.notify_all()
 
 
 class WriteLanes:
@@ -106,6 +128,7 @@ class _Run:
         self._done = threading.Condition()
         self._remaining = len(trackers)
         self._print = threading.Lock()
+        self._pending = ByteBudget(PENDING_BYTES)
 
     def go(self) -> RefreshReport:
         started = time.perf_counter()
@@ -159,13 +182,18 @@ class _Run:
         except BaseException as exc:  # noqa: BLE001 - one tracker must never stop the others
             return self._failed(report, started, exc)
 
-        def write() -> None:
-            self._write(tracker, report, result, key, started)
-
         if self.inline:
-            write()
-        else:
-            self.lanes.submit(write_lane(self.project, tracker, self.target, self.settings), write)
+            return self._write(tracker, report, result, key, started)
+        size = result.table.nbytes
+        self._pending.take(size, self.stop)
+
+        def write() -> None:
+            try:
+                self._write(tracker, report, result, key, started)
+            finally:
+                self._pending.give(size)
+
+        self.lanes.submit(write_lane(self.project, tracker, self.target, self.settings), write)
 
     def _write(self, tracker: Tracker, report: TrackerReport, result, key, started: float) -> None:
         if self.stop.is_set():

@@ -29,6 +29,7 @@ from genesis.engines.duckdb import DuckDBEngine
 from genesis.errors import GenesisError
 from genesis.project import load_project
 from genesis.refresh import fired_within, refresh, select_trackers
+from genesis.run_pool import ByteBudget
 from genesis.scheduler import parse_shard, read_file_stamp, shard_of, write_file_stamp, write_lane
 from genesis.config import get_target, render_settings
 from tests.farm import SERVICE_ACCOUNT, Farm, latency_between
@@ -398,3 +399,24 @@ def test_sigterm_at_random_moments_leaves_whole_destinations_and_a_rerun_converg
         assert 130 in codes, f"no run was stopped mid-way: {codes}"
         again = subprocess.run(command, env=env, capture_output=True, timeout=120)
         assert {t["status"] for t in json.loads(again.stdout)["trackers"]} == {"unchanged"}
+
+
+def test_results_waiting_for_a_write_lane_are_bounded_in_memory():
+    budget = ByteBudget(100)
+    stop = threading.Event()
+    budget.take(80, stop)
+    waited = threading.Event()
+
+    def second():
+        budget.take(50, stop)  # 80 + 50 > 100: waits for the first to be written
+        waited.set()
+
+    worker = threading.Thread(target=second)
+    worker.start()
+    assert not waited.wait(0.5)
+    budget.give(80)
+    assert waited.wait(5)
+    worker.join()
+    budget.give(50)
+    budget.take(500, stop)  # alone, a result larger than the budget still goes through
+    assert budget.used == 500
