@@ -17,7 +17,7 @@ from .api import execute
 from .checks import failed_checks
 from .config import get_target, output_dir, render_settings
 from .engines import Engine, open_engine
-from .errors import GenesisError, did_you_mean
+from .errors import GenesisError
 from .model import Project, Tracker
 from .result import QueryResult
 from .validate import check_tracker, cron_problem
@@ -59,17 +59,17 @@ class RefreshReport:
 
 
 def select_trackers(project: Project, names: Iterable[str], all_: bool, due: bool,
-                    window_minutes: float = 15, now: dt.datetime | None = None) -> list[Tracker]:
-    """Trackers by name, all of them, or those whose schedule fired within the window."""
-    names = list(names)
-    unknown = [n for n in names if n not in project.trackers]
-    if unknown:
-        first = unknown[0]
-        raise GenesisError(f"no tracker named '{first}'",
-                           hint=did_you_mean(first, project.trackers) or f"trackers: {', '.join(sorted(project.trackers))}")
-    if not names and not all_ and not due:
-        raise GenesisError("name trackers to refresh, or use --all or --due")
-    chosen = [project.trackers[n] for n in names] if names else sorted(project.trackers.values(), key=lambda t: t.name)
+                    window_minutes: float = 15, now: dt.datetime | None = None, *,
+                    select: Iterable[str] = (), exclude: Iterable[str] = ()) -> list[Tracker]:
+    """Trackers by name, glob or selector (genesis.selection), all of them, or those whose
+    schedule fired within the window."""
+    from .selection import select as select_nodes
+
+    selectors = [*names, *select]
+    if not selectors and not all_ and not due:
+        raise GenesisError("name trackers to refresh, or use --all, --due or --select",
+                           hint="e.g. genesis refresh 'late-*' or genesis refresh --select owner:finance")
+    chosen = [project.trackers[n.name] for n in select_nodes(project, selectors, list(exclude), kinds=("tracker",))]
     if due:
         now = now or dt.datetime.now(dt.timezone.utc)
         # A tracker whose schedule is not valid cron is kept: it then fails at the compile
@@ -157,14 +157,15 @@ def local_path(project: Project, tracker: Tracker, settings) -> Path:
 
 
 def describe_destination(project: Project, tracker: Tracker, target) -> str:
+    """Where this tracker writes on this target: a file path, or the live sheet or table."""
+    from .gitops import describe_destination as declared
+
     destination = tracker.destination
-    if target.destinations == "local" or destination["type"] == "file":
-        if destination["type"] == "file":
-            return str(destination["path"])
+    if destination["type"] == "file":
+        return str(destination["path"])
+    if target.destinations == "local":
         return f"out/{tracker.name}.csv"
-    if destination["type"] == "google_sheets":
-        return f"sheets:{destination['spreadsheet_id']}/{destination['worksheet']}"
-    return f"airtable:{destination['base_id']}/{destination['table']}"
+    return declared(destination)
 
 
 def write_destination(project: Project, tracker: Tracker, result: QueryResult, key: list[str], target,

@@ -453,10 +453,11 @@ def test_text_summary_and_progress(base):
     assert result.exit_code == 0
     names = sorted(base["docs"])
     lines = result.stdout.splitlines()
-    assert lines[0].split() == ["tracker", "rows", "seconds", "result"]
+    assert lines[0].split() == ["tracker", "rows", "seconds", "result", "destination"]
     for name in names:
         row = next(line for line in lines if line.startswith(name + " "))
-        assert row.split()[-1] in ("ok", "unchanged")  # byte-identity: see the test above
+        assert row.split()[3] in ("ok", "unchanged")  # byte-identity: see the test above
+        assert row.split()[4].startswith("out/")  # the local target writes every tracker under out/
     assert lines[-1].startswith(f"{len(names)} ok, 0 failed in ")
     progress = result.stderr.splitlines()
     assert len(progress) == len(names)
@@ -547,7 +548,12 @@ def test_failed_check_and_failed_query_keep_previous_files(base, tmp_path):
     assert "2 ok, 0 failed" not in text_run.stdout and "1 ok, 2 failed" in text_run.stdout
     stderr = text_run.stderr.splitlines()
     assert len(stderr) == 3
-    assert "min_rows" in stderr[0] and "no_such_column" in stderr[1]
+    # trackers run in name order, however they were named on the command line
+    assert "aa-strict-photography" in stderr[0] and "min_rows" in stderr[0]
+    assert "zz-broken-query" in stderr[2] and "no_such_column" in stderr[2]
+    # below the table, each error once with the tracker it stopped
+    assert "2 errors:" in text_run.stdout
+    assert "  zz-broken-query: " in text_run.stdout and "no_such_column" in text_run.stdout
 
 
 def big_xlsx_files(max_id: int | None = None) -> dict[str, str]:
