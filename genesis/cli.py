@@ -285,7 +285,7 @@ def run(name, project_dir, target, fmt, output, max_rows, wide, params) -> None:
     Examples:
       genesis run movies-in-photography
       genesis run movies_in_photography --limit 10 --wide
-      genesis run late_purchase_orders --format csv --param grace_days=7 --output late.csv
+      genesis run late_purchase_orders --format csv --param grace_days=7 --output out/late.csv
     """
     from .api import run_query
 
@@ -422,7 +422,7 @@ def diff(base, project_dir, fmt, dialect, run_data, target) -> None:
     \b
     Examples:
       genesis diff --base origin/main
-      genesis diff --base origin/main --format markdown > comment.md
+      genesis diff --base origin/main --format markdown
       genesis diff --base HEAD~1 --data --target local
     """
     from .gitops import diff_against, render_diff
