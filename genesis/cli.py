@@ -295,7 +295,7 @@ def run(name, project_dir, target, fmt, output, max_rows, wide, params) -> None:
         from .preview import render_table
 
         width = None if wide or output else terminal_width()
-        text = render_table(result, max_rows=max_rows, width=width, cut=not wide) + "\n"
+        text = render_table(result, max_rows=max_rows, width=width, cut=not wide)
     else:
         import io
 

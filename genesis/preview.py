@@ -31,9 +31,11 @@ def render_table(result: QueryResult, max_rows: int = 50, width: int | None = No
              for c in result.columns]
     widths = [max([_width(h)] + [_width(r[i]) for r in rows]) for i, h in enumerate(header)]
     if cut and width:
-        # Only text is narrowed: a number or a date cut short would read as another value.
-        text = [c.type == "varchar" or is_array(c.type) for c in result.columns]
-        widths = _fit(widths, width, text)
+        # Text and links may be cut to MIN_CELL; a number or a date never is (cut short, it
+        # would read as another value): only its header may be cut, down to its values' width.
+        text = [c.type == "varchar" or is_array(c.type) or "link" in (c.format or {}) for c in result.columns]
+        least = [MIN_CELL if t else max([MIN_CELL] + [_width(r[i]) for r in rows]) for i, t in enumerate(text)]
+        widths = _fit(widths, width, least)
     narrowed = any(_width(c) > w for r in [header, *rows] for c, w in zip(r, widths))
     lines = []
     if header:
@@ -47,15 +49,15 @@ def render_table(result: QueryResult, max_rows: int = 50, width: int | None = No
     return "\n".join(lines) + "\n"
 
 
-def _fit(widths: list[int], width: int, narrowable: list[bool]) -> list[int]:
-    """Narrow the widest text column, one character at a time, until the line fits (or no
-    text column can give more)."""
+def _fit(widths: list[int], width: int, least: list[int]) -> list[int]:
+    """Narrow the widest column that can give, one character at a time, until the line fits
+    (or no column can give more): column i never goes below least[i]."""
     widths = list(widths)
-    candidates = [i for i, ok in enumerate(narrowable) if ok]
-    while candidates and sum(widths) + len(SEPARATOR) * (len(widths) - 1) > width:
-        widest = max(candidates, key=lambda i: widths[i])
-        if widths[widest] <= MIN_CELL:
+    while sum(widths) + len(SEPARATOR) * (len(widths) - 1) > width:
+        shrinkable = [i for i, w in enumerate(widths) if w > least[i]]
+        if not shrinkable:
             break
+        widest = max(shrinkable, key=lambda i: widths[i])
         widths[widest] -= 1
     return widths
 
