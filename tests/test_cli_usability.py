@@ -6,6 +6,7 @@ Everything runs for real over the example project and a demo warehouse built in 
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import subprocess
@@ -92,8 +93,13 @@ def test_python_dash_m_genesis_is_the_cli(tmp_path):
 # --------------------------------------------------------------------------- selection and ls
 
 
+@functools.lru_cache(maxsize=None)
+def loaded(project_dir: Path):
+    return load_project(project_dir)
+
+
 def names(project_dir: Path, selectors, exclude=(), kinds=("tracker",)) -> list[str]:
-    return [n.name for n in select(load_project(project_dir), list(selectors), list(exclude), kinds)]
+    return [n.name for n in select(loaded(project_dir), list(selectors), list(exclude), kinds)]
 
 
 def test_selectors_like_dbt():

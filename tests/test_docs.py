@@ -224,24 +224,20 @@ def test_slash_focuses_search_and_sql_opens(page):
 
 
 @pytest.fixture(scope="module")
-def phone(tmp_path_factory):
-    """The example project's catalog in Chromium at a phone's width (390 x 844 CSS pixels)."""
+def phone(page, tmp_path_factory):
+    """The example project's catalog at a phone's width (390 x 844 CSS pixels), in a second
+    tab of the browser the `page` fixture started (one Playwright per process)."""
     from genesis.docs import build_docs
     from genesis.project import load_project
 
-    sync_api = pytest.importorskip("playwright.sync_api", reason="pip install playwright (no browser download needed)")
-    executable = chromium_path()
-    if executable is None:
-        pytest.skip("no Chromium: apt-get install chromium (or set GENESIS_CHROMIUM)")
     index = build_docs(load_project(Path(__file__).resolve().parent.parent),
                        tmp_path_factory.mktemp("phone") / "site")
-    with sync_api.sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=executable,
-                                             args=["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"])
-        tab = browser.new_page(viewport={"width": 390, "height": 844}, is_mobile=True, has_touch=True)
-        tab.goto(Path(index).as_uri())
-        yield tab
-        browser.close()
+    context = page.context.browser.new_context(viewport={"width": 390, "height": 844}, is_mobile=True,
+                                               has_touch=True)
+    tab = context.new_page()
+    tab.goto(Path(index).as_uri())
+    yield tab
+    context.close()
 
 
 def test_catalog_on_a_phone(phone):
