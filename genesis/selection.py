@@ -127,6 +127,12 @@ def _nothing_matches(project: Project, selector: str, kinds: tuple[str, ...]) ->
     words = [k.replace("datasource", "data source") for k in kinds]
     what = words[0] if len(words) == 1 else f"{', '.join(words[:-1])} or {words[-1]}"
     if not method and not GLOB_CHARS & set(value) and "," not in value:
+        other = next((kind for kind, pool in (("input", project.inputs), ("datasource", project.datasources))
+                      if kind not in kinds and value in pool), None)
+        if other:
+            return GenesisError(f"no {what} named '{value}'",
+                                hint=f"'{value}' is {'an input' if other == 'input' else 'a data source'}: "
+                                     f"--select {other}:{value} selects the trackers that use it")
         return GenesisError(f"no {what} named '{value}'",
                             hint=did_you_mean(value, names) or _listing(names))
     if method == "owner":

@@ -125,6 +125,7 @@ def test_selectors_like_dbt():
     ("input:late_purchase_order", ["no tracker matches", "did you mean 'late_purchase_orders'"]),
     ("own:finance", ["unknown selector method 'own:'", "did you mean 'owner'"]),
     ("'zz-*'", ["no tracker matches"]),
+    ("late_purchase_orders", ["no tracker named", "is an input: --select input:late_purchase_orders"]),
 ])
 def test_a_selector_that_selects_nothing_is_a_clear_error(selector, words):
     result = cli("refresh", selector.strip("'"), "--dry-run", project=REPO)
