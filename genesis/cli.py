@@ -20,6 +20,7 @@ from pathlib import Path
 import click
 
 from . import __version__
+from .completion import complete_names, complete_targets
 from .errors import GenesisError, ValidationError
 from .text import plural
 
@@ -58,42 +59,6 @@ project_option = click.option(
 def target_option(help_text: str = "The target (from genesis.yaml) to use. Default: default_target."):
     return click.option("--target", default=None, metavar="NAME", help=help_text,
                         shell_complete=complete_targets)
-
-
-def complete_names(kinds: tuple[str, ...], selectors: bool = False):
-    """A click shell_complete callback: the names of the project's definitions of these kinds
-    (and, for selectors, the selector methods), read from --project or the current folder."""
-
-    def complete(ctx: click.Context, param: click.Parameter, incomplete: str):
-        from click.shell_completion import CompletionItem
-
-        names = _project_names(ctx, kinds)
-        if selectors:
-            from .selection import METHODS
-
-            names += [f"{m}:" for m in METHODS]
-        return [CompletionItem(n) for n in names if n.startswith(incomplete)]
-
-    return complete
-
-
-def complete_targets(ctx: click.Context, param: click.Parameter, incomplete: str):
-    from click.shell_completion import CompletionItem
-
-    return [CompletionItem(n) for n in _project_names(ctx, ("target",)) if n.startswith(incomplete)]
-
-
-def _project_names(ctx: click.Context, kinds: tuple[str, ...]) -> list[str]:
-    """Names for completion; a project that does not load completes nothing (never an error)."""
-    try:
-        from .project import load_project
-
-        project = load_project(ctx.params.get("project_dir") or ".")
-    except Exception:  # noqa: BLE001 - completion must never print a traceback into a shell
-        return []
-    pools = {"tracker": project.trackers, "input": project.inputs, "datasource": project.datasources,
-             "target": project.config.targets}
-    return sorted({name for kind in kinds for name in pools[kind]})
 
 
 def param_option(command):

@@ -267,6 +267,10 @@ def test_completion_script_and_names():
     assert complete(REPO, "genesis run movies") == ["movies-in-photography", "movies_in_photography"]
     assert "owner:" in complete(REPO, "genesis refresh --select o")
     assert complete(REPO, "genesis refresh --target pr") == ["prod"]
+    assert complete(REPO, "genesis refresh --select owner:fin") == [
+        "owner:finance-accounting", "owner:finance-ap", "owner:finance-controller"]
+    assert complete(REPO, "genesis ls input:late") == ["input:late_purchase_orders"]
+    assert complete(REPO / "docs", "genesis refresh late-") == []  # not a project: nothing, no error
 
 
 # --------------------------------------------------------------------------- wording
