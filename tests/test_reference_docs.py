@@ -35,7 +35,6 @@ KIND_PAGES = {"datasource": "datasources.md", "input": "inputs.md", "tracker": "
 NOT_RUN = {
     "--target prod": "needs a Trino cluster and live credentials",
     "--scale 10": "a ten times larger warehouse: slow, and covered by the demo's own tests",
-    "genesis completion": "prints a script; tested in test_cli_usability",
 }
 
 
