@@ -120,8 +120,9 @@ def main() -> None:
     """Genesis: YAML definitions compiled to SQL, refreshed into trackers.
 
     \b
-    Start:   genesis init my-trackers && cd my-trackers && genesis demo && genesis refresh --all
-    Help:    genesis COMMAND --help; the reference is docs/ in the repository.
+    Start:  genesis init my-trackers && cd my-trackers
+            genesis demo && genesis refresh --all
+    Help:   genesis COMMAND --help; the reference is docs/ in the repository.
     """
 
 
@@ -197,7 +198,8 @@ def compile(name, project_dir, dialect, all_, out_dir, target, params) -> None: 
     \b
     Examples:
       genesis compile movies_in_photography
-      genesis compile movies-in-photography --dialect trino --param countries=US,CA
+      genesis compile movies-in-photography --dialect trino
+      genesis compile movies_in_photography --param countries=US,CA
       genesis compile --all --out build/sql
     """
     from .compiler import compile_input, compile_name, compile_tracker
@@ -250,7 +252,8 @@ def run(name, project_dir, target, fmt, output, max_rows, wide, params) -> None:
     Examples:
       genesis run movies-in-photography
       genesis run movies_in_photography --limit 10 --wide
-      genesis run late_purchase_orders --format csv --param grace_days=7 --output out/late.csv
+      genesis run late_purchase_orders --param grace_days=7 --format csv
+      genesis run late-purchase-orders --format json --output out/late.json
     """
     from .api import run_query
 
@@ -475,7 +478,7 @@ def init(directory) -> None:
 
     \b
     Examples:
-      genesis init my-trackers && cd my-trackers && genesis demo && genesis refresh --all
+      genesis init my-trackers && cd my-trackers && genesis demo
       genesis init .
     """
     from .scaffold import scaffold

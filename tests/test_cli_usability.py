@@ -55,6 +55,7 @@ def commands() -> list[tuple[str, click.Command]]:
 
 def test_commands_are_listed_in_workflow_order():
     result = cli("--help")
+    assert max(len(line) for line in result.output.splitlines()) <= 80
     listed = [line.split()[0] for line in result.output.split("Commands:")[1].splitlines() if line.strip()]
     assert listed == COMMAND_ORDER
     assert listed[:4] == ["init", "demo", "validate", "ls"] and listed.index("run") < listed.index("refresh")
@@ -78,6 +79,7 @@ def test_every_help_describes_every_option_and_shows_an_example(name):
     text = cli(name, "--help").output
     assert "Examples:" in text and f"  genesis {name}" in text.split("Examples:")[1], text
     assert "-h, --help" in text
+    assert max(len(line) for line in text.splitlines()) <= 80, "a help line is wider than an 80-column terminal"
 
 
 def test_python_dash_m_genesis_is_the_cli(tmp_path):

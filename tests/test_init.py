@@ -167,7 +167,7 @@ def test_outputs_the_readme_suggests_are_ignored():
     found = set(re.findall(r"--out(?:put)? ([\w./<>-]+)", text))
     suggested = {path for path in found if not re.fullmatch(r"[A-Z<>/._-]+", path) and "<" not in path}
     suggested |= {".genesis/warehouse", "out/x.csv"}
-    assert {"site/", "build/sql", "out/late.csv"} <= suggested, suggested
+    assert {"site/", "build/sql", "out/late.json"} <= suggested, suggested
     for path in sorted(suggested):
         probe = path.rstrip("/") + ("/index.html" if path.endswith("/") else "")
         ignored = subprocess.run(["git", "check-ignore", "-q", "--no-index", probe], cwd=REPO)
