@@ -8,6 +8,7 @@ import pyarrow.compute as pc
 from .compiler import CompiledQuery
 from .model import Checks
 from .result import QueryResult
+from .text import plural
 
 
 def failed_checks(result: QueryResult, checks: Checks, compiled: CompiledQuery) -> list[str]:
@@ -15,20 +16,21 @@ def failed_checks(result: QueryResult, checks: Checks, compiled: CompiledQuery) 
     problems = []
     rows = result.table.num_rows
     if checks.min_rows is not None and rows < checks.min_rows:
-        problems.append(f"min_rows: {rows} rows, at least {checks.min_rows} expected")
+        problems.append(f"min_rows: {plural(rows, 'row')}, at least {checks.min_rows} expected")
     if checks.max_rows is not None and rows > checks.max_rows:
-        problems.append(f"max_rows: {rows} rows, at most {checks.max_rows} expected")
+        problems.append(f"max_rows: {plural(rows, 'row')}, at most {checks.max_rows} expected")
     for reference in checks.not_null:
         name = compiled.column_for(reference).name
         nulls = result.table.column(name).null_count
         if nulls:
-            problems.append(f"not_null: {nulls} row(s) have no value in '{name}'")
+            problems.append(f"not_null: {plural(nulls, 'row')} {'has' if nulls == 1 else 'have'} no value in '{name}'")
     if checks.unique:
         names = [compiled.column_for(r).name for r in checks.unique]
         duplicates = duplicate_keys(result.table, names)
         if duplicates:
             shown = ", ".join(str(d) for d in duplicates[:3])
-            problems.append(f"unique: {len(duplicates)} value(s) of {', '.join(names)} repeat, e.g. {shown}")
+            problems.append(f"unique: {plural(len(duplicates), 'value')} of {', '.join(names)} "
+                            f"{'repeats' if len(duplicates) == 1 else 'repeat'}, e.g. {shown}")
     return problems
 
 

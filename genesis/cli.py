@@ -3,6 +3,10 @@
 Every user-facing problem is a GenesisError printed as `path:line:col: error: ...`
 with exit code 1; anything else is reported as an internal error in one line (set
 GENESIS_DEBUG=1 for the traceback).
+
+Each command's docstring is its `--help`: a one-line summary (shown whole in `genesis
+--help`), what it does, and examples. Commands are listed in the order of the workflow
+(COMMAND_ORDER), not alphabetically.
 """
 
 from __future__ import annotations
@@ -16,7 +20,9 @@ from pathlib import Path
 import click
 
 from . import __version__
+from .completion import complete_names, complete_targets
 from .errors import GenesisError, ValidationError
+from .text import plural
 
 
 def _fail(message: str) -> None:
@@ -47,12 +53,28 @@ def handle_errors(command):
 
 project_option = click.option(
     "--project", "project_dir", default=".", show_default=True,
-    type=click.Path(file_okay=False), help="The Genesis project directory.")
+    type=click.Path(file_okay=False), help="The Genesis project directory (the folder of genesis.yaml).")
+
+
+def target_option(help_text: str = "The target (from genesis.yaml) to use. Default: default_target."):
+    return click.option("--target", default=None, metavar="NAME", help=help_text,
+                        shell_complete=complete_targets)
 
 
 def param_option(command):
     return click.option("--param", "params", multiple=True, metavar="NAME=VALUE",
                         help="A parameter value (repeatable); lists as a,b,c or JSON.")(command)
+
+
+def selection_options(command):
+    """--select and --exclude, as dbt's: the selector syntax is in genesis/selection.py."""
+    command = click.option("--exclude", "exclude", multiple=True, metavar="SELECTOR",
+                           shell_complete=complete_names(("tracker", "input", "datasource"), selectors=True),
+                           help="Leave out what this selector matches (repeatable).")(command)
+    return click.option("--select", "-s", "select", multiple=True, metavar="SELECTOR",
+                        shell_complete=complete_names(("tracker", "input", "datasource"), selectors=True),
+                        help="Select by name or glob, tracker:, input:, datasource:, owner: or "
+                             "destination: (repeatable; A,B = both).")(command)
 
 
 def parse_params(items) -> dict:
@@ -79,20 +101,51 @@ def load_valid(project_dir: str):
     return project
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+# The order of the workflow: start a project, build sample data, check, look, run, ship, review.
+COMMAND_ORDER = ["init", "demo", "validate", "ls", "compile", "run", "refresh", "impact", "diff", "docs",
+                 "completion"]
+
+
+class WorkflowGroup(click.Group):
+    """Lists commands in the order of the workflow rather than alphabetically."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        known = [c for c in COMMAND_ORDER if c in self.commands]
+        return known + sorted(c for c in self.commands if c not in known)
+
+
+@click.group(cls=WorkflowGroup, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.version_option(__version__, prog_name="genesis")
 def main() -> None:
-    """Genesis: a semantic data layer for operational trackers."""
+    """Genesis: YAML definitions compiled to SQL, refreshed into trackers.
+
+    \b
+    Start:  genesis init my-trackers && cd my-trackers
+            genesis demo && genesis refresh --all
+    Help:   genesis COMMAND --help; the reference is docs/ in the repository.
+    """
 
 
 @main.command()
 @project_option
-@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
-@click.option("--target", default=None, help="With --catalog-check: the target whose catalog is read.")
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True,
+              help="text: one `path:line:col: error: ...` line a problem; json: one document, for CI.")
+@target_option("With --catalog-check: the target whose catalog is read.")
 @click.option("--catalog-check", is_flag=True, help="Also compare the data sources with the live catalog.")
 @handle_errors
 def validate(project_dir: str, fmt: str, target: str | None, catalog_check: bool) -> None:
-    """Load and check every file of the project."""
+    """Check every file of the project and report every problem.
+
+    Loads genesis.yaml, datasources/, inputs/ and trackers/, checks them against the JSON
+    Schemas and against each other (references, joins, types, SQL), and prints every problem
+    at its file, line and column. Exit code 0 when valid, 1 otherwise.
+
+    \b
+    Examples:
+      genesis validate
+      genesis validate --format json
+      genesis validate --target prod --catalog-check
+    """
     from .errors import ErrorCollector
     from .project import load_project
     from .validate import validate_project
@@ -118,25 +171,37 @@ def validate(project_dir: str, fmt: str, target: str | None, catalog_check: bool
     elif errors:
         for error in errors:
             click.echo(error.render(), err=True)
-        click.echo(f"{len(errors)} error(s)", err=True)
+        if len(errors) > 1:
+            click.echo(plural(len(errors), "error"), err=True)
     else:
-        click.echo(f"ok: {counts['datasources']} data sources, {counts['inputs']} inputs, "
-                   f"{counts['trackers']} trackers")
+        click.echo(f"ok: {plural(counts['datasources'], 'data source')}, {plural(counts['inputs'], 'input')}, "
+                   f"{plural(counts['trackers'], 'tracker')}")
     sys.exit(1 if errors else 0)
 
 
 @main.command()
-@click.argument("name", required=False)
+@click.argument("name", required=False, shell_complete=complete_names(("tracker", "input")))
 @project_option
 @click.option("--dialect", type=click.Choice(["trino", "duckdb"]), default=None,
-              help="Default: the engine of the default target.")
-@click.option("--all", "all_", is_flag=True, help="Compile every tracker and input.")
+              help="SQL dialect to print. Default: the engine of the target.")
+@click.option("--all", "all_", is_flag=True, help="Compile every tracker and input (needs --out).")
 @click.option("--out", "out_dir", type=click.Path(file_okay=False), help="With --all: write DIR/<name>.sql.")
-@click.option("--target", default=None, help="Whose engine decides the default dialect.")
+@target_option("Whose engine decides the default dialect. Default: default_target.")
 @param_option
 @handle_errors
 def compile(name, project_dir, dialect, all_, out_dir, target, params) -> None:  # noqa: A001
-    """Print the SQL of an input or tracker."""
+    """Print the SQL of an input or tracker.
+
+    NAME is an input (with its parameters' defaults) or a tracker (with the tracker's
+    parameters). The SQL is what `run` and `refresh` send to the engine.
+
+    \b
+    Examples:
+      genesis compile movies_in_photography
+      genesis compile movies-in-photography --dialect trino
+      genesis compile movies_in_photography --param countries=US,CA
+      genesis compile --all --out build/sql
+    """
     from .compiler import compile_input, compile_name, compile_tracker
     from .config import get_target
 
@@ -163,16 +228,33 @@ def compile(name, project_dir, dialect, all_, out_dir, target, params) -> None: 
 
 
 @main.command()
-@click.argument("name")
+@click.argument("name", shell_complete=complete_names(("tracker", "input")))
 @project_option
-@click.option("--target", default=None)
-@click.option("--format", "fmt", type=click.Choice(["table", "csv", "json"]), default="table", show_default=True)
+@target_option("Where the query runs. Default: default_target.")
+@click.option("--format", "fmt", type=click.Choice(["table", "csv", "json"]), default="table", show_default=True,
+              help="table: formatted for people; csv / json: every row, raw typed values.")
 @click.option("--output", type=click.Path(dir_okay=False), help="Write to FILE instead of standard output.")
-@click.option("--limit", "max_rows", type=int, default=50, show_default=True, help="Rows shown by --format table.")
+@click.option("--limit", "max_rows", type=click.IntRange(min=0), default=50, show_default=True,
+              help="Rows shown by --format table (csv and json carry every row).")
+@click.option("--wide", is_flag=True,
+              help="--format table: show long text whole instead of fitting the terminal's width.")
 @param_option
 @handle_errors
-def run(name, project_dir, target, fmt, output, max_rows, params) -> None:
-    """Run an input or tracker and print its rows."""
+def run(name, project_dir, target, fmt, output, max_rows, wide, params) -> None:
+    """Run an input or tracker and print its rows.
+
+    The table fits the terminal's width (long text is cut with …; --wide shows it whole)
+    and shows the first --limit rows. csv and json carry every row with raw typed values
+    (ISO dates, plain numbers) under the output column names. Nothing is written to the
+    tracker's destination.
+
+    \b
+    Examples:
+      genesis run movies-in-photography
+      genesis run movies_in_photography --limit 10 --wide
+      genesis run late_purchase_orders --param grace_days=7 --format csv
+      genesis run late-purchase-orders --format json --output out/late.json
+    """
     from .api import run_query
 
     project = load(project_dir)
@@ -180,7 +262,8 @@ def run(name, project_dir, target, fmt, output, max_rows, params) -> None:
     if fmt == "table":
         from .preview import render_table
 
-        text = render_table(result, max_rows=max_rows) + "\n"
+        width = None if wide or output else terminal_width()
+        text = render_table(result, max_rows=max_rows, width=width, cut=not wide)
     else:
         import io
 
@@ -198,17 +281,28 @@ def run(name, project_dir, target, fmt, output, max_rows, params) -> None:
 
 @main.command()
 @project_option
-@click.option("--target", default=None, help="Whose warehouse to build (a duckdb target).")
-@click.option("--scale", type=int, default=1, show_default=True, help="Multiply the sample's size.")
-@click.option("--seed", type=int, default=42, show_default=True)
+@target_option("Whose warehouse to build (a duckdb target). Default: default_target.")
+@click.option("--scale", type=click.IntRange(min=1), default=1, show_default=True,
+              help="Multiply the sample's size (about 100k rows at 1).")
+@click.option("--seed", type=int, default=42, show_default=True, help="The same seed gives the same rows.")
 @handle_errors
 def demo(project_dir, target, scale, seed) -> None:
-    """Build the local sample studio warehouse."""
+    """Build the local sample studio warehouse.
+
+    Writes Iceberg tables (a pyiceberg SQL catalog) into the warehouse folder of a local
+    (duckdb) target, by default .genesis/warehouse. Rerunnable: every table is rewritten.
+
+    \b
+    Examples:
+      genesis demo
+      genesis demo --scale 10 --seed 7
+    """
     import time
 
     from .config import get_target, render_settings, warehouse_dir
     from .demo import build_demo
 
+    require_project(project_dir, "genesis demo")
     project = load(project_dir)
     chosen = get_target(project, target)
     if chosen.engine != "duckdb":
@@ -222,9 +316,11 @@ def demo(project_dir, target, scale, seed) -> None:
 
 
 @main.command()
-@click.argument("trackers", nargs=-1)
+@click.argument("trackers", nargs=-1, metavar="[TRACKER|SELECTOR]...",
+                shell_complete=complete_names(("tracker",), selectors=True))
 @project_option
 @click.option("--all", "all_", is_flag=True, help="Refresh every tracker.")
+@selection_options
 @click.option("--due", is_flag=True,
               help="Only trackers whose schedule fired since their last successful refresh (catch-up).")
 @click.option("--window", type=float, default=15, show_default=True,
@@ -233,21 +329,41 @@ def demo(project_dir, target, scale, seed) -> None:
               help="Trackers refreshed at once (default 8; 1 = one after another).")
 @click.option("--shard", default=None, metavar="K/N",
               help="Only the K-th of N stable shares of the trackers (one per runner; same spreadsheet/base, same shard).")
-@click.option("--target", default=None)
+@target_option("Where queries run and results go. Default: default_target.")
 @click.option("--dry-run", is_flag=True, help="Compile, run and check, but write nothing.")
-@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True,
+              help="text: progress on stderr and a summary; json: one report document.")
 @handle_errors
-def refresh(trackers, project_dir, all_, due, window, jobs, shard, target, dry_run, fmt) -> None:
-    """Run trackers and write their destinations."""
+def refresh(trackers, project_dir, all_, select, exclude, due, window, jobs, shard, target, dry_run, fmt) -> None:
+    """Run trackers and write their destinations.
+
+    Each tracker is compiled, run, checked and written; a failed query or check writes
+    nothing and keeps the last good data, and never stops the other trackers. Trackers are
+    chosen by name or glob, --select / --exclude (as dbt's), --all or --due. Up to --jobs
+    trackers run at once, one writer per spreadsheet, base or file. The summary names each
+    tracker's destination and every distinct error once. Exit code 1 if any tracker failed,
+    130 if the run was stopped (Ctrl-C, SIGTERM).
+
+    \b
+    Examples:
+      genesis refresh --all
+      genesis refresh 'late-*' --dry-run
+      genesis refresh --select owner:finance --exclude destination:airtable
+      genesis refresh --select input:late_purchase_orders --format json
+      genesis refresh --due --jobs 8 --shard 1/4 --target prod
+    """
     from .refresh import refresh as run_refresh
     from .refresh import select_trackers
+    from .refresh_summary import Progress, summary_table
     from .run_pool import DEFAULT_JOBS, stop_on_signals
     from .scheduler import parse_shard
+    from .selection import split_selectors
 
     project = load(project_dir)
     jobs = jobs or DEFAULT_JOBS
     chosen = select_trackers(project, trackers, all_, due, window, target=target,
-                             shard=parse_shard(shard) if shard else None, jobs=jobs)
+                             shard=parse_shard(shard) if shard else None, jobs=jobs,
+                             select=split_selectors(select), exclude=split_selectors(exclude))
     if not chosen:
         message = "no tracker is due" if due else "no trackers to refresh"
         if fmt == "json":
@@ -255,27 +371,8 @@ def refresh(trackers, project_dir, all_, due, window, jobs, shard, target, dry_r
         else:
             click.echo(message, err=True)
         return
-    total = len(chosen)
-    position = {"n": 0}
-    # On a terminal a tracker shows "... running" while it runs, then its result on the same
-    # line; in a log (not a terminal) each tracker is exactly one line: its result and, when
-    # it failed, why -- so one failing tracker is one line on stderr.
-    live = sys.stderr.isatty()
-
-    def progress(event, report):
-        if fmt == "json":
-            return
-        prefix = f"[{position['n'] + 1}/{total}] {report.tracker}"
-        if event == "start":  # only with --jobs 1: one tracker at a time
-            if live:
-                click.echo(f"{prefix} -> {report.destination} ...", err=True, nl=False)
-            return
-        position["n"] += 1
-        rows = "" if report.rows is None else f"{report.rows:,} rows, "
-        status = f"FAILED at {report.stage}" if report.failed else report.status
-        line = f"{prefix}: {status} ({rows}{report.seconds:.2f} s)" + (f": {report.error}" if report.error else "")
-        click.echo(("\r\x1b[K" if live else "") + line, err=True)
-
+    progress = None if fmt == "json" else Progress(len(chosen), functools.partial(click.echo, err=True),
+                                                   live=sys.stderr.isatty())
     with stop_on_signals() as stop:  # Ctrl-C / SIGTERM: finish the writes under way, then report
         result = run_refresh(project, chosen, target=target, dry_run=dry_run, progress=progress,
                              jobs=min(jobs, len(chosen)), stop=stop)
@@ -286,34 +383,29 @@ def refresh(trackers, project_dir, all_, due, window, jobs, shard, target, dry_r
     sys.exit(130 if result.cancelled else 0 if result.ok else 1)
 
 
-def summary_table(result) -> str:
-    rows = [("tracker", "rows", "seconds", "result")]
-    for t in result.trackers:
-        rows.append((t.tracker, "" if t.rows is None else f"{t.rows:,}", f"{t.seconds:.2f}",
-                     t.status if not t.failed else f"FAILED at {t.stage}"))
-    widths = [max(len(r[i]) for r in rows) for i in range(4)]
-    lines = ["  ".join(c.ljust(w) if i in (0, 3) else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths)))
-             for r in rows]
-    lines.insert(1, "  ".join("-" * w for w in widths))
-    failed = sum(t.failed for t in result.trackers)
-    cancelled = sum(t.status == "cancelled" for t in result.trackers)
-    lines.append(f"{len(result.trackers) - failed - cancelled} ok, {failed} failed in {result.seconds:.1f} s"
-                 + (f", {cancelled} cancelled (stopped: nothing half-written)" if cancelled else "")
-                 + (" (dry run: nothing written)" if result.dry_run else ""))
-    return "\n".join(lines)
-
-
 @main.command()
 @click.option("--base", required=True, metavar="REF", help="The git ref to compare with, e.g. origin/main.")
 @project_option
-@click.option("--format", "fmt", type=click.Choice(["text", "markdown", "json"]), default="text", show_default=True)
+@click.option("--format", "fmt", type=click.Choice(["text", "markdown", "json"]), default="text", show_default=True,
+              help="markdown is sized for a pull-request comment; json is for tools.")
 @click.option("--dialect", type=click.Choice(["trino", "duckdb"]), default=None,
               help="SQL dialect of the diff. Default: the engine of the default target.")
 @click.option("--data", "run_data", is_flag=True, help="Also run the changed trackers at both refs and diff their rows.")
-@click.option("--target", default=None, help="With --data: where the queries run (default: the default target).")
+@target_option("With --data: where the queries run. Default: default_target.")
 @handle_errors
 def diff(base, project_dir, fmt, dialect, run_data, target) -> None:
-    """Per tracker: added, removed, SQL changed or unchanged since git REF, and why."""
+    """What a change does to every tracker, against a git ref.
+
+    Compiles every tracker at REF (read from git; the working tree is not touched) and in
+    the working tree, and reports each as added, removed, changed (with a diff of its SQL
+    and the definitions that caused it) or unchanged.
+
+    \b
+    Examples:
+      genesis diff --base origin/main
+      genesis diff --base origin/main --format markdown
+      genesis diff --base HEAD~1 --data --target local
+    """
     from .gitops import diff_against, render_diff
 
     report = diff_against(project_dir, base, dialect=dialect, data_target=target, run_data=run_data)
@@ -321,12 +413,23 @@ def diff(base, project_dir, fmt, dialect, run_data, target) -> None:
 
 
 @main.command()
-@click.argument("ref")
+@click.argument("ref", shell_complete=complete_names(("datasource",)))
 @project_option
-@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True,
+              help="text for people; json for tools.")
 @handle_errors
 def impact(ref, project_dir, fmt) -> None:
-    """The inputs and trackers that use a data source (movie), field (movie.title) or join (movie.cast)."""
+    """Which inputs and trackers use a data source, field or join.
+
+    REF is a data source (movie), a field or measure (movie.title) or a join (movie.cast).
+    Each input is listed with where it uses REF (a column, a filter, the sort, a join path),
+    each tracker with its owner, schedule and destination.
+
+    \b
+    Examples:
+      genesis impact movie.status
+      genesis impact movie.cast --format json
+    """
     from .gitops import find_impact, render_impact
 
     click.echo(render_impact(find_impact(load(project_dir), ref), fmt))
@@ -339,11 +442,124 @@ def impact(ref, project_dir, fmt) -> None:
               help="SQL dialect shown. Default: the engine of the default target.")
 @handle_errors
 def docs(out_dir, project_dir, dialect) -> None:
-    """Write a static HTML catalog of the project (one self-contained folder)."""
+    """Write a searchable HTML catalog of the project.
+
+    One self-contained folder (DIR/index.html): data sources, fields, inputs and trackers
+    with descriptions, which trackers use each field, and their SQL.
+
+    \b
+    Examples:
+      genesis docs --out site/
+    """
     from .docs import build_docs
 
     index = build_docs(load_valid(project_dir), out_dir, dialect=dialect)
     click.echo(f"catalog written to {index}", err=True)
+
+
+# --------------------------------------------------------------------------- init, ls, completion
+
+
+def require_project(project_dir: str, command: str) -> None:
+    """A clear next step instead of 'genesis.yaml not found' for a newcomer in an empty folder."""
+    if not (Path(project_dir) / "genesis.yaml").is_file():
+        where = "this folder" if project_dir == "." else f"'{project_dir}'"
+        raise GenesisError(f"{where} is not a Genesis project (no genesis.yaml)",
+                           hint=f"run `genesis init my-trackers && cd my-trackers && {command}`, "
+                                f"or run it from a project folder or with --project DIR")
+
+
+def terminal_width() -> int | None:
+    """The width `run` tables fit: $COLUMNS, else the terminal's; None when piped (no limit)."""
+    import shutil
+
+    if os.environ.get("COLUMNS", "").isdigit():
+        return int(os.environ["COLUMNS"])
+    return shutil.get_terminal_size().columns if sys.stdout.isatty() else None
+
+
+@main.command()
+@click.argument("directory", default=".", type=click.Path(file_okay=False))
+@handle_errors
+def init(directory) -> None:
+    """Start a new project in DIRECTORY (default: here).
+
+    Writes genesis.yaml (a local target over the sample warehouse), one data source, one
+    input and one tracker, a .gitignore, the JSON Schemas for editors (schemas/) and the
+    GitHub workflows (pull requests, scheduled refresh, catalog). Existing files are kept,
+    never overwritten.
+
+    \b
+    Examples:
+      genesis init my-trackers && cd my-trackers && genesis demo
+      genesis init .
+    """
+    from .scaffold import scaffold
+
+    written, kept = scaffold(Path(directory))
+    if not written:
+        raise GenesisError(f"nothing written: '{directory}' already has every file `genesis init` writes")
+    for path in written:
+        click.echo(f"  wrote {path}", err=True)
+    for path in kept:
+        click.echo(f"  kept  {path} (it exists)", err=True)
+    step = "" if directory == "." else f"cd {directory} && "
+    click.echo(f"Genesis project in {directory}: {plural(len(written), 'file')} written. Next:\n"
+               f"  {step}genesis demo && genesis refresh --all")
+
+
+@main.command(name="ls")
+@click.argument("selectors", nargs=-1, metavar="[SELECTOR]...",
+                shell_complete=complete_names(("tracker", "input", "datasource"), selectors=True))
+@project_option
+@click.option("--kind", "kinds", multiple=True, type=click.Choice(["datasource", "input", "tracker"]),
+              help="Only definitions of this kind (repeatable). Default: all three.")
+@selection_options
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True,
+              help="text for people; json for tools.")
+@handle_errors
+def ls(selectors, project_dir, kinds, select, exclude, fmt) -> None:
+    """List data sources, inputs and trackers.
+
+    Trackers are shown with their input, owner, schedule and destination. Selectors are
+    the ones `refresh` takes: a name or glob, tracker:, input:, datasource:, owner:,
+    destination:, and A,B for both.
+
+    \b
+    Examples:
+      genesis ls
+      genesis ls 'late-*'
+      genesis ls --select owner:finance --kind tracker
+      genesis ls --select datasource:vendor --format json
+    """
+    from .listing import list_project, render_listing
+    from .selection import KINDS, split_selectors
+
+    project = load(project_dir)
+    rows = list_project(project, [*selectors, *split_selectors(select)], split_selectors(exclude),
+                        kinds or KINDS)
+    click.echo(render_listing(rows, fmt))
+
+
+@main.command()
+@click.argument("shell", type=click.Choice(["bash", "zsh", "fish"]))
+def completion(shell) -> None:
+    """Print the shell completion script for bash, zsh or fish.
+
+    Completes commands, options, tracker and input names and selectors, read from the
+    project in the current folder (or --project).
+
+    \b
+    Examples:
+      genesis completion bash > ~/.genesis-complete.bash   # then in ~/.bashrc:
+      . ~/.genesis-complete.bash
+      genesis completion zsh > "${fpath[1]}/_genesis"
+      genesis completion fish > ~/.config/fish/completions/genesis.fish
+    """
+    from click.shell_completion import get_completion_class
+
+    cls = get_completion_class(shell)
+    click.echo(cls(main, {}, "genesis", "_GENESIS_COMPLETE").source())
 
 
 if __name__ == "__main__":

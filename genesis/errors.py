@@ -59,7 +59,8 @@ class ValidationError(GenesisError):
 
     def __init__(self, errors: Iterable[GenesisError]):
         self.errors = sorted(errors, key=_sort_key)
-        super().__init__(f"{len(self.errors)} error(s)")
+        count = len(self.errors)
+        super().__init__(f"{count} error" if count == 1 else f"{count} errors")
 
     def render(self) -> str:
         return "\n".join(e.render() for e in self.errors)

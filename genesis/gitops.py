@@ -28,6 +28,7 @@ from .compiler import CompiledQuery, compile_input, compile_tracker, graph_of
 from .errors import GenesisError, ValidationError, did_you_mean
 from .model import DataSource, Input, Project
 from .project import CONFIG_FILE, KIND_DIRS, load_project
+from .text import plural
 
 STATUSES = ("changed", "added", "removed", "error", "unchanged")
 # Keys that describe a definition without changing what it computes.
@@ -592,7 +593,8 @@ def find_impact(project: Project, ref: str) -> ImpactReport:
             continue
         uses = _matching(project, compiled, kind, ds, key)
         if uses:
-            inputs.append({"name": name, "uses": sorted(uses), "via": _via(project, compiled.input, uses)})
+            inputs.append({"name": name, "uses": sorted(public_reference(u) for u in uses),
+                           "via": _via(project, compiled.input, uses)})
     # Parameter values are literals: a tracker uses exactly the references of its input.
     used_inputs = {i["name"] for i in inputs}
     trackers = [_tracker_summary(t) for t in sorted(project.trackers.values(), key=lambda t: t.name)
@@ -605,6 +607,11 @@ def _matching(project: Project, compiled: CompiledQuery, kind: str, ds: str, key
     if kind == "datasource":
         return {r for r in refs if r.split(".", 1)[0] == ds} or ({ds} if ds in compiled.datasources else set())
     return {key} & refs
+
+
+def public_reference(key: str) -> str:
+    """The name people write for an internal reference key: `movie.join:cast` -> `movie.cast`."""
+    return key.replace(".join:", ".", 1)
 
 
 def _tracker_summary(tracker) -> dict:
@@ -849,7 +856,8 @@ def _md(text: str) -> str:
 def render_impact(report: ImpactReport, fmt: str = "text") -> str:
     if fmt == "json":
         return json.dumps(report.to_json(), indent=2)
-    out = [f"{report.kind} {report.ref}: used by {len(report.inputs)} input(s) and {len(report.trackers)} tracker(s)"]
+    out = [f"{report.kind} {report.ref}: used by {plural(len(report.inputs), 'input')} and "
+           f"{plural(len(report.trackers), 'tracker')}"]
     if report.inputs:
         out += ["", "inputs:"]
         for item in report.inputs:

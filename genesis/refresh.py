@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Callable, Iterable
 
 from .config import get_target, output_dir, render_settings
-from .errors import GenesisError, did_you_mean
+from .errors import GenesisError
 from .model import Project, Tracker
 from .result import QueryResult
 
@@ -61,18 +61,17 @@ class RefreshReport:
 def select_trackers(project: Project, names: Iterable[str], all_: bool, due: bool,
                     window_minutes: float = 15, now: dt.datetime | None = None, *,
                     target: str | None = None, shard: tuple[int, int] | None = None,
-                    jobs: int = 8) -> list[Tracker]:
-    """Trackers by name or all of them; only this runner's shard of them; and with `due`,
-    those whose schedule fired since their last successful refresh (scheduler.py)."""
-    names = list(names)
-    unknown = [n for n in names if n not in project.trackers]
-    if unknown:
-        first = unknown[0]
-        raise GenesisError(f"no tracker named '{first}'",
-                           hint=did_you_mean(first, project.trackers) or f"trackers: {', '.join(sorted(project.trackers))}")
-    if not names and not all_ and not due:
-        raise GenesisError("name trackers to refresh, or use --all or --due")
-    chosen = [project.trackers[n] for n in names] if names else sorted(project.trackers.values(), key=lambda t: t.name)
+                    jobs: int = 8, select: Iterable[str] = (), exclude: Iterable[str] = ()) -> list[Tracker]:
+    """Trackers by name, glob or selector (genesis.selection), or all of them; only this
+    runner's shard of them; and with `due`, those whose schedule fired since their last
+    successful refresh (scheduler.py)."""
+    from .selection import select as select_nodes
+
+    selectors = [*names, *select]
+    if not selectors and not all_ and not due:
+        raise GenesisError("name trackers to refresh, or use --all, --due or --select",
+                           hint="e.g. genesis refresh 'late-*' or genesis refresh --select owner:finance")
+    chosen = [project.trackers[n.name] for n in select_nodes(project, selectors, list(exclude), kinds=("tracker",))]
     if shard is None and not due:
         return chosen
     from . import clock, scheduler
@@ -117,14 +116,15 @@ def local_path(project: Project, tracker: Tracker, settings) -> Path:
 
 
 def describe_destination(project: Project, tracker: Tracker, target) -> str:
+    """Where this tracker writes on this target: a file path, or the live sheet or table."""
+    from .gitops import describe_destination as declared
+
     destination = tracker.destination
-    if target.destinations == "local" or destination["type"] == "file":
-        if destination["type"] == "file":
-            return str(destination["path"])
+    if destination["type"] == "file":
+        return str(destination["path"])
+    if target.destinations == "local":
         return f"out/{tracker.name}.csv"
-    if destination["type"] == "google_sheets":
-        return f"sheets:{destination['spreadsheet_id']}/{destination['worksheet']}"
-    return f"airtable:{destination['base_id']}/{destination['table']}"
+    return declared(destination)
 
 
 def write_destination(project: Project, tracker: Tracker, result: QueryResult, key: list[str], target,

@@ -132,9 +132,14 @@ def _locate(root: YamlMap, parts: list, path: str):
 
 
 def _describe_path(parts) -> str:
-    text = ""
+    """`fields item 2, format.date`: list items are counted from 1, as people count them."""
+    text, after_item = "", False
     for part in parts:
-        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
+        if isinstance(part, int):
+            text += f" item {part + 1}"
+        else:
+            text += (", " if after_item else ".") + str(part) if text else str(part)
+        after_item = isinstance(part, int)
     return f" in {text}" if text else ""
 
 

@@ -60,7 +60,7 @@ EXPECTED = {
     'bare_reference': "inputs/bad.yaml:4:5: error: 'title' is not a reference (write data_source.field, e.g. movie.movie_id)",
     'one_to_many_without_agg': "inputs/bad.yaml:5:5: error: 'cast.talent_name' is reached over the one_to_many join 'cast' (movie_talent): one movie row has many, so it needs `agg:` (add agg: list (or count, count_distinct, min, max, sum, avg))",
     'agg_on_measure': "inputs/bad.yaml:4:5: error: 'movie.total_budget' is a measure; it is aggregated already, remove `agg:`",
-    'bad_agg': "inputs/bad.yaml:4:36: error: 'lst' is not one of: list, count, count_distinct, min, max, sum, avg in fields[0].agg (did you mean 'list'?)",
+    'bad_agg': "inputs/bad.yaml:4:36: error: 'lst' is not one of: list, count, count_distinct, min, max, sum, avg in fields item 1, agg (did you mean 'list'?)",
     'duplicate_output_name': "inputs/bad.yaml:5:5: error: two output columns are named 'title' (the other is at line 4) (give one of them a `label`)",
     'filter_not_boolean': "inputs/bad.yaml:5:5: error: filter 1 is not a boolean expression: 'movie.runtime_min + 1' (a filter must be true or false for each row, e.g. movie.status = 'PHOT')",
     'filter_subquery': 'inputs/bad.yaml:5:5: error: filter 1 may not contain a subquery (use a join declared on the data source instead)',

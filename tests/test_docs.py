@@ -218,3 +218,47 @@ def test_slash_focuses_search_and_sql_opens(page):
     assert page.input_value("#search") == ""
     page.click("#tracker-budgets details.sql summary")
     assert "SUM(" in page.inner_text("#tracker-budgets pre").upper()
+
+
+# --------------------------------------------------------------------------- on a phone
+
+
+@pytest.fixture(scope="module")
+def phone(page, tmp_path_factory):
+    """The example project's catalog at a phone's width (390 x 844 CSS pixels), in a second
+    tab of the browser the `page` fixture started (one Playwright per process)."""
+    from genesis.docs import build_docs
+    from genesis.project import load_project
+
+    index = build_docs(load_project(Path(__file__).resolve().parent.parent),
+                       tmp_path_factory.mktemp("phone") / "site")
+    context = page.context.browser.new_context(viewport={"width": 390, "height": 844}, is_mobile=True,
+                                               has_touch=True)
+    tab = context.new_page()
+    tab.goto(Path(index).as_uri())
+    yield tab
+    context.close()
+
+
+def test_catalog_on_a_phone(phone):
+    ARTIFACTS.mkdir(exist_ok=True)
+    phone.screenshot(path=str(ARTIFACTS / "catalog-phone.png"))
+    # nothing scrolls sideways
+    assert phone.evaluate("document.documentElement.scrollWidth") <= 390
+    # the search box has a row of its own, wide enough to type in, with a font phones do not zoom
+    box = phone.eval_on_selector("#search", "e => {const r = e.getBoundingClientRect();"
+                                            " return {x: r.x, width: r.width, font: getComputedStyle(e).fontSize}}")
+    assert box["width"] >= 300 and box["x"] >= 0 and box["font"] == "16px", box
+    # names stay readable: no field or card name is broken letter by letter over several lines
+    broken = phone.evaluate("""() => [...document.querySelectorAll('td.name code, .card-head h2')]
+        .filter(e => e.offsetParent !== null)
+        .filter(e => { const r = e.getBoundingClientRect();
+                       const line = parseFloat(getComputedStyle(e).lineHeight) || 20;
+                       return r.height > 1.6 * line && e.textContent.length < 30; })
+        .map(e => e.textContent)""")
+    assert broken == [], broken
+    # the search still works there
+    phone.fill("#search", "")
+    phone.type("#search", "vendor")
+    assert len(visible(phone, "[data-card=datasource]")) >= 1
+    assert phone.evaluate("document.documentElement.scrollWidth") <= 390

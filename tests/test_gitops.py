@@ -357,7 +357,7 @@ def test_impact_explains_where_a_reference_is_used(repo):
     report = find_impact(load_project(repo / "analytics"), "production.country")
     assert report.inputs == [{"name": "schedule", "uses": ["production.country"], "via": ["filter 1"]}]
     join = find_impact(load_project(repo / "analytics"), "movie.production").inputs[0]
-    assert join["uses"] == ["movie.join:production"]
+    assert join["uses"] == ["movie.production"]  # the name people write, not the internal key
     assert "join path of column 'Shoot start'" in join["via"]
 
 
@@ -365,9 +365,10 @@ def test_impact_cli_formats_and_unknown_reference(repo):
     project = str(repo / "analytics")
     text = run_cli("impact", "movie.title", "--project", project)
     assert text.exit_code == 0
-    assert text.stdout.splitlines()[0] == "field movie.title: used by 2 input(s) and 2 tracker(s)"
+    assert text.stdout.splitlines()[0] == "field movie.title: used by 2 inputs and 2 trackers"
     data = json.loads(run_cli("impact", "movie.cast", "--format", "json", "--project", project).stdout)
     assert data["kind"] == "join" and [t["name"] for t in data["trackers"]] == ["cast"]
+    assert all(".join:" not in use for item in data["inputs"] for use in item["uses"])
     assert data["trackers"][0]["destination"] == "file out/cast.csv"
     for wrong, hint in (("movie.titel", "did you mean 'movie.title'?"), ("movi", "did you mean 'movie'?"),
                         ("prodution.country", "did you mean 'production.country'?")):

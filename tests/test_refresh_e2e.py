@@ -453,10 +453,11 @@ def test_text_summary_and_progress(base):
     assert result.exit_code == 0
     names = sorted(base["docs"])
     lines = result.stdout.splitlines()
-    assert lines[0].split() == ["tracker", "rows", "seconds", "result"]
+    assert lines[0].split() == ["tracker", "rows", "seconds", "result", "destination"]
     for name in names:
         row = next(line for line in lines if line.startswith(name + " "))
-        assert row.split()[-1] in ("ok", "unchanged")  # byte-identity: see the test above
+        assert row.split()[3] in ("ok", "unchanged")  # byte-identity: see the test above
+        assert row.split()[4].startswith("out/")  # the local target writes every tracker under out/
     assert lines[-1].startswith(f"{len(names)} ok, 0 failed in ")
     progress = result.stderr.splitlines()
     assert len(progress) == len(names)
@@ -556,6 +557,9 @@ def test_failed_check_and_failed_query_keep_previous_files(base, tmp_path):
     by_tracker = {line.split("] ", 1)[1].split(":", 1)[0]: line for line in stderr}
     assert "min_rows" in by_tracker["aa-strict-photography"]
     assert "no_such_column" in by_tracker["zz-broken-query"]
+    # below the table, each error once with the tracker it stopped
+    assert "2 errors:" in text_run.stdout
+    assert "  zz-broken-query: " in text_run.stdout and "no_such_column" in text_run.stdout
 
 
 def big_xlsx_files(max_id: int | None = None) -> dict[str, str]:
