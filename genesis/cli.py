@@ -216,6 +216,10 @@ def demo(project_dir, target, scale, seed) -> None:
     path = warehouse_dir(project, render_settings(chosen))
     started = time.perf_counter()
     counts = build_demo(path, scale=scale, seed=seed)
+    from .history import history_enabled, open_history
+
+    if history_enabled(project):  # the run history exists before the first refresh reads it
+        open_history(project, chosen, render_settings(chosen)).ensure()
     total = sum(counts.values())
     click.echo(f"demo warehouse: {len(counts)} tables, {total:,} rows in {path} "
                f"({time.perf_counter() - started:.1f} s)")
@@ -286,6 +290,7 @@ def summary_table(result) -> str:
     failed = sum(t.failed for t in result.trackers)
     lines.append(f"{len(result.trackers) - failed} ok, {failed} failed in {result.seconds:.1f} s"
                  + (" (dry run: nothing written)" if result.dry_run else ""))
+    lines += [f"warning: {w}" for w in result.warnings]
     return "\n".join(lines)
 
 
@@ -330,6 +335,37 @@ def docs(out_dir, project_dir, dialect) -> None:
 
     index = build_docs(load_valid(project_dir), out_dir, dialect=dialect)
     click.echo(f"catalog written to {index}", err=True)
+
+
+@main.command()
+@click.argument("trackers", nargs=-1)
+@project_option
+@click.option("--target", default=None, help="Whose run history to read.")
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
+@handle_errors
+def status(trackers, project_dir, target, fmt) -> None:
+    """Per tracker: last success, last failure and why, and whether it is late."""
+    from .monitoring_cli import status_command
+
+    click.echo(status_command(load(project_dir), trackers, target, fmt))
+
+
+@main.command()
+@click.argument("trackers", nargs=-1)
+@project_option
+@click.option("--target", default=None)
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
+@handle_errors
+def audit(trackers, project_dir, target, fmt) -> None:
+    """Compare each destination with its query result, writing nothing; exit 1 on drift."""
+    from .audit import audit as run_audit
+    from .audit import render
+    from .refresh import select_trackers
+
+    project = load(project_dir)
+    results = run_audit(project, select_trackers(project, trackers, not trackers, False), target)
+    click.echo(render(results, fmt))
+    sys.exit(1 if any(a.drift or a.error for a in results) else 0)
 
 
 if __name__ == "__main__":

@@ -33,6 +33,9 @@ class TrackerReport:
     error: str | None = None
     stage: str | None = None  # where it failed: compile | query | checks | write
     details: dict = field(default_factory=dict)
+    location: str | None = None  # path:line:col of the error, when it has one
+    started_at: dt.datetime | None = None  # wall clock, UTC (for the run history)
+    ended_at: dt.datetime | None = None
 
     @property
     def failed(self) -> bool:
@@ -45,6 +48,7 @@ class RefreshReport:
     trackers: list[TrackerReport]
     seconds: float
     dry_run: bool = False
+    warnings: list[str] = field(default_factory=list)  # run history and alerts: never a failure
 
     @property
     def ok(self) -> bool:
@@ -53,7 +57,7 @@ class RefreshReport:
     def to_json(self) -> dict:
         return {
             "target": self.target, "dry_run": self.dry_run, "ok": self.ok,
-            "seconds": round(self.seconds, 3),
+            "seconds": round(self.seconds, 3), "warnings": self.warnings,
             "trackers": [{**asdict(t), "seconds": round(t.seconds, 3)} for t in self.trackers],
         }
 
@@ -104,24 +108,37 @@ def refresh(project: Project, trackers: list[Tracker], *, target: str | None = N
             if progress:
                 progress("start", report)
             tracker_started = time.perf_counter()
+            report.started_at = dt.datetime.now(dt.timezone.utc)
             try:
                 if engine is None:
                     engine = open_engine(project, chosen.name)
                 _refresh_one(project, tracker, engine, chosen, settings, report, dry_run)
             except GenesisError as exc:
                 report.status, report.error = "failed", exc.render()
+                report.location = _location_of(exc)
             except Exception as exc:  # noqa: BLE001 - one tracker must never stop the others
                 report.status = "failed"
                 report.error = f"internal error: {type(exc).__name__}: {exc}"
                 report.details["traceback"] = traceback.format_exc(limit=5)
             report.seconds = time.perf_counter() - tracker_started
+            report.ended_at = dt.datetime.now(dt.timezone.utc)
             reports.append(report)
             if progress:
                 progress("end", report)
     finally:
         if engine is not None:
             engine.close()
-    return RefreshReport(chosen.name, reports, time.perf_counter() - started, dry_run)
+    result = RefreshReport(chosen.name, reports, time.perf_counter() - started, dry_run)
+    if not dry_run:  # record the runs and alert owners on a change; never fails the refresh
+        from .monitor import after_refresh
+
+        result.warnings.extend(after_refresh(project, chosen, settings, result))
+    return result
+
+
+def _location_of(exc: GenesisError) -> str | None:
+    first = (getattr(exc, "errors", None) or [exc])[0]
+    return str(first.location) if first.location else None
 
 
 def _refresh_one(project, tracker: Tracker, engine: Engine, target, settings, report: TrackerReport,
@@ -134,6 +151,12 @@ def _refresh_one(project, tracker: Tracker, engine: Engine, target, settings, re
     report.rows = result.table.num_rows
     report.stage = "checks"
     problems = failed_checks(result, tracker.checks, compiled)
+    if tracker.checks.fresh is not None:
+        from .freshness import data_age, freshness_problem
+
+        age = data_age(project, tracker, engine, timeout=timeout)
+        report.details["data_age_seconds"] = age
+        problems += [p for p in [freshness_problem(tracker, age)] if p]
     if problems:
         raise GenesisError(f"checks failed, nothing written: {'; '.join(problems)}", tracker.checks.loc)
     if dry_run:
@@ -176,6 +199,15 @@ def write_destination(project: Project, tracker: Tracker, result: QueryResult, k
 
         written = write_file(result, local_path(project, tracker, settings))
         return written.changed, {"path": str(written.path), "bytes": written.bytes}
+    return _sync_details(sync_destination(project, tracker, result, key, target, settings))
+
+
+def sync_destination(project: Project, tracker: Tracker, result: QueryResult, key: list[str], target,
+                     settings, *, dry_run: bool = False):
+    """Sync a Google Sheets or Airtable destination; returns its report (with the plan).
+
+    With `dry_run` the destination is read and diffed but not written (`genesis audit`)."""
+    destination = tracker.destination
     if destination["type"] == "google_sheets":
         from .destinations.sheets import sync_google_sheet
 
@@ -186,8 +218,8 @@ def write_destination(project: Project, tracker: Tracker, result: QueryResult, k
             result, spreadsheet_id=str(destination["spreadsheet_id"]), worksheet=str(destination["worksheet"]),
             key=key, mode=tracker.mode, on_removed=tracker.on_removed,
             credentials_file=str(sheets["credentials"]),
-            endpoint=str(sheets.get("endpoint") or "https://sheets.googleapis.com"))
-        return _sync_details(report)
+            endpoint=str(sheets.get("endpoint") or "https://sheets.googleapis.com"), dry_run=dry_run)
+        return report
     if destination["type"] == "airtable":
         from .destinations.airtable import sync_airtable
 
@@ -197,8 +229,8 @@ def write_destination(project: Project, tracker: Tracker, result: QueryResult, k
         report = sync_airtable(
             result, base_id=str(destination["base_id"]), table=str(destination["table"]), key=key,
             mode=tracker.mode, on_removed=tracker.on_removed, token=str(airtable["token"]),
-            endpoint=str(airtable.get("endpoint") or "https://api.airtable.com"))
-        return _sync_details(report)
+            endpoint=str(airtable.get("endpoint") or "https://api.airtable.com"), dry_run=dry_run)
+        return report
     raise GenesisError(f"unknown destination type '{destination['type']}'", tracker.locs.get("destination"))
 
 

@@ -137,6 +137,9 @@ class SheetSyncReport:
     seconds: float = 0.0
     dry_run: bool = False
     created_tab: bool = False
+    cells_written: int = 0  # owned cells the plan writes (inserted rows' cells, changed cells, status)
+    plan: Plan | None = field(default=None, repr=False)  # for `genesis audit`
+    existing: list = field(default_factory=list, repr=False)  # the rows read, as the diff saw them
 
 
 def sync_google_sheet(
@@ -177,6 +180,7 @@ def sync_google_sheet(
             api.backoff(attempt, err.error)
             attempt += 1
     _count(report, first_plan)
+    report.plan, report.existing = first_plan, job.existing
     report.seconds = round(time.monotonic() - started, 3)
     log.info("sheets %s/%s: %s", spreadsheet_id, worksheet,
              {k: v for k, v in vars(report).items() if isinstance(v, (int, float))})
@@ -186,6 +190,8 @@ def sync_google_sheet(
 def _count(report: SheetSyncReport, plan: Plan) -> None:
     for name, value in plan.counts().items():
         setattr(report, name, value)
+    report.cells_written = (sum(len(r.values) for r in plan.inserts) + sum(len(u.columns) for u in plan.updates)
+                            + len(plan.marks) + len(plan.unmarks))
 
 
 # --------------------------------------------------------------------------- result side
@@ -886,6 +892,7 @@ class _Job:
                  policy: str, max_request_bytes: int, dry_run: bool):
         self.api, self.columns, self.key, self.rows = api, columns, key, rows
         self.mode, self.policy, self.limit, self.dry_run = mode, policy, max_request_bytes, dry_run
+        self.existing: list[ExistingRow] = []
 
     def run(self) -> Plan:
         """Read, diff, write. Raises _Ambiguous when a write's outcome is unknown."""
@@ -894,6 +901,7 @@ class _Job:
             tab = _new_tab(self.api)
             self.api.report.created_tab = True
         layout = _layout(tab, self.columns, self.key)
+        self.existing = layout.existing
         plan = plan_sync(layout.existing, self.rows, columns=[c.name for c in self.columns],
                          key_names=self.key, mode=self.mode, on_removed=self.policy)
         reqs, width, height = _requests(plan, tab, layout, self.columns)
