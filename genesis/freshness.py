@@ -30,7 +30,9 @@ def freshness_query(project: Project, tracker: Tracker) -> CompiledQuery:
     def build() -> CompiledQuery:
         inp = project.inputs[tracker.input]
         name = f"{inp.name}__freshness"
-        probe = Input(name, inp.root, (InputField(name="newest", field=fresh.field, agg="max", loc=fresh.loc,
+        # An aggregate computed column: one row for the whole source (a field `agg:` would
+        # aggregate per root row instead).
+        probe = Input(name, inp.root, (InputField(name="newest", sql=f"max({fresh.field})", loc=fresh.loc,
                                                   sql_loc=fresh.loc),),
                       path=tracker.path, loc=fresh.loc, locs={"from": inp.locs.get("from", inp.loc)})
         scratch = replace(project, inputs={**project.inputs, name: probe})
