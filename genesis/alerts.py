@@ -122,10 +122,10 @@ def url_problem(kind: str, url: str) -> str | None:
     scheme = urlsplit(url).scheme.lower()
     if scheme not in SCHEMES[kind]:
         return f"a {kind} channel needs a {' or '.join(SCHEMES[kind])} URL, not '{scheme or 'no scheme'}:'"
+    if kind == "slack" and urlsplit(url).hostname != "hooks.slack.com":
+        return "a slack channel takes a Slack incoming-webhook URL (https://hooks.slack.com/services/...)"
     if apprise_url(kind, url) is None:
         return "the URL is not one apprise can send to"
-    if kind == "slack" and not urlsplit(url).hostname == "hooks.slack.com":
-        return "a slack channel takes a Slack incoming-webhook URL (https://hooks.slack.com/services/...)"
     return None
 
 
@@ -138,7 +138,7 @@ def apprise_url(kind: str, url: str) -> str | None:
         url = ("jsons" if parts.scheme.lower() == "https" else "json") + url[len(parts.scheme):]
     joiner = "&" if "?" in url else "?"
     url = f"{url}{joiner}cto={TIMEOUT_SECONDS}&rto={TIMEOUT_SECONDS}"
-    return url if apprise.Apprise().add(url) else None
+    return url if _quietly(lambda: apprise.Apprise().add(url)) else None
 
 
 def send(project: Project, changes: list[Change]) -> tuple[int, list[str], list[str]]:
@@ -179,7 +179,7 @@ def send(project: Project, changes: list[Change]) -> tuple[int, list[str], list[
 
 
 def _quietly(action) -> bool:
-    """Run apprise with its own logging silenced below errors: its debug lines can show URLs."""
+    """Run apprise with its logging silenced: its messages can show a URL, and URLs hold secrets."""
     logger = logging.getLogger("apprise")
     level = logger.level
     logger.setLevel(logging.CRITICAL)

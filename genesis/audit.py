@@ -16,7 +16,8 @@ from typing import Any
 
 from .api import execute
 from .config import get_target, render_settings
-from .destinations.sync import STATUS_COLUMN, STATUS_REMOVED, describe_key
+from .destinations.sync import STATUS_COLUMN, STATUS_REMOVED
+from .destinations.sync import describe_key as describe
 from .engines import open_engine
 from .errors import GenesisError
 from .model import Project, Tracker
@@ -93,6 +94,10 @@ def _audit_file(project: Project, tracker: Tracker, query, settings, result: Tra
 
 def _audit_plan(plan, existing, key: list[str], result: TrackerAudit) -> None:
     rows = {r.row_id: r for r in existing}
+
+    def describe_key(names, raw):  # a sheet returns every number as a float: 7.0 reads as 7
+        return describe(names, tuple(int(v) if isinstance(v, float) and v.is_integer() else v for v in raw))
+
     result.missing = [describe_key(key, r.key) for r in plan.inserts]
     removed = [rows[i] for i in (*plan.deletes, *plan.marks)]
     result.extra = [describe_key(key, r.key) if any(v is not None for v in r.key) else f"row {r.row_id} (no key)"

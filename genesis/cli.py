@@ -218,7 +218,7 @@ def demo(project_dir, target, scale, seed) -> None:
     counts = build_demo(path, scale=scale, seed=seed)
     from .history import history_enabled, open_history
 
-    if history_enabled(project):  # the run history exists before the first refresh reads it
+    if history_enabled(project, chosen):  # the run history exists before the first refresh reads it
         open_history(project, chosen, render_settings(chosen)).ensure()
     total = sum(counts.values())
     click.echo(f"demo warehouse: {len(counts)} tables, {total:,} rows in {path} "

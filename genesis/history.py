@@ -57,8 +57,14 @@ SCHEMA = pa.schema([
 _TRINO_TYPES = {pa.string(): "varchar", TS: "timestamp(6)", pa.float64(): "double", pa.int64(): "bigint"}
 
 
-def history_enabled(project: Project) -> bool:
-    return bool(project.config.history.get("enabled", True))
+def history_enabled(project: Project, target: Target) -> bool:
+    """On by default for a local target. A Trino target records only when genesis.yaml names
+    the table (`history.table`) or says `history.enabled: true`: Genesis does not create
+    schemas and tables on a shared cluster unasked."""
+    config = project.config.history
+    if "enabled" in config:
+        return bool(config["enabled"])
+    return target.engine != "trino" or "table" in config
 
 
 def history_table(project: Project) -> str:

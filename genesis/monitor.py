@@ -21,7 +21,7 @@ from .status import is_late, late_after_seconds, rows_by_tracker, state_of
 def after_refresh(project: Project, target: Target, settings: Mapping[str, Any], report,
                   now: dt.datetime | None = None) -> list[str]:
     """Record the refresh, alert owners whose tracker changed state; returns warnings."""
-    if not history_enabled(project):
+    if not history_enabled(project, target):
         return []
     secrets = list(secret_values(settings))
     now = now or dt.datetime.now(dt.timezone.utc)

@@ -13,9 +13,10 @@ from .status import render_text, tracker_statuses
 
 
 def status_command(project: Project, names, target: str | None, fmt: str) -> str:
-    if not history_enabled(project):
-        raise GenesisError("the run history is disabled (history.enabled: false in genesis.yaml)")
     chosen = get_target(project, target)
+    if not history_enabled(project, chosen):
+        raise GenesisError(f"target '{chosen.name}' keeps no run history",
+                           hint="set history.table (a Trino target) or remove history.enabled: false in genesis.yaml")
     trackers = select_trackers(project, names, True, False)
     import pyarrow.compute as pc
 
