@@ -137,3 +137,31 @@ def render_text(statuses: list[TrackerStatus]) -> str:
 
 __all__ = ["TrackerStatus", "tracker_statuses", "render_text", "state_of", "is_late", "due_since",
            "format_duration"]
+
+
+def catalog_runs(project: Project, now: dt.datetime | None = None) -> dict[str, dict]:
+    """Per tracker, its last refresh for the HTML catalog: {} when the run history of the
+    default target cannot be read (no warehouse yet, a cluster out of reach, no secrets)."""
+    import pyarrow.compute as pc
+
+    from .config import get_target, render_settings
+    from .history import history_enabled, open_history
+
+    try:
+        target = get_target(project)
+        if not history_enabled(project, target):
+            return {}
+        history = open_history(project, target, render_settings(target)).read()
+        history = history.filter(pc.equal(history["target"], target.name))
+        statuses = tracker_statuses(project, history, now=now)
+    except Exception:  # noqa: BLE001 - the catalog is built without it
+        return {}
+    out = {}
+    for s in statuses:
+        if s.last_run is None:
+            continue
+        failure = s.last_failure if s.state == "failed" else None
+        out[s.tracker] = {"state": s.state, "at": s.last_run["at"], "target": target.name,
+                          "last_success": (s.last_success or {}).get("at"),
+                          "stage": failure and failure.get("stage"), "error": failure and failure.get("error")}
+    return out

@@ -585,3 +585,29 @@ def test_audit_of_local_files(tmp_path, monkeypatch):
     result = cli("audit", "--format", "json", project=project)
     assert result.exit_code == 1
     assert json.loads(result.stdout)["trackers"][0]["note"].endswith("differs from what a refresh would write")
+
+
+# ------------------------------------------------------------------------------- catalog
+
+
+def test_catalog_shows_each_trackers_last_refresh_when_the_history_is_reachable(tmp_path, monkeypatch):
+    from genesis.docs import build_docs
+
+    project = copy_project(tmp_path / "p")
+    monkeypatch.chdir(project)
+    (project / "trackers" / "movies.yaml").write_text(
+        "name: movies\ninput: movie_listing\ndestination: {type: file, path: out/movies.csv}\n")
+    (project / "trackers" / "strict.yaml").write_text(
+        "name: strict\ninput: movie_listing\ndestination: {type: file, path: out/strict.csv}\n"
+        "checks: {min_rows: 100000}\n")
+    html = build_docs(load_project(project), tmp_path / "before").read_text()
+    assert "Last refresh" not in html  # no warehouse, no history: the catalog is built without it
+
+    build_warehouse(project)
+    assert cli("refresh", "--all", project=project).exit_code == 1
+    html = build_docs(load_project(project), tmp_path / "after").read_text()
+    movies = html[html.index('id="tracker-movies"'):html.index('id="tracker-strict"')]
+    strict = html[html.index('id="tracker-strict"'):]
+    assert '<span class="run run-ok">ok</span>' in movies
+    assert '<span class="run run-failed">failed</span>' in strict
+    assert "last success never" in strict and "min_rows: " in strict
