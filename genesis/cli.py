@@ -244,10 +244,14 @@ def refresh(trackers, project_dir, all_, due, window, target, dry_run, fmt) -> N
     chosen = select_trackers(project, trackers, all_, due, window)
     if not chosen:
         message = "no tracker is due" if due else "no trackers to refresh"
+        # Nothing is due, yet a tracker may have missed its schedule: the run history notices it.
+        warnings = run_refresh(project, [], target=target, dry_run=dry_run).warnings if due else []
         if fmt == "json":
-            click.echo(json.dumps({"ok": True, "trackers": [], "message": message}, indent=2))
+            click.echo(json.dumps({"ok": True, "trackers": [], "message": message, "warnings": warnings}, indent=2))
         else:
             click.echo(message, err=True)
+            for warning in warnings:
+                click.echo(f"warning: {warning}", err=True)
         return
     total = len(chosen)
     position = {"n": 0}

@@ -611,3 +611,20 @@ def test_catalog_shows_each_trackers_last_refresh_when_the_history_is_reachable(
     assert '<span class="run run-ok">ok</span>' in movies
     assert '<span class="run run-failed">failed</span>' in strict
     assert "last success never" in strict and "min_rows: " in strict
+
+
+def test_the_due_job_notices_a_missed_schedule_even_when_nothing_is_due(live):
+    project, posts = live["project"], live["receiver"].posts
+    (project / "trackers" / "movies-sheet.yaml").write_text(
+        SHEET_TRACKER.replace('schedule: "0 6 * * *"', 'schedule: "0 0 1 1 *"'))  # New Year only
+    last_year = dt.datetime(dt.datetime.now().year - 1, 6, 1, 12)
+    IcebergHistory(project / ".genesis" / "warehouse", DEFAULT_TABLE).append([
+        {"run_id": "old", "tracker": "movies-sheet", "target": "live", "status": "ok",
+         "started_at": last_year, "ended_at": last_year}])
+    result = cli("refresh", "--due", "--target", "live", "--format", "json", project=project)
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["message"] == "no tracker is due"
+    assert [p["body"]["title"] for p in posts] == ["Genesis: tracker 'movies-sheet' is late"]
+    assert [r["status"] for r in history_rows(project)] == ["ok", "late"]
+    cli("refresh", "--due", "--target", "live", project=project)
+    assert len(posts) == 1
