@@ -32,6 +32,7 @@ from .model import Project, Target
 DEFAULT_TABLE = "iceberg.genesis.runs"
 OK_STATUSES = ("ok", "unchanged")
 COMMIT_ATTEMPTS = 20
+COMPACT_AT = 64  # data files: past this, the history is rewritten as one file
 
 TS = pa.timestamp("us")  # UTC, without zone: what the data sources' timestamps are
 SCHEMA = pa.schema([
@@ -180,8 +181,6 @@ class IcebergHistory:
 
     def append(self, rows: Sequence[Mapping[str, Any]]) -> None:
         """Append rows in one commit, retried when another writer committed first."""
-        from pyiceberg.exceptions import CommitFailedException
-
         if not rows:
             return
         data = to_table(rows)
@@ -191,9 +190,10 @@ class IcebergHistory:
                 with warnings.catch_warnings():
                     warnings.simplefilter("ignore")
                     tbl.append(data)
+                self._compact(tbl)
                 return
-            except CommitFailedException:
-                pass  # someone else's commit won: reload their state and try again
+            except _conflicts():
+                pass  # someone else's commit won (or expired our base snapshot): reload, try again
             except Exception as exc:  # noqa: BLE001
                 if not _busy(exc):
                     raise
@@ -201,6 +201,26 @@ class IcebergHistory:
             tbl = self._catalog(create=False).load_table((self.namespace, self.name))
         raise GenesisError(f"could not append to the run history {self.where()} after {COMMIT_ATTEMPTS} attempts "
                            "(too many concurrent writers)")
+
+    def _compact(self, tbl) -> None:
+        """Every append adds a file and a snapshot; once there are many, rewrite the rows as one
+        file and expire the old snapshots, so that reading the history stays fast. Skipped when
+        another process commits meanwhile (its rows are never lost: that commit simply wins)."""
+        snapshot = tbl.current_snapshot()
+        if snapshot is None or int(snapshot.summary.get("total-data-files") or 0) < COMPACT_AT:
+            return
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                tbl.overwrite(tbl.scan().to_arrow())
+                expire = getattr(getattr(tbl, "maintenance", None), "expire_snapshots", None)
+                if expire is not None:  # pyiceberg >= 0.10
+                    expire().older_than(dt.datetime.now(dt.timezone.utc)).commit()
+        except _conflicts():
+            pass
+        except Exception as exc:  # noqa: BLE001 - compaction is an optimisation
+            if not _busy(exc):
+                raise
 
     def read(self) -> pa.Table:
         """Every row, or an empty table when there is no history yet."""
@@ -276,6 +296,15 @@ def _conform(data: pa.Table) -> pa.Table:
         columns[f.name] = data.column(f.name).cast(f.type) if f.name in data.column_names else pa.nulls(
             data.num_rows, f.type)
     return pa.table(columns, schema=SCHEMA)
+
+
+def _conflicts() -> tuple[type[Exception], ...]:
+    """What pyiceberg raises when another writer committed first: CommitFailedException, or
+    (after its own retries) a ValidationException when that writer expired our base snapshot."""
+    from pyiceberg import exceptions
+
+    return tuple(getattr(exceptions, n) for n in ("CommitFailedException", "ValidationException")
+                 if hasattr(exceptions, n))
 
 
 def _busy(exc: Exception) -> bool:

@@ -221,7 +221,9 @@ def test_concurrent_appends_from_several_processes_all_land_once(tmp_path):
     IcebergHistory(warehouse, DEFAULT_TABLE).ensure()
     script = textwrap.dedent(f"""
         import sys
+        import genesis.history
         from genesis.history import IcebergHistory
+        genesis.history.COMPACT_AT = 6  # compactions race with the other processes' appends too
         store = IcebergHistory({str(warehouse)!r}, {DEFAULT_TABLE!r})
         worker = sys.argv[1]
         for i in range(4):
@@ -628,3 +630,20 @@ def test_the_due_job_notices_a_missed_schedule_even_when_nothing_is_due(live):
     assert [r["status"] for r in history_rows(project)] == ["ok", "late"]
     cli("refresh", "--due", "--target", "live", project=project)
     assert len(posts) == 1
+
+
+def test_many_appends_are_compacted_and_keep_every_row(tmp_path, monkeypatch):
+    import genesis.history as history
+
+    monkeypatch.setattr(history, "COMPACT_AT", 8)
+    store = IcebergHistory(tmp_path / "wh", DEFAULT_TABLE)
+    for i in range(20):
+        store.append([{"run_id": str(i), "tracker": "t", "status": "ok"}])
+    tbl = store.ensure()
+    assert int(tbl.current_snapshot().summary["total-data-files"]) < 8
+    assert len(tbl.snapshots()) < 8
+    assert sorted(int(r["run_id"]) for r in store.read().to_pylist()) == list(range(20))
+    monkeypatch.setattr(history, "COMPACT_AT", 10**6)  # switched off: one file per append
+    for i in range(20, 30):
+        store.append([{"run_id": str(i), "tracker": "t", "status": "ok"}])
+    assert int(store.ensure().current_snapshot().summary["total-data-files"]) >= 10
