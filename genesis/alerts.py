@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from typing import Any, Mapping
 from urllib.parse import urlsplit
 
 from .config import render_value
@@ -190,10 +189,3 @@ def _quietly(action) -> bool:
     finally:
         logger.setLevel(level)
 
-
-def describe(config: Mapping[str, Any]) -> dict:
-    """The alert configuration without URLs (for JSON output and the catalog)."""
-    channels = config.get("channels") or {}
-    return {"channels": {n: s["type"] for n, s in channels.items()},
-            "owners": {k: list(v) for k, v in (config.get("owners") or {}).items()},
-            "default": list(config.get("default") or [])}

@@ -16,6 +16,7 @@ from .compiler import CompiledQuery, compile_input
 from .durations import format_duration
 from .engines import Engine
 from .errors import ErrorCollector, GenesisError
+from .history import as_utc
 from .model import Input, InputField, Project, Tracker
 
 FRESH_TYPES = ("date", "timestamp", "timestamp with time zone")
@@ -83,8 +84,3 @@ def freshness_problem(tracker: Tracker, age: float | None) -> str | None:
                 f"at most {fresh.within} allowed")
     return None
 
-
-def as_utc(value: dt.date | dt.datetime) -> dt.datetime:
-    if isinstance(value, dt.datetime):
-        return value.replace(tzinfo=dt.timezone.utc) if value.tzinfo is None else value
-    return dt.datetime.combine(value, dt.time(0), dt.timezone.utc)

@@ -91,9 +91,12 @@ def utc_naive(value: dt.datetime | None) -> dt.datetime | None:
     return value
 
 
-def as_utc(value: dt.datetime | None) -> dt.datetime | None:
+def as_utc(value: dt.date | dt.datetime | None) -> dt.datetime | None:
+    """An aware UTC datetime: a naive one is UTC, a date is its midnight UTC."""
     if value is None:
         return None
+    if not isinstance(value, dt.datetime):
+        return dt.datetime.combine(value, dt.time(0), dt.timezone.utc)
     return value.replace(tzinfo=dt.timezone.utc) if value.tzinfo is None else value.astimezone(dt.timezone.utc)
 
 

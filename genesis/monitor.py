@@ -15,7 +15,7 @@ from .config import SECRET_KEYS
 from .errors import GenesisError
 from .history import git_commit, history_enabled, open_history, run_url, sql_hash
 from .model import Project, Target
-from .status import is_late, late_after_seconds, rows_by_tracker, state_of
+from .status import due_since, is_late, late_after_seconds, rows_by_tracker, state_of
 
 
 def after_refresh(project: Project, target: Target, settings: Mapping[str, Any], report,
@@ -39,8 +39,11 @@ def after_refresh(project: Project, target: Target, settings: Mapping[str, Any],
         text = exc.render() if isinstance(exc, GenesisError) else f"{type(exc).__name__}: {exc}"
         return [f"run history not recorded: {redact_text(text, secrets)}"]
     if configured(project):
-        changes = state_changes(project, target, past, records)
-        _, alert_warnings, urls = send(project, changes)
+        try:
+            changes = state_changes(project, target, past, records)
+            _, alert_warnings, urls = send(project, changes)
+        except Exception as exc:  # noqa: BLE001 - an alert problem never fails the refresh
+            return [f"alerts not sent: {type(exc).__name__}"]
         warnings += [redact_text(w, secrets + urls) for w in alert_warnings]
     return warnings
 
@@ -101,8 +104,6 @@ def late_records(project: Project, target: Target, past: Mapping[str, list[dict]
         success = [r for r in rows if state_of(r["status"]) == "ok" and r["status"] != "late"]
         last = success[-1]["started_at"] if success else None
         if is_late(tracker, last, now, grace):
-            from .status import due_since
-
             expected = due_since(tracker, now, grace)
             out.append({
                 "run_id": run_id, "tracker": name, "target": target.name, "owner": tracker.owner,

@@ -13,7 +13,7 @@ from typing import Any, Iterable, Mapping
 
 import pyarrow as pa
 
-from .durations import format_duration, parse_duration
+from .durations import parse_duration
 from .history import OK_STATUSES, as_utc
 from .model import Project, Tracker
 
@@ -134,9 +134,6 @@ def render_text(statuses: list[TrackerStatus]) -> str:
     text.append(", ".join(f"{v} {k}" for k, v in counts.items() if v) or "no trackers")
     return "\n".join(text)
 
-
-__all__ = ["TrackerStatus", "tracker_statuses", "render_text", "state_of", "is_late", "due_since",
-           "format_duration"]
 
 
 def catalog_runs(project: Project, now: dt.datetime | None = None) -> dict[str, dict]:
