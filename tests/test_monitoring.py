@@ -647,3 +647,65 @@ def test_many_appends_are_compacted_and_keep_every_row(tmp_path, monkeypatch):
     for i in range(20, 30):
         store.append([{"run_id": str(i), "tracker": "t", "status": "ok"}])
     assert int(store.ensure().current_snapshot().summary["total-data-files"]) >= 10
+
+
+# ------------------------------------------------------------------------------- units
+
+
+@pytest.mark.parametrize("kind, url, problem", [
+    ("slack", "https://hooks.slack.com/services/T000/B000/XXXXXXXX", None),
+    ("email", "mailtos://ap:pw@smtp.example.com?to=ap@studio.example", None),
+    ("webhook", "https://hooks.example.com/genesis", None),
+    ("webhook", "http://127.0.0.1:8080/genesis", None),
+    ("slack", "http://hooks.slack.com/services/T/B/C", "needs a https URL"),
+    ("email", "smtp://smtp.example.com", "needs a mailto or mailtos URL"),
+    ("webhook", "ftp://files.example.com", "needs a http or https URL"),
+])
+def test_channel_urls(kind, url, problem):
+    from genesis.alerts import url_problem
+
+    found = url_problem(kind, url)
+    assert (found is None) if problem is None else (problem in found)
+
+
+def test_secrets_of_the_target_are_masked_in_recorded_errors():
+    from genesis.monitor import redact_text, secret_values
+
+    settings = {"trino": {"host": "h", "auth": {"type": "jwt", "token": "tok-123456"}},
+                "airtable": {"token": "pat-abcdef", "endpoint": "https://api.airtable.com"},
+                "google_sheets": {"credentials": "/secrets/sa.json"}}
+    assert sorted(secret_values(settings)) == ["/secrets/sa.json", "pat-abcdef", "tok-123456"]
+    text = "401 for pat-abcdef with tok-123456 reading /secrets/sa.json on https://api.airtable.com"
+    assert redact_text(text, secret_values(settings)) == "401 for *** with *** reading *** on https://api.airtable.com"
+
+
+def test_an_unwritable_history_is_a_warning_and_status_reads_an_absent_table(tmp_path):
+    project = copy_project(tmp_path / "p")
+    (project / "trackers" / "movies.yaml").write_text(
+        "name: movies\ninput: movie_listing\ndestination: {type: file, path: out/movies.csv}\n")
+    with TrinoProtocolServer() as server:
+        for name, table in tables().items():
+            server.load_table(f"iceberg.studio.{name}", table)
+        config = textwrap.dedent(f"""
+            name: mini
+            default_target: trino
+            targets:
+              trino:
+                engine: trino
+                trino: {{host: 127.0.0.1, port: {server.port}, http_scheme: http, user: ci,
+                        catalog: iceberg, schema: studio, max_attempts: 1}}
+            history:
+              table: TABLE
+        """)
+        (project / "genesis.yaml").write_text(config.replace("TABLE", "iceberg.ops.runs"))
+        status = cli("status", "--format", "json", project=project)
+        assert status.exit_code == 0, status.output
+        assert json.loads(status.stdout)["trackers"][0]["state"] == "never run"
+
+        (project / "genesis.yaml").write_text(config.replace("TABLE", "nocatalog.ops.runs"))
+        result = cli("refresh", "--all", "--format", "json", project=project)
+        assert result.exit_code == 0, result.output
+        report = json.loads(result.stdout)
+        assert report["ok"] and report["trackers"][0]["status"] == "ok"
+        assert len(report["warnings"]) == 1 and report["warnings"][0].startswith("run history not recorded: ")
+        assert (project / "out" / "movies.csv").is_file()
