@@ -13,9 +13,25 @@ from typing import Any, Iterable, Mapping
 from .alerts import Change, configured, send
 from .config import SECRET_KEYS
 from .errors import GenesisError
-from .history import git_commit, history_enabled, open_history, run_url, sql_hash
+from .history import git_commit, history_enabled, history_table, open_history, run_url, sql_hash
 from .model import Project, Target
 from .status import due_since, is_late, late_after_seconds, rows_by_tracker, state_of
+
+
+def before_refresh(project: Project, target: Target, settings: Mapping[str, Any]) -> list[str]:
+    """Create the history table before the trackers run when a data source reads it (an
+    existing warehouse that predates it, a cluster's first run); returns warnings."""
+    if not history_enabled(project, target):
+        return []
+    table = history_table(project)
+    if not any(ds.table == table for ds in project.datasources.values()):
+        return []
+    try:
+        open_history(project, target, settings).ensure()
+    except Exception as exc:  # noqa: BLE001 - the refresh goes on; the tracker reading it fails alone
+        text = exc.render() if isinstance(exc, GenesisError) else f"{type(exc).__name__}: {exc}"
+        return [f"run history table not created: {redact_text(text, secret_values(settings))}"]
+    return []
 
 
 def after_refresh(project: Project, target: Target, settings: Mapping[str, Any], report,

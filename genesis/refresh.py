@@ -102,6 +102,9 @@ def refresh(project: Project, trackers: list[Tracker], *, target: str | None = N
     # The target's settings are the same for every tracker: a missing environment variable
     # is one error for the whole run, raised before any tracker starts.
     settings: Mapping[str, Any] = render_settings(chosen)
+    from .monitor import after_refresh, before_refresh
+
+    warnings = [] if dry_run else before_refresh(project, chosen, settings)
     try:
         for tracker in trackers:
             report = TrackerReport(tracker.name, destination=describe_destination(project, tracker, chosen))
@@ -128,10 +131,8 @@ def refresh(project: Project, trackers: list[Tracker], *, target: str | None = N
     finally:
         if engine is not None:
             engine.close()
-    result = RefreshReport(chosen.name, reports, time.perf_counter() - started, dry_run)
+    result = RefreshReport(chosen.name, reports, time.perf_counter() - started, dry_run, warnings)
     if not dry_run:  # record the runs and alert owners on a change; never fails the refresh
-        from .monitor import after_refresh
-
         result.warnings.extend(after_refresh(project, chosen, settings, result))
     return result
 

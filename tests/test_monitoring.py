@@ -709,3 +709,31 @@ def test_an_unwritable_history_is_a_warning_and_status_reads_an_absent_table(tmp
         assert report["ok"] and report["trackers"][0]["status"] == "ok"
         assert len(report["warnings"]) == 1 and report["warnings"][0].startswith("run history not recorded: ")
         assert (project / "out" / "movies.csv").is_file()
+
+
+def test_a_warehouse_older_than_the_history_gets_it_before_the_health_tracker_reads_it(tmp_path):
+    project = copy_project(tmp_path / "p")
+    build_warehouse(project)  # no `genesis demo`: no history table yet
+    repo = Path(__file__).resolve().parent.parent
+    for part in ("datasources/genesis_runs.yaml", "datasources/tracker_state.yaml", "inputs/tracker_health.yaml",
+                 "trackers/tracker-health.yaml"):
+        (project / part).write_text((repo / part).read_text())
+    result = cli("refresh", "tracker-health", "--format", "json", project=project)
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["trackers"][0]["rows"] == 0
+    assert [r["tracker"] for r in history_rows(project)] == ["tracker-health"]
+
+
+def test_a_stale_source_writes_nothing_to_a_google_sheet(live):
+    project, sheets = live["project"], live["sheets"]
+    with_op_ts(project)
+    (project / "trackers" / "movies-sheet.yaml").write_text(
+        SHEET_TRACKER.replace("checks: {min_rows: 1, unique: [movie.movie_id]}",
+                              "checks: {min_rows: 1, fresh: {field: movie.op_ts, within: 1d}}"))
+    code, report = refresh_live(project, "movies-sheet")
+    assert code == 1
+    entry = report["trackers"][0]
+    assert entry["stage"] == "checks" and "fresh: the newest 'movie.op_ts'" in entry["error"]
+    assert sheets.calls(user=GENESIS_SA, kind="write") == []
+    assert not sheets.has_sheet("sheet-mon", "Movies")
+    assert live["receiver"].posts[0]["body"]["title"] == "Genesis: tracker 'movies-sheet' failed"
