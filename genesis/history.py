@@ -225,8 +225,9 @@ class IcebergHistory:
             if not _busy(exc):
                 raise
 
-    def read(self) -> pa.Table:
-        """Every row, or an empty table when there is no history yet."""
+    def read(self, columns: Sequence[str] | None = None) -> pa.Table:
+        """Every row (of `columns` only, the others null), or an empty table when there is
+        no history yet."""
         from .warehouse import CATALOG_FILE
 
         if not (self.warehouse_dir / CATALOG_FILE).is_file():
@@ -235,7 +236,7 @@ class IcebergHistory:
         ident = (self.namespace, self.name)
         if not catalog.table_exists(ident):
             return to_table([])
-        data = catalog.load_table(ident).scan().to_arrow()
+        data = catalog.load_table(ident).scan(selected_fields=tuple(columns or ("*",))).to_arrow()
         return _conform(data)
 
 
@@ -280,11 +281,11 @@ class TrinoHistory:
             "(" + ", ".join(sql_literal(row[f.name], _TRINO_TYPES[f.type]) for f in SCHEMA) + ")" for row in data)
         self._run(f"INSERT INTO {self.table} ({', '.join(SCHEMA.names)}) VALUES\n{values}")
 
-    def read(self) -> pa.Table:
+    def read(self, columns: Sequence[str] | None = None) -> pa.Table:
         from .engines import EngineError
 
         try:
-            data = self._run(f"SELECT {', '.join(SCHEMA.names)} FROM {self.table}")
+            data = self._run(f"SELECT {', '.join(columns or SCHEMA.names)} FROM {self.table}")
         except EngineError as err:
             if getattr(err, "error_name", None) in ("TABLE_NOT_FOUND", "SCHEMA_NOT_FOUND"):
                 return to_table([])

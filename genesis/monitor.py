@@ -1,7 +1,9 @@
-"""After a refresh: record one history row per tracker, notice late trackers, alert on change.
+"""Around a refresh: make sure the history table exists; afterwards record one row per
+tracker, notice trackers that missed their schedule, and alert owners on a change of state.
 
-Called once at the end of `genesis.refresh.refresh` (not for dry runs). Nothing here can
-fail the refresh: a history or alert problem becomes a warning in its summary.
+`genesis.refresh.refresh` calls `before_refresh` and `after_refresh` once each (not for dry
+runs). Nothing here can fail the refresh: a history or alert problem becomes a warning in
+its summary.
 """
 
 from __future__ import annotations
@@ -18,6 +20,9 @@ from .model import Project, Target
 from .status import due_since, is_late, late_after_seconds, rows_by_tracker, state_of
 
 
+STATE_COLUMNS = ("tracker", "target", "status", "started_at", "ended_at")  # what the state needs
+
+
 def before_refresh(project: Project, target: Target, settings: Mapping[str, Any]) -> list[str]:
     """Create the history table before the trackers run when a data source reads it (an
     existing warehouse that predates it, a cluster's first run); returns warnings."""
@@ -29,8 +34,7 @@ def before_refresh(project: Project, target: Target, settings: Mapping[str, Any]
     try:
         open_history(project, target, settings).ensure()
     except Exception as exc:  # noqa: BLE001 - the refresh goes on; the tracker reading it fails alone
-        text = exc.render() if isinstance(exc, GenesisError) else f"{type(exc).__name__}: {exc}"
-        return [f"run history table not created: {redact_text(text, secret_values(settings))}"]
+        return [f"run history table not created: {_describe(exc, secret_values(settings))}"]
     return []
 
 
@@ -48,12 +52,11 @@ def after_refresh(project: Project, target: Target, settings: Mapping[str, Any],
     warnings: list[str] = []
     try:
         store = open_history(project, target, settings)
-        past = rows_by_tracker(store.read())
+        past = rows_by_tracker(store.read(STATE_COLUMNS))
         records += late_records(project, target, past, {r["tracker"] for r in records}, now, run_id, url)
         store.append(records)
     except Exception as exc:  # noqa: BLE001 - the refresh itself is done; say why nothing was recorded
-        text = exc.render() if isinstance(exc, GenesisError) else f"{type(exc).__name__}: {exc}"
-        return [f"run history not recorded: {redact_text(text, secrets)}"]
+        return [f"run history not recorded: {_describe(exc, secrets)}"]
     if configured(project):
         try:
             changes = state_changes(project, target, past, records)
@@ -165,6 +168,11 @@ def secret_values(settings: Any, key: str = "") -> Iterable[str]:
             yield from secret_values(v, key)
     elif isinstance(settings, str) and len(settings) >= 4 and any(w in key.lower() for w in SECRET_KEYS):
         yield settings
+
+
+def _describe(exc: Exception, secrets: Iterable[str]) -> str:
+    text = exc.render() if isinstance(exc, GenesisError) else f"{type(exc).__name__}: {exc}"
+    return redact_text(text, secrets)
 
 
 def redact_text(text: str, secrets: Iterable[str]) -> str:
