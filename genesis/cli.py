@@ -102,7 +102,7 @@ def load_valid(project_dir: str):
 
 
 # The order of the workflow: start a project, build sample data, check, look, run, ship, review.
-COMMAND_ORDER = ["init", "demo", "validate", "ls", "compile", "run", "refresh", "impact", "diff", "docs",
+COMMAND_ORDER = ["init", "demo", "validate", "ls", "compile", "run", "refresh", "status", "audit", "impact", "diff", "docs",
                  "completion"]
 
 
@@ -310,6 +310,10 @@ def demo(project_dir, target, scale, seed) -> None:
     path = warehouse_dir(project, render_settings(chosen))
     started = time.perf_counter()
     counts = build_demo(path, scale=scale, seed=seed)
+    from .history import history_enabled, open_history
+
+    if history_enabled(project, chosen):  # the run history exists before the first refresh reads it
+        open_history(project, chosen, render_settings(chosen)).ensure()
     total = sum(counts.values())
     click.echo(f"demo warehouse: {len(counts)} tables, {total:,} rows in {path} "
                f"({time.perf_counter() - started:.1f} s)")
@@ -366,10 +370,14 @@ def refresh(trackers, project_dir, all_, select, exclude, due, window, jobs, sha
                              select=split_selectors(select), exclude=split_selectors(exclude))
     if not chosen:
         message = "no tracker is due" if due else "no trackers to refresh"
+        # Nothing is due, yet a tracker may have missed its schedule: the run history notices it.
+        warnings = run_refresh(project, [], target=target, dry_run=dry_run).warnings if due else []
         if fmt == "json":
-            click.echo(json.dumps({"ok": True, "trackers": [], "message": message}, indent=2))
+            click.echo(json.dumps({"ok": True, "trackers": [], "message": message, "warnings": warnings}, indent=2))
         else:
             click.echo(message, err=True)
+            for warning in warnings:
+                click.echo(f"warning: {warning}", err=True)
         return
     progress = None if fmt == "json" else Progress(len(chosen), functools.partial(click.echo, err=True),
                                                    live=sys.stderr.isatty())
@@ -560,6 +568,57 @@ def completion(shell) -> None:
 
     cls = get_completion_class(shell)
     click.echo(cls(main, {}, "genesis", "_GENESIS_COMPLETE").source())
+
+
+@main.command()
+@click.argument("trackers", nargs=-1, metavar="[TRACKER]...", shell_complete=complete_names(("tracker",)))
+@project_option
+@target_option("Whose run history to read. Default: default_target.")
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True,
+              help="text for people; json for tools.")
+@handle_errors
+def status(trackers, project_dir, target, fmt) -> None:
+    """Per tracker: last success, last failure and why, and whether it is late.
+
+    Read from the run history that every refresh records (docs/monitoring.md).
+
+    \b
+    Examples:
+      genesis status
+      genesis status late-purchase-orders --format json
+    """
+    from .monitoring_cli import status_command
+
+    click.echo(status_command(load(project_dir), trackers, target, fmt))
+
+
+@main.command()
+@click.argument("trackers", nargs=-1, metavar="[TRACKER|SELECTOR]...",
+                shell_complete=complete_names(("tracker",), selectors=True))
+@project_option
+@target_option("Where queries run and destinations are read. Default: default_target.")
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True,
+              help="text for people; json for tools.")
+@handle_errors
+def audit(trackers, project_dir, target, fmt) -> None:
+    """Compare each destination with its query result, writing nothing; exit 1 on drift.
+
+    Reports keys missing or extra and Genesis-owned cells that differ; columns people own
+    are left alone. Default: every tracker.
+
+    \b
+    Examples:
+      genesis audit
+      genesis audit 'late-*' --target prod --format json
+    """
+    from .audit import audit as run_audit
+    from .audit import render
+    from .refresh import select_trackers
+
+    project = load(project_dir)
+    results = run_audit(project, select_trackers(project, trackers, not trackers, False), target)
+    click.echo(render(results, fmt))
+    sys.exit(1 if any(a.drift or a.error for a in results) else 0)
 
 
 if __name__ == "__main__":

@@ -51,6 +51,18 @@ def _render(value: Any, env: dict, target: str, key: str) -> Any:
     return value
 
 
+def render_value(value: str, where: str, environ: Mapping[str, str] | None = None) -> str:
+    """One `{{ env.NAME }}` string used outside a target (an alert channel's URL); `where`
+    names it in the error when a variable is missing."""
+    if "{{" not in value:
+        return value
+    env = dict(os.environ if environ is None else environ)
+    try:
+        return _JINJA.from_string(value).render(env=_Env(env, where))
+    except jinja2.TemplateError as exc:
+        raise GenesisError(f"{where}: cannot render the value: {exc}") from None
+
+
 class _Env(dict):
     """`env.NAME` that fails with the variable's name instead of rendering empty."""
 

@@ -61,8 +61,11 @@ def build_docs(project: Project, out_dir: str | Path, *, dialect: str | None = N
 
 
 def render_catalog(project: Project, dialect: str, generated_at: datetime) -> str:
+    from .status import catalog_runs
+
     compiled_inputs, compiled_trackers, problems = _compile_all(project)
     usage = _usage(project, compiled_inputs, compiled_trackers)
+    runs = catalog_runs(project)  # each tracker's last refresh, when the run history is reachable
     context = {
         "project": project.config.name,
         "dialect": dialect,
@@ -70,7 +73,8 @@ def render_catalog(project: Project, dialect: str, generated_at: datetime) -> st
         "datasources": [_datasource_view(ds, usage) for ds in _sorted(project.datasources)],
         "inputs": [_input_view(project, inp, compiled_inputs.get(inp.name), usage, dialect)
                    for inp in _sorted(project.inputs)],
-        "trackers": [_tracker_view(t, compiled_trackers.get(t.name), dialect) for t in _sorted(project.trackers)],
+        "trackers": [{**_tracker_view(t, compiled_trackers.get(t.name), dialect), "run": runs.get(t.name)}
+                     for t in _sorted(project.trackers)],
         "problems": problems,
     }
     for view in context["datasources"] + context["inputs"] + context["trackers"]:
@@ -188,6 +192,7 @@ def _tracker_view(tracker: Tracker, compiled: CompiledQuery | None, dialect: str
         f"at most {_rows(checks.max_rows)}" if checks.max_rows is not None else None,
         f"unique: {', '.join(checks.unique)}" if checks.unique else None,
         f"not null: {', '.join(checks.not_null)}" if checks.not_null else None,
+        f"fresh: {checks.fresh.field} within {checks.fresh.within}" if checks.fresh else None,
     ) if text]
     return {
         "name": tracker.name, "description": tracker.description, "input": tracker.input, "owner": tracker.owner,

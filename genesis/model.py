@@ -127,12 +127,23 @@ class Input:
 
 
 @dataclass(frozen=True)
+class Fresh:
+    """`checks.fresh`: the newest value of `field` must be at most `within_seconds` old."""
+
+    field: str
+    within_seconds: float
+    within: str  # as written, for messages
+    loc: Location = Location("")
+
+
+@dataclass(frozen=True)
 class Checks:
     min_rows: int | None = None
     max_rows: int | None = None
     unique: tuple[str, ...] = ()
     not_null: tuple[str, ...] = ()
     loc: Location = Location("")
+    fresh: Fresh | None = None
 
 
 @dataclass(frozen=True)
@@ -172,6 +183,8 @@ class Config:
     default_target: str
     targets: Mapping[str, Target]
     path: str = "genesis.yaml"
+    history: Mapping[str, Any] = field(default_factory=dict)  # `history:` (YamlMap: keeps locations)
+    alerts: Mapping[str, Any] = field(default_factory=dict)  # `alerts:` (YamlMap: keeps locations)
 
 
 @dataclass(frozen=True)

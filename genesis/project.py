@@ -104,7 +104,8 @@ def _load_config(root: Path, errors: ErrorCollector) -> Config:
 
         errors.add(f"default_target '{default}' is not a target", document.loc_of("default_target"),
                    did_you_mean(default, targets))
-    return Config(document["name"], default, targets, shown)
+    return Config(document["name"], default, targets, shown, document.get("history") or {},
+                  document.get("alerts") or {})
 
 
 def _type(value: str, where: Location, errors: ErrorCollector) -> str | None:
@@ -215,12 +216,28 @@ def _sort_item(text: str, loc: Location, errors: ErrorCollector) -> SortItem:
     return SortItem(text.strip(), False, loc)
 
 
+def _fresh(checks_doc: YamlMap, errors: ErrorCollector):
+    """`checks.fresh: {field, within}`; `within` is a duration such as 2h or 1d12h."""
+    from .durations import parse_duration
+    from .model import Fresh
+
+    spec = checks_doc.get("fresh")
+    if spec is None:
+        return None
+    try:
+        seconds = parse_duration(spec["within"])
+    except GenesisError as exc:
+        errors.add(exc.message, spec.loc_of("within"), exc.hint)
+        return None
+    return Fresh(spec["field"], seconds, str(spec["within"]), spec.loc_of("field"))
+
+
 def _tracker(doc: YamlMap, path: str, errors: ErrorCollector) -> Tracker | None:
     checks_doc = doc.get("checks") or YamlMap()
     checks = Checks(
         checks_doc.get("min_rows"), checks_doc.get("max_rows"),
         tuple(checks_doc.get("unique") or ()), tuple(checks_doc.get("not_null") or ()),
-        doc.loc_of("checks"),
+        doc.loc_of("checks"), _fresh(checks_doc, errors),
     )
     if checks.min_rows is not None and checks.max_rows is not None and checks.min_rows > checks.max_rows:
         errors.add("checks.min_rows is larger than checks.max_rows", doc.loc_of("checks"))

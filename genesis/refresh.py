@@ -28,6 +28,9 @@ class TrackerReport:
     error: str | None = None
     stage: str | None = None  # where it failed: compile | query | checks | write
     details: dict = field(default_factory=dict)
+    location: str | None = None  # path:line:col of the error, when it has one
+    started_at: dt.datetime | None = None  # wall clock, UTC (for the run history)
+    ended_at: dt.datetime | None = None
 
     @property
     def failed(self) -> bool:
@@ -40,6 +43,7 @@ class RefreshReport:
     trackers: list[TrackerReport]
     seconds: float
     dry_run: bool = False
+    warnings: list[str] = field(default_factory=list)  # run history and alerts: never a failure
 
     @property
     def ok(self) -> bool:
@@ -53,7 +57,7 @@ class RefreshReport:
     def to_json(self) -> dict:
         return {
             "target": self.target, "dry_run": self.dry_run, "ok": self.ok, "cancelled": self.cancelled,
-            "seconds": round(self.seconds, 3),
+            "seconds": round(self.seconds, 3), "warnings": self.warnings,
             "trackers": [{**asdict(t), "seconds": round(t.seconds, 3)} for t in self.trackers],
         }
 
@@ -99,11 +103,22 @@ def fired_within(schedule: str, now: dt.datetime, window_minutes: float) -> bool
 def refresh(project: Project, trackers: list[Tracker], *, target: str | None = None, dry_run: bool = False,
             progress: Callable[[str, TrackerReport], None] | None = None, jobs: int = 1,
             stop=None, now: dt.datetime | None = None) -> RefreshReport:
-    """Refresh `trackers`, `jobs` at a time (run_pool.py); `stop` is a threading.Event."""
+    """Refresh `trackers`, `jobs` at a time (run_pool.py); `stop` is a threading.Event.
+
+    Around the run, the run history is prepared and then recorded, and owners whose
+    tracker changed state are alerted (monitor.py); neither ever fails the refresh."""
+    from .monitor import after_refresh, before_refresh
     from .run_pool import run_trackers
 
-    return run_trackers(project, trackers, target=target, dry_run=dry_run, progress=progress,
-                        jobs=jobs, stop=stop, now=now)
+    chosen = get_target(project, target)
+    settings = render_settings(chosen)
+    warnings = [] if dry_run else before_refresh(project, chosen, settings)
+    result = run_trackers(project, trackers, target=target, dry_run=dry_run, progress=progress,
+                          jobs=jobs, stop=stop, now=now)
+    result.warnings[:0] = warnings
+    if not dry_run:
+        result.warnings.extend(after_refresh(project, chosen, settings, result))
+    return result
 
 
 def local_path(project: Project, tracker: Tracker, settings) -> Path:
@@ -142,6 +157,24 @@ def write_destination(project: Project, tracker: Tracker, result: QueryResult, k
         written = write_file(result, local_path(project, tracker, settings))
         write_file_stamp(written.path, tracker.name, clock.now(), written.changed, touch_before)
         return written.changed, {"path": str(written.path), "bytes": written.bytes}
+    report = sync_destination(project, tracker, result, key, target, settings, touch_before=touch_before)
+    changed, details = _sync_details(report)
+    if destination["type"] == "airtable":
+        from .destinations.airtable_stamp import write_stamp
+
+        airtable = settings.get("airtable") or {}
+        write_stamp(str(destination["base_id"]), str(destination["table"]), token=str(airtable["token"]),
+                    endpoint=str(airtable.get("endpoint") or "https://api.airtable.com"),
+                    touch_before=touch_before, changed=changed or bool(report.fields_created))
+    return changed, details
+
+
+def sync_destination(project: Project, tracker: Tracker, result: QueryResult, key: list[str], target,
+                     settings, *, dry_run: bool = False, touch_before: dt.datetime | None = None):
+    """Sync a Google Sheets or Airtable destination; returns its report (with the plan).
+
+    With `dry_run` the destination is read and diffed but not written (`genesis audit`)."""
+    destination = tracker.destination
     if destination["type"] == "google_sheets":
         from .destinations.sheets import sync_google_sheet
 
@@ -153,8 +186,8 @@ def write_destination(project: Project, tracker: Tracker, result: QueryResult, k
             key=key, mode=tracker.mode, on_removed=tracker.on_removed,
             credentials_file=str(sheets["credentials"]),
             endpoint=str(sheets.get("endpoint") or "https://sheets.googleapis.com"),
-            touch_before=touch_before)
-        return _sync_details(report)
+            touch_before=touch_before, dry_run=dry_run)
+        return report
     if destination["type"] == "airtable":
         from .destinations.airtable import sync_airtable
 
@@ -164,14 +197,8 @@ def write_destination(project: Project, tracker: Tracker, result: QueryResult, k
         report = sync_airtable(
             result, base_id=str(destination["base_id"]), table=str(destination["table"]), key=key,
             mode=tracker.mode, on_removed=tracker.on_removed, token=str(airtable["token"]),
-            endpoint=str(airtable.get("endpoint") or "https://api.airtable.com"))
-        changed, details = _sync_details(report)
-        from .destinations.airtable_stamp import write_stamp
-
-        write_stamp(str(destination["base_id"]), str(destination["table"]), token=str(airtable["token"]),
-                    endpoint=str(airtable.get("endpoint") or "https://api.airtable.com"),
-                    touch_before=touch_before, changed=changed or bool(report.fields_created))
-        return changed, details
+            endpoint=str(airtable.get("endpoint") or "https://api.airtable.com"), dry_run=dry_run)
+        return report
     raise GenesisError(f"unknown destination type '{destination['type']}'", tracker.locs.get("destination"))
 
 

@@ -161,6 +161,7 @@ class _Run:
         started = time.perf_counter()
         if self.stop.is_set():
             return self._cancel(report, started, "stopped before it started; nothing written")
+        report.started_at = dt.datetime.now(dt.timezone.utc)
         if self.inline:
             self._emit("start", report)
         try:
@@ -172,6 +173,12 @@ class _Run:
             report.rows = result.table.num_rows
             report.stage = "checks"
             problems = failed_checks(result, tracker.checks, compiled)
+            if tracker.checks.fresh is not None:
+                from .freshness import data_age, freshness_problem
+
+                age = data_age(self.project, tracker, self.engine(), timeout=timeout)
+                report.details["data_age_seconds"] = age
+                problems += [p for p in [freshness_problem(tracker, age)] if p]
             if problems:
                 raise GenesisError(f"checks failed, nothing written: {'; '.join(problems)}", tracker.checks.loc)
             if self.dry_run:
@@ -235,6 +242,8 @@ class _Run:
         report.status = "failed"
         if isinstance(exc, GenesisError):
             report.error = exc.render()
+            first = (getattr(exc, "errors", None) or [exc])[0]
+            report.location = str(first.location) if first.location else None
         else:
             report.error = f"internal error: {type(exc).__name__}: {exc}"
             report.details["traceback"] = "".join(traceback.format_exception(exc, limit=5))
@@ -246,6 +255,7 @@ class _Run:
 
     def _finish(self, report: TrackerReport, started: float) -> None:
         report.seconds = time.perf_counter() - started
+        report.ended_at = dt.datetime.now(dt.timezone.utc)
         self._emit("end", report)
         with self._done:
             self._remaining -= 1

@@ -34,6 +34,9 @@ def validate_project(project: Project, errors: ErrorCollector | None = None) -> 
         for tracker in project.trackers.values():
             if tracker.input not in project.broken.get("input", ()):
                 errors.extend(tracker_problems(project, tracker))
+    from .alerts import config_problems
+
+    errors.extend(config_problems(project))
     errors.raise_if_any()
 
 
@@ -119,6 +122,10 @@ def _check_tracker(project: Project, tracker: Tracker, errors: ErrorCollector):
                 where = loc.get("key", tracker.loc) if what == "key" else tracker.checks.loc
                 errors.add(f"{what} '{item}' is not an output column of input '{tracker.input}'", where,
                            did_you_mean(item, names + [c.name for c in compiled.columns]))
+    if tracker.checks.fresh is not None:
+        from .freshness import freshness_problems
+
+        errors.extend(freshness_problems(project, tracker))
     if destination.get("type") in ("google_sheets", "airtable") and not tracker.key and tracker.mode != "append":
         errors.add(f"tracker '{tracker.name}' writes to {destination['type']} in {tracker.mode} mode and needs a `key`",
                    tracker.loc, "key: [the reference that identifies a row, e.g. movie.movie_id]")

@@ -32,7 +32,7 @@ import random
 import threading
 import time
 import urllib.parse
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from decimal import Decimal
 from typing import Any, Callable, Iterator, Mapping, Sequence
 
@@ -104,6 +104,8 @@ class AirtableSyncReport:
     fields_created: tuple[str, ...] = ()
     seconds: float = 0.0
     dry_run: bool = False
+    plan: Plan | None = field(default=None, repr=False, compare=False)  # for `genesis audit`
+    existing: tuple = field(default=(), repr=False, compare=False)  # the records, as the diff saw them
 
     @property
     def calls(self) -> int:
@@ -577,6 +579,7 @@ class _Refresh:
         self.known_fields: set[str] = set()  # fields that exist without asking the schema
         self.writes_done = 0
         self.writes_planned = 0
+        self.existing: tuple[ExistingRow, ...] = ()
 
     def progress(self) -> str:
         return f"{self.writes_done} of {self.writes_planned} write calls done"
@@ -593,7 +596,7 @@ class _Refresh:
         return AirtableSyncReport(
             base_id=self.remote.base_id, table=self.remote.name, mode=self.mode,
             on_removed=self.policy, fields_created=tuple(self.fields_created),
-            dry_run=self.dry_run, **counts,
+            dry_run=self.dry_run, plan=plan, existing=self.existing, **counts,
         )
 
     def _create_table(self) -> list[dict]:
@@ -620,6 +623,7 @@ class _Refresh:
             types = self.remote.field_types()
             computed = {name for name, t in types.items() if t in COMPUTED_TYPES}
         existing = [self._existing_row(r, computed) for r in records]
+        self.existing = tuple(existing)
         return plan_sync(existing, rows, columns=[c.name for c in self.columns],
                          key_names=self.key, mode=self.mode, on_removed=self.policy)
 

@@ -305,3 +305,14 @@ _WRITERS: dict[str, Callable[[QueryResult, BinaryIO, Path], None]] = {
     ".parquet": _write_parquet,
     ".xlsx": _write_xlsx,
 }
+
+
+def file_bytes(result: QueryResult, path: Path | str) -> bytes:
+    """The exact bytes `write_file` would write to `path` (for `genesis audit`)."""
+    path = Path(path)
+    writer = _WRITERS.get(path.suffix.lower())
+    if writer is None:
+        raise GenesisError(f"cannot render {path}: unsupported file extension '{path.suffix}'")
+    buffer = io.BytesIO()
+    writer(result, buffer, path)
+    return buffer.getvalue()

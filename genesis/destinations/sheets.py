@@ -145,6 +145,9 @@ class SheetSyncReport:
     dry_run: bool = False
     created_tab: bool = False
     stamp_only: bool = False  # the data was unchanged; only the stamp was rewritten
+    cells_written: int = 0  # owned cells the plan writes (inserted rows' cells, changed cells, status)
+    plan: Plan | None = field(default=None, repr=False)  # for `genesis audit`
+    existing: list = field(default_factory=list, repr=False)  # the rows read, as the diff saw them
 
 
 POLICY = RetryPolicy()  # the pacing when a caller passes none; tests and the bench swap it
@@ -196,6 +199,7 @@ def sync_google_sheet(
             api.backoff(attempt, err.error)
             attempt += 1
     _count(report, first_plan)
+    report.plan, report.existing = first_plan, job.existing
     report.seconds = round(time.monotonic() - started, 3)
     log.info("sheets %s/%s: %s", spreadsheet_id, worksheet,
              {k: v for k, v in vars(report).items() if isinstance(v, (int, float))})
@@ -205,6 +209,8 @@ def sync_google_sheet(
 def _count(report: SheetSyncReport, plan: Plan) -> None:
     for name, value in plan.counts().items():
         setattr(report, name, value)
+    report.cells_written = (sum(len(r.values) for r in plan.inserts) + sum(len(u.columns) for u in plan.updates)
+                            + len(plan.marks) + len(plan.unmarks))
 
 
 # --------------------------------------------------------------------------- result side
@@ -911,6 +917,7 @@ class _Job:
         self.api, self.columns, self.key, self.rows = api, columns, key, rows
         self.mode, self.policy, self.limit, self.dry_run = mode, policy, max_request_bytes, dry_run
         self.touch_before = touch_before
+        self.existing: list[ExistingRow] = []
 
     def run(self) -> Plan:
         """Read, diff, write. Raises _Ambiguous when a write's outcome is unknown."""
@@ -919,6 +926,7 @@ class _Job:
             tab = _new_tab(self.api)
             self.api.report.created_tab = True
         layout = _layout(tab, self.columns, self.key)
+        self.existing = layout.existing
         plan = plan_sync(layout.existing, self.rows, columns=[c.name for c in self.columns],
                          key_names=self.key, mode=self.mode, on_removed=self.policy)
         reqs, width, height = _requests(plan, tab, layout, self.columns)
