@@ -23,6 +23,7 @@ from .errors import GenesisError
 from .model import Project, Tracker
 from .refresh import describe_destination, local_path, sync_destination
 from .validate import check_tracker
+from .text import plural
 
 MAX_LISTED = 50  # per kind and tracker in the report; the counts are always complete
 
@@ -143,7 +144,7 @@ def render(audits: list[TrackerAudit], fmt: str = "text") -> str:
             lines.append(f"{a.tracker} -> {a.destination}: ok ({c.get('matching', 0)} rows match)")
             continue
         lines.append(f"{a.tracker} -> {a.destination}: DRIFT: {c.get('missing', 0)} missing, "
-                     f"{c.get('extra', 0)} extra, {c.get('changed_cells', 0)} changed cell(s)"
+                     f"{c.get('extra', 0)} extra, {plural(c.get('changed_cells', 0), 'changed cell')}"
                      + (f" ({a.note})" if a.note else ""))
         lines += [f"  missing   {k}" for k in a.missing]
         lines += [f"  extra     {k}" for k in a.extra]
@@ -151,5 +152,5 @@ def render(audits: list[TrackerAudit], fmt: str = "text") -> str:
                   for d in a.changed if d["key"] is not None]
     drifted = sum(a.drift for a in audits)
     errors = sum(bool(a.error) for a in audits)
-    lines.append(f"{len(audits)} tracker(s) audited: {drifted} drifted, {errors} could not be audited")
+    lines.append(f"{plural(len(audits), 'tracker')} audited: {drifted} drifted, {errors} could not be audited")
     return "\n".join(lines)

@@ -578,7 +578,7 @@ def completion(shell) -> None:
               help="text for people; json for tools.")
 @handle_errors
 def status(trackers, project_dir, target, fmt) -> None:
-    """Per tracker: last success, last failure and why, and whether it is late.
+    """Show each tracker's last success, last failure and lateness.
 
     Read from the run history that every refresh records (docs/monitoring.md).
 
@@ -601,7 +601,7 @@ def status(trackers, project_dir, target, fmt) -> None:
               help="text for people; json for tools.")
 @handle_errors
 def audit(trackers, project_dir, target, fmt) -> None:
-    """Compare each destination with its query result, writing nothing; exit 1 on drift.
+    """Compare destinations with their query results; write nothing.
 
     Reports keys missing or extra and Genesis-owned cells that differ; columns people own
     are left alone. Default: every tracker.

@@ -67,4 +67,5 @@ def summary_table(result: RefreshReport) -> str:
     lines.append(f"{len(result.trackers) - failed - cancelled} ok, {failed} failed in {result.seconds:.1f} s"
                  + (f", {cancelled} cancelled (stopped: nothing half-written)" if cancelled else "")
                  + (" (dry run: nothing written)" if result.dry_run else ""))
+    lines += [f"warning: {w}" for w in result.warnings]  # history and alerts: never a failure
     return "\n".join(lines)

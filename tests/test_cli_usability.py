@@ -157,11 +157,11 @@ def test_ls_lists_everything_with_owner_schedule_and_destination():
     result = cli("ls", project=REPO)
     assert result.exit_code == 0
     text = result.stdout
-    assert "data sources (8)" in text and "inputs (11)" in text and "trackers (12)" in text
+    assert "data sources (10)" in text and "inputs (12)" in text and "trackers (13)" in text
     row = next(line for line in text.splitlines() if line.startswith("late-purchase-orders "))
     assert row.split()[:5] == ["late-purchase-orders", "late_purchase_orders", "finance-ap", "30", "6"]
     assert "Airtable appStudioAP01 / Late POs" in row
-    assert text.rstrip().endswith("8 data sources, 11 inputs, 12 trackers")
+    assert text.rstrip().endswith("10 data sources, 12 inputs, 13 trackers")
 
 
 def test_ls_filters_and_json():
@@ -217,7 +217,7 @@ def test_a_missing_credential_is_reported_once_through_the_cli(example, tmp_path
     assert result.exit_code == 1
     error = "target 'live_no_keys' has no google_sheets.credentials"
     assert result.stdout.count(error) == 1, result.stdout
-    assert "5 trackers (contracts-awaiting-signature, late-po-escalations" in result.stdout
+    assert "6 trackers (contracts-awaiting-signature, late-po-escalations" in result.stdout
     assert result.stderr.count(error) == 1  # the progress lines name it once too
     assert "Google Sheets 1FinanceEscalations / Over 30 days" in result.stdout
 
