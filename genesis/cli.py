@@ -65,6 +65,15 @@ def parse_params(items) -> dict:
     return params
 
 
+def note_overrides(project, names, params: dict) -> None:
+    """Say on stderr which --param replaces a value a tracker sets (the command line wins)."""
+    from .compiler import param_overrides
+
+    for name in names:
+        for note in param_overrides(project, name, params):
+            click.echo(note, err=True)
+
+
 def load(project_dir: str):
     from .project import load_project
 
@@ -159,7 +168,10 @@ def compile(name, project_dir, dialect, all_, out_dir, target, params) -> None: 
         return
     if not name:
         raise GenesisError("name an input or tracker, or use --all --out DIR")
-    click.echo(compile_name(project, name, parse_params(params)).sql(dialect))
+    values = parse_params(params)
+    sql = compile_name(project, name, values).sql(dialect)
+    note_overrides(project, [name], values)
+    click.echo(sql)
 
 
 @main.command()
@@ -176,7 +188,9 @@ def run(name, project_dir, target, fmt, output, max_rows, params) -> None:
     from .api import run_query
 
     project = load(project_dir)
-    result = run_query(project, name, target=target, params=parse_params(params))
+    values = parse_params(params)
+    result = run_query(project, name, target=target, params=values)
+    note_overrides(project, [name], values)
     if fmt == "table":
         from .preview import render_table
 
@@ -190,7 +204,11 @@ def run(name, project_dir, target, fmt, output, max_rows, params) -> None:
         (write_csv_stream if fmt == "csv" else write_json_stream)(result, buffer)
         text = buffer.getvalue()
     if output:
-        Path(output).write_text(text, encoding="utf-8")
+        try:  # as file destinations do: the folder is created
+            Path(output).parent.mkdir(parents=True, exist_ok=True)
+            Path(output).write_text(text, encoding="utf-8", newline="")
+        except OSError as exc:
+            raise GenesisError(f"cannot write {output}: {(exc.strerror or str(exc)).lower()}") from None
         click.echo(f"{result.table.num_rows} rows written to {output}", err=True)
     else:
         click.echo(text, nl=False)
@@ -215,7 +233,7 @@ def demo(project_dir, target, scale, seed) -> None:
         raise GenesisError(f"target '{chosen.name}' is not a local (duckdb) target; demo builds a local warehouse")
     path = warehouse_dir(project, render_settings(chosen))
     started = time.perf_counter()
-    counts = build_demo(path, scale=scale, seed=seed)
+    counts = build_demo(path, scale=scale, seed=seed, progress=lambda line: click.echo(line, err=True))
     total = sum(counts.values())
     click.echo(f"demo warehouse: {len(counts)} tables, {total:,} rows in {path} "
                f"({time.perf_counter() - started:.1f} s)")
@@ -230,8 +248,9 @@ def demo(project_dir, target, scale, seed) -> None:
 @click.option("--target", default=None)
 @click.option("--dry-run", is_flag=True, help="Compile, run and check, but write nothing.")
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
+@param_option
 @handle_errors
-def refresh(trackers, project_dir, all_, due, window, target, dry_run, fmt) -> None:
+def refresh(trackers, project_dir, all_, due, window, target, dry_run, fmt, params) -> None:
     """Run trackers and write their destinations."""
     from .refresh import refresh as run_refresh
     from .refresh import select_trackers
@@ -266,7 +285,10 @@ def refresh(trackers, project_dir, all_, due, window, target, dry_run, fmt) -> N
         line = f"{prefix}: {status} ({rows}{report.seconds:.2f} s)" + (f": {report.error}" if report.error else "")
         click.echo(("\r\x1b[K" if live else "") + line, err=True)
 
-    result = run_refresh(project, chosen, target=target, dry_run=dry_run, progress=progress)
+    values = parse_params(params)
+    if fmt != "json":
+        note_overrides(project, [t.name for t in chosen], values)
+    result = run_refresh(project, chosen, target=target, dry_run=dry_run, progress=progress, params=values)
     if fmt == "json":
         click.echo(json.dumps(result.to_json(), indent=2, default=str))
     else:

@@ -90,8 +90,12 @@ def fired_within(schedule: str, now: dt.datetime, window_minutes: float) -> bool
 
 
 def refresh(project: Project, trackers: list[Tracker], *, target: str | None = None, dry_run: bool = False,
-            progress: Callable[[str, TrackerReport], None] | None = None) -> RefreshReport:
+            progress: Callable[[str, TrackerReport], None] | None = None,
+            params: Mapping[str, Any] | None = None) -> RefreshReport:
+    """Refresh `trackers`; `params` (from --param) win over each tracker's own values and
+    go to the trackers whose input declares them (see params_for)."""
     chosen = get_target(project, target)
+    check_params(project, trackers, params)  # an unknown --param fails before anything runs
     started = time.perf_counter()
     reports: list[TrackerReport] = []
     engine: Engine | None = None
@@ -107,7 +111,8 @@ def refresh(project: Project, trackers: list[Tracker], *, target: str | None = N
             try:
                 if engine is None:
                     engine = open_engine(project, chosen.name)
-                _refresh_one(project, tracker, engine, chosen, settings, report, dry_run)
+                _refresh_one(project, tracker, engine, chosen, settings, report, dry_run,
+                             params_for(project, tracker, params))
             except GenesisError as exc:
                 report.status, report.error = "failed", exc.render()
             except Exception as exc:  # noqa: BLE001 - one tracker must never stop the others
@@ -124,10 +129,31 @@ def refresh(project: Project, trackers: list[Tracker], *, target: str | None = N
     return RefreshReport(chosen.name, reports, time.perf_counter() - started, dry_run)
 
 
+def check_params(project: Project, trackers: list[Tracker], params: Mapping[str, Any] | None) -> None:
+    """Refuse a --param that no chosen tracker's input declares (it would change nothing)."""
+    declared = {name for t in trackers for name in _declared(project, t)}
+    for name in params or {}:
+        if name not in declared:
+            raise GenesisError(f"--param '{name}': the input of no chosen tracker declares it",
+                               hint=did_you_mean(name, declared) or
+                               (f"declared: {', '.join(sorted(declared))}" if declared else None))
+
+
+def params_for(project: Project, tracker: Tracker, params: Mapping[str, Any] | None) -> dict[str, Any]:
+    """The --param values that the input of `tracker` declares."""
+    declared = _declared(project, tracker)
+    return {name: value for name, value in (params or {}).items() if name in declared}
+
+
+def _declared(project: Project, tracker: Tracker):
+    inp = project.inputs.get(tracker.input)
+    return inp.parameters if inp is not None else {}
+
+
 def _refresh_one(project, tracker: Tracker, engine: Engine, target, settings, report: TrackerReport,
-                 dry_run: bool) -> None:
+                 dry_run: bool, params: Mapping[str, Any] | None = None) -> None:
     report.stage = "compile"
-    compiled = check_tracker(project, tracker)
+    compiled = check_tracker(project, tracker, params)
     report.stage = "query"
     timeout = tracker.timeout_seconds or settings.get("timeout")
     result = execute(compiled, engine, label=tracker.name, timeout=timeout)

@@ -37,10 +37,11 @@ def validate_project(project: Project, errors: ErrorCollector | None = None) -> 
     errors.raise_if_any()
 
 
-def check_tracker(project: Project, tracker: Tracker):
-    """Compile one tracker and check it; raises ValidationError, returns the CompiledQuery."""
+def check_tracker(project: Project, tracker: Tracker, params=None):
+    """Compile one tracker (with --param `params`, which win) and check it; raises
+    ValidationError, returns the CompiledQuery."""
     errors = ErrorCollector()
-    compiled = _check_tracker(project, tracker, errors)
+    compiled = _check_tracker(project, tracker, errors, params)
     errors.raise_if_any()
     return compiled
 
@@ -91,7 +92,7 @@ def _check_datasource(project: Project, ds: DataSource, errors: ErrorCollector) 
                            did_you_mean(right, target.fields))
 
 
-def _check_tracker(project: Project, tracker: Tracker, errors: ErrorCollector):
+def _check_tracker(project: Project, tracker: Tracker, errors: ErrorCollector, params=None):
     loc = tracker.locs
     if tracker.input not in project.inputs:
         errors.add(f"tracker '{tracker.name}' uses unknown input '{tracker.input}'", loc.get("input", tracker.loc),
@@ -108,7 +109,7 @@ def _check_tracker(project: Project, tracker: Tracker, errors: ErrorCollector):
         if suffix not in FILE_EXTENSIONS:
             errors.add(f"file destination '{destination.get('path')}' must end in one of {', '.join(FILE_EXTENSIONS)}",
                        loc.get("destination", tracker.loc), did_you_mean(suffix, FILE_EXTENSIONS))
-    compiled = _collect(errors, lambda: compile_tracker(project, tracker.name))
+    compiled = _collect(errors, lambda: compile_tracker(project, tracker.name, params))
     if compiled is None:
         return None
     names = [c.reference or c.name for c in compiled.columns]

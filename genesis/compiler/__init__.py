@@ -97,7 +97,7 @@ def graph_of(project: Project) -> JoinGraph:
 
 def compile_input(project: Project, name: str, params: Mapping[str, Any] | None = None,
                   tracker: Tracker | None = None) -> CompiledQuery:
-    """Compile one input; `params` (e.g. from --param) come after the tracker's own.
+    """Compile one input; `params` (e.g. from --param) win over the tracker's own values.
 
     Results are remembered per project, so `validate` then `compile --all` compiles once.
     """
@@ -117,10 +117,10 @@ def _compile_input(project: Project, name: str, params: Mapping[str, Any] | None
     if inp.root not in project.datasources:
         raise GenesisError(f"input '{name}' reads from unknown data source '{inp.root}'",
                            inp.locs.get("from", inp.loc), did_you_mean(inp.root, project.datasources))
-    sources = []
+    # The command line wins over the tracker (as dbt's --vars do); see param_overrides.
+    sources = [("--param", params or {}, None)]
     if tracker is not None:
         sources.append((f"tracker '{tracker.name}'", tracker.parameters, tracker.locs.get("parameters", tracker.loc)))
-    sources.append(("--param", params or {}, None))
     values = parameter_values(inp.parameters, *sources)
     literals = {n: sql_literal(v, inp.parameters[n].type) for n, v in values.items()}
     plan = build_plan(graph_of(project), inp, literals)
@@ -149,6 +149,22 @@ def compile_name(project: Project, name: str, params: Mapping[str, Any] | None =
         return compile_input(project, name, params)
     raise GenesisError(f"no tracker or input named '{name}'",
                        hint=did_you_mean(name, list(project.trackers) + list(project.inputs)))
+
+
+def param_overrides(project: Project, name: str, params: Mapping[str, Any] | None) -> list[str]:
+    """One note per --param that replaces a value the tracker `name` sets itself.
+
+    The command line wins (SPEC section 4: "overrides the tracker's value ... and says so");
+    the CLI prints these notes on stderr so that nobody mistakes the output for the tracker's.
+    """
+    tracker = project.trackers.get(name)
+    if tracker is None or not params:
+        return []
+    import json
+
+    return [f"note: --param {key} overrides the value tracker '{name}' sets "
+            f"({key}: {json.dumps(tracker.parameters[key], default=str)})"
+            for key in params if key in tracker.parameters]
 
 
 def _listing(names) -> str | None:
