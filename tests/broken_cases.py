@@ -47,8 +47,8 @@ CASES = [
 
 # The exact line `genesis validate` prints for each case (one of them, where there are several).
 EXPECTED = {
-    'yaml_syntax': "inputs/bad.yaml:4:1: error: invalid YAML: did not find expected ',' or ']'",
-    'tab_indent': 'inputs/bad.yaml:4:1: error: invalid YAML: found character that cannot start any token',
+    'yaml_syntax': "inputs/bad.yaml:3:9: error: invalid YAML: the [ opened here is not closed with ] (next problem at line 4) (close it, or quote a value that contains , [ or ])",
+    'tab_indent': 'inputs/bad.yaml:4:1: error: invalid YAML: tabs are not allowed for indentation (indent with spaces)',
     'duplicate_key': "inputs/bad.yaml:3:1: error: duplicate key 'from' (first defined at line 2)",
     'not_mapping': 'inputs/bad.yaml:1:1: error: expected a mapping at the top of this input file',
     'unknown_top_key': "inputs/bad.yaml:3:1: error: unknown key 'feilds' (did you mean 'fields'?)",
