@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping
 
 from .api import execute
-from .checks import failed_checks
+from .checks import located_failures
 from .config import get_target, output_dir, render_settings
 from .engines import Engine, open_engine
 from .errors import GenesisError, did_you_mean
@@ -159,9 +159,10 @@ def _refresh_one(project, tracker: Tracker, engine: Engine, target, settings, re
     result = execute(compiled, engine, label=tracker.name, timeout=timeout)
     report.rows = result.table.num_rows
     report.stage = "checks"
-    problems = failed_checks(result, tracker.checks, compiled)
-    if problems:
-        raise GenesisError(f"checks failed, nothing written: {'; '.join(problems)}", tracker.checks.loc)
+    problems = located_failures(result, tracker.checks, compiled)
+    if problems:  # located at the first failed check's own line
+        raise GenesisError(f"checks failed, nothing written: {'; '.join(text for text, _ in problems)}",
+                           problems[0][1])
     if dry_run:
         report.status, report.stage = "checked", None
         return

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from pathlib import PurePath
 
-from .compiler import compile_input, compile_tracker
+from .compiler import compile_input, compile_tracker, name_clash
 from .compiler.expressions import parse_expression
 from .compiler.plan import field_expr
 from .errors import ErrorCollector, GenesisError, ValidationError, did_you_mean
@@ -24,17 +24,50 @@ def validate_project(project: Project, errors: ErrorCollector | None = None) -> 
     their errors would only repeat the first one.
     """
     errors = errors if errors is not None else ErrorCollector()
+    _check_name_clashes(project, errors)
     datasource_errors = ErrorCollector()
     for ds in project.datasources.values():
         _check_datasource(project, ds, datasource_errors)
     errors.extend(datasource_errors.errors)
     if not datasource_errors.errors and not project.broken.get("datasource"):
+        input_errors: dict[tuple, GenesisError] = {}
+        users: dict[tuple, set[str]] = {}
         for name in project.inputs:
-            _collect(errors, lambda: compile_input(project, name))
-        for tracker in project.trackers.values():
-            if tracker.input not in project.broken.get("input", ()):
-                errors.extend(tracker_problems(project, tracker))
+            found = ErrorCollector()
+            _collect(found, lambda: compile_input(project, name))
+            for error in found.errors:
+                input_errors.setdefault(_identity(error), error)
+        for tracker in sorted(project.trackers.values(), key=lambda t: t.name):
+            if tracker.input in project.broken.get("input", ()):
+                continue
+            for error in tracker_problems(project, tracker):
+                if _identity(error) in input_errors:  # the input's own problem: reported once
+                    users.setdefault(_identity(error), set()).add(tracker.name)
+                else:
+                    errors.extend([error])
+        errors.extend(_with_trackers(error, users.get(key, set())) for key, error in input_errors.items())
     errors.raise_if_any()
+
+
+class InputError(GenesisError):
+    """A problem of an input, reported once with the trackers it breaks."""
+
+    def __init__(self, error: GenesisError, trackers: list[str]):
+        # Worded as `validate --catalog-check` words the trackers a problem breaks.
+        affects = f"breaks tracker{'s' if len(trackers) > 1 else ''}: {', '.join(trackers)}" if trackers else None
+        super().__init__(error.message, error.location, "; ".join(h for h in (error.hint, affects) if h) or None)
+        self.trackers = trackers
+
+    def to_json(self) -> dict:
+        return {**super().to_json(), "trackers": self.trackers}
+
+
+def _identity(error: GenesisError) -> tuple:
+    return (str(error.location), error.message, error.hint)
+
+
+def _with_trackers(error: GenesisError, trackers: set[str]) -> GenesisError:
+    return InputError(error, sorted(trackers)) if trackers else error
 
 
 def check_tracker(project: Project, tracker: Tracker, params=None):
@@ -60,6 +93,11 @@ def _collect(errors: ErrorCollector, action):
     except GenesisError as exc:
         errors.extend([exc])
     return None
+
+
+def _check_name_clashes(project: Project, errors: ErrorCollector) -> None:
+    for name in sorted(set(project.trackers) & set(project.inputs)):
+        errors.extend([name_clash(project, name)])
 
 
 def _check_datasource(project: Project, ds: DataSource, errors: ErrorCollector) -> None:
@@ -115,9 +153,10 @@ def _check_tracker(project: Project, tracker: Tracker, errors: ErrorCollector, p
     names = [c.reference or c.name for c in compiled.columns]
     for what, items in (("key", tracker.key), ("checks.unique", tracker.checks.unique),
                         ("checks.not_null", tracker.checks.not_null)):
-        for item in items:
+        for index, item in enumerate(items):
             if compiled.column_for(item) is None:
-                where = loc.get("key", tracker.loc) if what == "key" else tracker.checks.loc
+                where = (tracker.key_loc(index) if what == "key"
+                         else tracker.checks.loc_of(what.split(".")[1], index))
                 errors.add(f"{what} '{item}' is not an output column of input '{tracker.input}'", where,
                            did_you_mean(item, names + [c.name for c in compiled.columns]))
     if destination.get("type") in ("google_sheets", "airtable") and not tracker.key and tracker.mode != "append":

@@ -141,8 +141,24 @@ def compile_tracker(project: Project, name: str, params: Mapping[str, Any] | Non
     return compile_input(project, tracker.input, params, tracker)
 
 
+def name_clash(project: Project, name: str) -> GenesisError | None:
+    """A tracker and an input of the same name are refused (by `validate` and here), so that
+    `run NAME`, `compile NAME` and `compile --all --out DIR` (DIR/NAME.sql) mean one thing."""
+    if name not in project.trackers or name not in project.inputs:
+        return None
+    tracker, inp = project.trackers[name], project.inputs[name]
+    return GenesisError(
+        f"tracker '{name}' has the same name as input '{name}' ({inp.path}), so "
+        f"`genesis run {name}` could mean either", tracker.locs.get("name", tracker.loc),
+        f"rename the tracker: tracker names are usually kebab-case, e.g. {name.replace('_', '-')}"
+        + ("" if "_" in name else "-tracker"))
+
+
 def compile_name(project: Project, name: str, params: Mapping[str, Any] | None = None) -> CompiledQuery:
-    """A tracker or an input, by name (trackers first: they are what people refresh)."""
+    """A tracker or an input, by name; a name that is both is refused (see name_clash)."""
+    clash = name_clash(project, name)
+    if clash is not None:
+        raise clash
     if name in project.trackers:
         return compile_tracker(project, name, params)
     if name in project.inputs:
