@@ -204,13 +204,25 @@ def _input(doc: YamlMap, path: str, errors: ErrorCollector) -> Input | None:
                  doc.get("limit"), doc.get("description", ""), path, doc.loc, doc.value_locs)
 
 
+# Words people write after a sort column that SQL does not know (`descending` would even
+# parse, as a column alias, and sort ascending).
+_NOT_DIRECTIONS = {"ascending", "descending", "decending", "asc.", "desc.", "des", "dsc", "up", "down",
+                   "reverse", "reversed", "first", "last", "nulls"}
+
+
 def _sort_item(text: str, loc: Location, errors: ErrorCollector) -> SortItem:
-    words = text.strip().rsplit(None, 1)
+    words = str(text).strip().rsplit(None, 1)
     if len(words) == 2 and words[1].upper() in ("ASC", "DESC"):
         return SortItem(words[0].strip(), words[1].upper() == "DESC", loc)
-    if not text.strip():
+    if len(words) == 2 and words[1].lower() in _NOT_DIRECTIONS:
+        if "nulls" in str(text).lower():
+            hint = "NULLS FIRST / LAST is not supported: nulls always sort last"
+        else:
+            hint = f"write '{words[0]} {'DESC' if words[1].lower().startswith(('d', 'rev')) else 'ASC'}'"
+        errors.add(f"sort item '{text}': only ASC or DESC may follow the column, not '{words[1]}'", loc, hint)
+    if not str(text).strip():
         errors.add("empty sort item", loc)
-    return SortItem(text.strip(), False, loc)
+    return SortItem(str(text).strip(), False, loc)
 
 
 def _tracker(doc: YamlMap, path: str, errors: ErrorCollector) -> Tracker | None:

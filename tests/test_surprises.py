@@ -246,3 +246,34 @@ def test_run_output_under_a_file_says_why(mini, tmp_path):
     assert result.exit_code == 1
     assert result.stderr.startswith(f"error: cannot write {tmp_path / 'plain' / 'x.csv'}: ")
     assert "internal error" not in result.stderr
+
+
+# ---------------------------------------------------------------- sort items
+
+
+@pytest.mark.parametrize("sort, expected", [
+    ("[movie.title descending]", "inputs/movie_listing.yaml:23:8: error: sort item 'movie.title descending': "
+     "only ASC or DESC may follow the column, not 'descending' (write 'movie.title DESC')"),
+    ("[Status ascending]", "inputs/movie_listing.yaml:23:8: error: sort item 'Status ascending': "
+     "only ASC or DESC may follow the column, not 'ascending' (write 'Status ASC')"),
+    ("[movie.title NULLS LAST]", "inputs/movie_listing.yaml:23:8: error: sort item 'movie.title NULLS LAST': "
+     "only ASC or DESC may follow the column, not 'LAST' (NULLS FIRST / LAST is not supported: nulls always sort last)"),
+    ("[movie.movie_id, Vendr DESC]", "inputs/movie_listing.yaml:23:24: error: sort item 'Vendr' is not an output "
+     "column (did you mean 'Vendor'?)"),
+    ("[Cst]", "inputs/movie_listing.yaml:23:8: error: sort item 'Cst' is not an output column (did you mean 'Cast'?)"),
+])
+def test_sort_item_mistakes(tmp_path, monkeypatch, sort, expected):
+    project = copy_project(tmp_path / "p")
+    listing = project / "inputs" / "movie_listing.yaml"
+    listing.write_text(listing.read_text().replace("sort: [movie.movie_id]", f"sort: {sort}"))
+    monkeypatch.chdir(project)
+    assert cli(project, "validate").stderr.splitlines()[0] == expected
+
+
+def test_sort_output_names_match_case_insensitively(tmp_path):
+    project = copy_project(tmp_path / "p")
+    listing = project / "inputs" / "movie_listing.yaml"
+    listing.write_text(listing.read_text().replace("sort: [movie.movie_id]", "sort: [po TOTAL desc, title]"))
+    result = cli(project, "compile", "movie_listing", "--dialect", "trino")
+    assert result.exit_code == 0, result.output
+    assert 'ORDER BY\n  "PO total" DESC,\n  "Title" ASC,\n' in result.stdout
