@@ -66,11 +66,12 @@ def parse_params(items) -> dict:
 
 
 def note_overrides(project, names, params: dict) -> None:
-    """Say on stderr which --param replaces a value a tracker sets (the command line wins)."""
-    from .compiler import param_overrides
+    """Say on stderr which --param replaces a value a tracker sets (the command line wins),
+    and which of a tracker and an input sharing a NAME was taken."""
+    from .compiler import name_notes
 
     for name in names:
-        for note in param_overrides(project, name, params):
+        for note in name_notes(project, name, params):
             click.echo(note, err=True)
 
 
@@ -140,7 +141,8 @@ def validate(project_dir: str, fmt: str, target: str | None, catalog_check: bool
 @click.option("--dialect", type=click.Choice(["trino", "duckdb"]), default=None,
               help="Default: the engine of the default target.")
 @click.option("--all", "all_", is_flag=True, help="Compile every tracker and input.")
-@click.option("--out", "out_dir", type=click.Path(file_okay=False), help="With --all: write DIR/<name>.sql.")
+@click.option("--out", "out_dir", type=click.Path(file_okay=False),
+              help="With --all: write DIR/trackers/<name>.sql and DIR/inputs/<name>.sql.")
 @click.option("--target", default=None, help="Whose engine decides the default dialect.")
 @param_option
 @handle_errors
@@ -155,16 +157,16 @@ def compile(name, project_dir, dialect, all_, out_dir, target, params) -> None: 
         if not out_dir:
             raise GenesisError("--all needs --out DIR")
         out = Path(out_dir)
-        out.mkdir(parents=True, exist_ok=True)
         written = 0
-        for tracker in sorted(project.trackers):
-            (out / f"{tracker}.sql").write_text(compile_tracker(project, tracker).sql(dialect) + "\n")
-            written += 1
-        for inp in sorted(project.inputs):
-            if inp not in project.trackers:
-                (out / f"{inp}.sql").write_text(compile_input(project, inp).sql(dialect) + "\n")
+        # DIR/trackers/NAME.sql and DIR/inputs/NAME.sql, as the YAML is laid out: a tracker
+        # and an input of the same name cannot overwrite each other.
+        for kind, names, compile_one in (("trackers", project.trackers, compile_tracker),
+                                         ("inputs", project.inputs, compile_input)):
+            (out / kind).mkdir(parents=True, exist_ok=True)
+            for each in sorted(names):
+                (out / kind / f"{each}.sql").write_text(compile_one(project, each).sql(dialect) + "\n")
                 written += 1
-        click.echo(f"wrote {written} SQL files to {out}", err=True)
+        click.echo(f"wrote {written} SQL files to {out}/trackers and {out}/inputs", err=True)
         return
     if not name:
         raise GenesisError("name an input or tracker, or use --all --out DIR")
@@ -287,7 +289,7 @@ def refresh(trackers, project_dir, all_, due, window, target, dry_run, fmt, para
 
     values = parse_params(params)
     if fmt != "json":
-        note_overrides(project, [t.name for t in chosen], values)
+        note_overrides(project, [f"tracker:{t.name}" for t in chosen], values)
     result = run_refresh(project, chosen, target=target, dry_run=dry_run, progress=progress, params=values)
     if fmt == "json":
         click.echo(json.dumps(result.to_json(), indent=2, default=str))

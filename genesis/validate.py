@@ -8,11 +8,12 @@ from __future__ import annotations
 
 from pathlib import PurePath
 
-from .compiler import compile_input, compile_tracker, name_clash
+from .compiler import compile_input, compile_tracker
 from .compiler.expressions import parse_expression
 from .compiler.plan import field_expr
 from .errors import ErrorCollector, GenesisError, ValidationError, did_you_mean
 from .model import DataSource, Project, Tracker
+from .typecheck import quoted_parameters, type_problems
 
 FILE_EXTENSIONS = (".csv", ".json", ".parquet", ".xlsx")
 
@@ -24,7 +25,6 @@ def validate_project(project: Project, errors: ErrorCollector | None = None) -> 
     their errors would only repeat the first one.
     """
     errors = errors if errors is not None else ErrorCollector()
-    _check_name_clashes(project, errors)
     datasource_errors = ErrorCollector()
     for ds in project.datasources.values():
         _check_datasource(project, ds, datasource_errors)
@@ -32,11 +32,19 @@ def validate_project(project: Project, errors: ErrorCollector | None = None) -> 
     if not datasource_errors.errors and not project.broken.get("datasource"):
         input_errors: dict[tuple, GenesisError] = {}
         users: dict[tuple, set[str]] = {}
+        failed = set()
         for name in project.inputs:
             found = ErrorCollector()
             _collect(found, lambda: compile_input(project, name))
+            quoted = quoted_parameters(project.inputs[name])
+            if quoted:  # said plainly, in place of what the parser makes of the quotes
+                places = {str(error.location) for error in quoted}
+                found.errors = quoted + [e for e in found.errors if str(e.location) not in places]
             for error in found.errors:
                 input_errors.setdefault(_identity(error), error)
+            if found.errors:
+                failed.add(name)
+        errors.extend(type_problems(project, frozenset(failed)))
         for tracker in sorted(project.trackers.values(), key=lambda t: t.name):
             if tracker.input in project.broken.get("input", ()):
                 continue
@@ -93,11 +101,6 @@ def _collect(errors: ErrorCollector, action):
     except GenesisError as exc:
         errors.extend([exc])
     return None
-
-
-def _check_name_clashes(project: Project, errors: ErrorCollector) -> None:
-    for name in sorted(set(project.trackers) & set(project.inputs)):
-        errors.extend([name_clash(project, name)])
 
 
 def _check_datasource(project: Project, ds: DataSource, errors: ErrorCollector) -> None:

@@ -182,21 +182,32 @@ def test_a_failed_check_points_at_its_own_line(tmp_path, monkeypatch, checks, li
 # ---------------------------------------------------------------- a tracker named like its input
 
 
-def test_a_tracker_named_like_its_input_is_refused(tmp_path, monkeypatch):
+def test_a_tracker_named_like_its_input_is_never_ambiguous(tmp_path):
     project = copy_project(tmp_path / "p")
     build_warehouse(project)
     (project / "trackers" / "movie_listing.yaml").write_text(
         LISTING_TRACKER.replace("name: listing", "name: movie_listing"))
-    monkeypatch.chdir(project)
-    expected = ("trackers/movie_listing.yaml:1:7: error: tracker 'movie_listing' has the same name as input "
-                "'movie_listing' (inputs/movie_listing.yaml), so `genesis run movie_listing` could mean either "
-                "(rename the tracker: tracker names are usually kebab-case, e.g. movie-listing)")
-    assert expected in cli(project, "validate").stderr.splitlines()
-    for args in (["run", "movie_listing"], ["compile", "movie_listing"],
-                 ["compile", "--all", "--out", str(tmp_path / "sql")]):
-        result = cli(project, *args)
-        assert result.exit_code == 1 and expected in result.stderr.splitlines(), args
-    assert not (tmp_path / "sql").exists()
+    assert cli(project, "validate").exit_code == 0
+    note = ("note: 'movie_listing' is a tracker and an input; this is the tracker "
+            "(write input:movie_listing for the input)")
+    bare = cli(project, "compile", "movie_listing", "--dialect", "trino")
+    assert bare.stderr.splitlines() == [note] and "IN ('US')" in bare.stdout
+    tracker = cli(project, "compile", "tracker:movie_listing", "--dialect", "trino")
+    assert tracker.stderr == "" and tracker.stdout == bare.stdout
+    inp = cli(project, "compile", "input:movie_listing", "--dialect", "trino")
+    assert inp.stderr == "" and "IN ('US', 'CA')" in inp.stdout
+    ran = cli(project, "run", "input:movie_listing", "--format", "csv")
+    assert ran.exit_code == 0 and len(csv_rows(ran.stdout)) > len(csv_rows(cli(project, "run", "movie_listing",
+                                                                                "--format", "csv").stdout))
+    assert "no input named 'movie_lisitng'" in cli(project, "run", "input:movie_lisitng").stderr
+
+    out = tmp_path / "sql"
+    result = cli(project, "compile", "--all", "--out", str(out), "--dialect", "trino")
+    assert result.exit_code == 0, result.output
+    assert (out / "trackers" / "movie_listing.sql").read_text() == bare.stdout
+    assert (out / "inputs" / "movie_listing.sql").read_text() == inp.stdout
+    assert sorted(p.name for p in (out / "inputs").iterdir()) == sorted(
+        f"{p.stem}.sql" for p in (project / "inputs").glob("*.yaml"))
 
 
 # ---------------------------------------------------------------- one rule for type names
@@ -277,3 +288,143 @@ def test_sort_output_names_match_case_insensitively(tmp_path):
     result = cli(project, "compile", "movie_listing", "--dialect", "trino")
     assert result.exit_code == 0, result.output
     assert 'ORDER BY\n  "PO total" DESC,\n  "Title" ASC,\n' in result.stdout
+
+
+# ---------------------------------------------------------------- what static types catch at validate
+
+
+TYPE_MISTAKES = """name: bad
+from: movie
+fields:
+  - movie.status
+  - {field: movie.title, agg: sum}
+  - {name: t, sql: "avg(movie.title)"}
+  - {name: u, sql: "sum(movie.launch_date)"}
+filters:
+  - "movie.launch_date > 20240101"
+  - "movie.title = {{ n }}"
+  - "movie.launch_date BETWEEN DATE '2024-01-01' AND 5"
+  - "movie.movie_id IN (1, 'x')"
+  - "movie.launch_date < date_add('day', {{ n }}, current_date)"
+  - "movie.title = 'x' AND movie.runtime_min > {{ n }}"
+parameters:
+  n: {type: integer, default: 3}
+"""
+
+
+def test_validate_catches_what_static_types_can(tmp_path, monkeypatch):
+    project = copy_project(tmp_path / "p")
+    (project / "inputs" / "bad.yaml").write_text(TYPE_MISTAKES)
+    movie = project / "datasources" / "movie.yaml"
+    movie.write_text(movie.read_text().replace(
+        "  movie_count: {agg: count}\n", "  movie_count: {agg: count}\n  title_total: {agg: sum, sql: title}\n"))
+    monkeypatch.chdir(project)
+    sums = "use count, count_distinct, min or max, or cast the value to a number"
+    kinds = ("compare a date with a date (DATE '2025-01-31', current_date), a number with a number, "
+             "text with text, or cast(x AS type)")
+    assert cli(project, "validate").stderr.splitlines() == [
+        f"datasources/movie.yaml:20:32: error: measure 'movie.title_total' takes the sum of a varchar value; "
+        f"sum needs numbers ({sums})",
+        f"inputs/bad.yaml:5:5: error: 'movie.title' is varchar: agg: sum needs numbers ({sums})",
+        f"inputs/bad.yaml:6:20: error: column 't' takes the avg of 'movie.title', which is varchar; "
+        f"avg needs numbers ({sums})",
+        f"inputs/bad.yaml:7:20: error: column 'u' takes the sum of 'movie.launch_date', which is date; "
+        f"sum needs numbers ({sums})",
+        f"inputs/bad.yaml:9:5: error: filter 1 compares 'movie.launch_date' (date) with 20240101 (integer); "
+        f"Trino cannot compare date with number ({kinds})",
+        f"inputs/bad.yaml:10:5: error: filter 2 compares 'movie.title' (varchar) with 3 (integer); "
+        f"Trino cannot compare text with number ({kinds})",
+        f"inputs/bad.yaml:11:5: error: filter 3 compares 'movie.launch_date' (date) with 5 (integer); "
+        f"Trino cannot compare date with number ({kinds})",
+        f"inputs/bad.yaml:12:5: error: filter 4 compares 'movie.movie_id' (bigint) with 'x' (varchar); "
+        f"Trino cannot compare number with text ({kinds})",
+        "8 error(s)",
+    ]
+
+
+def test_a_quoted_parameter_is_named_instead_of_a_syntax_error(tmp_path, monkeypatch):
+    project = copy_project(tmp_path / "p")
+    (project / "inputs" / "bad.yaml").write_text(
+        "name: bad\nfrom: movie\nfields: [movie.title]\nfilters:\n  - \"movie.status = '{{ s }}'\"\n"
+        "  - \"movie.runtime_min > '{{n}}'\"\nparameters:\n  s: {type: varchar, default: PHOT}\n"
+        "  n: {type: integer, default: 90}\n")
+    monkeypatch.chdir(project)
+    hint = "is already a SQL literal ('US', DATE '2025-01-31', 42): remove the quotes"
+    assert cli(project, "validate").stderr.splitlines() == [
+        f"inputs/bad.yaml:5:5: error: filter 1 puts parameter 's' inside quotes ({{{{ s }}}} {hint})",
+        f"inputs/bad.yaml:6:5: error: filter 2 puts parameter 'n' inside quotes ({{{{ n }}}} {hint})",
+        "2 error(s)",
+    ]
+
+
+@pytest.mark.parametrize("mode, ok", [("upsert", False), ("append", False), ("replace", True), (None, True)])
+def test_mode_on_a_file_destination(tmp_path, monkeypatch, mode, ok):
+    project = copy_project(tmp_path / "p")
+    text = LISTING_TRACKER.replace("mode: replace\n", f"mode: {mode}\n" if mode else "")
+    (project / "trackers" / "listing.yaml").write_text(text)
+    monkeypatch.chdir(project)
+    result = cli(project, "validate")
+    if ok:
+        assert result.exit_code == 0, result.output
+    else:
+        assert result.stderr.splitlines()[0] == (
+            f"trackers/listing.yaml:6:7: error: mode: {mode} does not apply to a file destination: a file is "
+            f"always written whole (remove `mode`, or write mode: replace)")
+
+
+def test_the_example_project_and_the_fixture_pass_the_type_checks(monkeypatch):
+    from genesis.typecheck import type_problems
+
+    repo = Path(__file__).resolve().parent.parent
+    for root in (repo, repo / "tests" / "fixtures" / "mini"):
+        monkeypatch.chdir(root)
+        assert type_problems(load_project(root)) == []
+
+
+# ---------------------------------------------------------------- CSV: typed values unquoted, text quoted
+
+
+def test_csv_quotes_text_only():
+    from genesis.destinations.file import write_csv_stream
+    from tests.test_file_destination import make_result
+
+    buffer = io.StringIO(newline="")
+    write_csv_stream(make_result(), buffer)
+    assert buffer.getvalue() == (
+        '"movie_id","Title","Budget","Big","Shoot start","Updated","Updated UTC","Active","Shooting","Cast",'
+        '"Share","Score","Link"\r\n'
+        '1,"=SUM(A1:A2)",1234567.50,1234567890123456789012345678.0123456789,2024-03-05,2024-03-05 14:30:00,'
+        '2024-03-05 14:30:00+00:00,true,true,"[""Ana"", ""Bo""]",0.25,1.5,10\r\n'
+        '2,"Quote ""and"", comma\nnew line",,0.0000000000,,2024-03-05 14:30:00.123456,,false,false,"[]",'
+        '0.00001,100000000000000000000,\r\n'
+        '9007199254740993,"-1 or @me +x",-0.01,,1999-12-31,,,,,,NaN,,30\r\n')
+
+
+def test_csv_empty_text_and_null_stay_apart_and_readers_see_numbers():
+    import pyarrow as pa
+
+    from genesis.destinations.file import write_csv_stream
+    from genesis.result import OutputColumn, QueryResult
+
+    table = pa.table({"t": pa.array(["", None, "a"]), "n": pa.array([1, 2, None], pa.int32())})
+    result = QueryResult((OutputColumn("t", "varchar"), OutputColumn("n", "integer")), table)
+    buffer = io.StringIO(newline="")
+    write_csv_stream(result, buffer)
+    assert buffer.getvalue() == '"t","n"\r\n"",1\r\n,2\r\n"a",\r\n'
+    # The standard library's reader reads unquoted fields as numbers under QUOTE_NONNUMERIC
+    # (it cannot read an empty field so, hence the null number is left out here).
+    text = '"t","n"\r\n"",1\r\n"a",2\r\n'
+    table = pa.table({"t": pa.array(["", "a"]), "n": pa.array([1, 2], pa.int32())})
+    buffer = io.StringIO(newline="")
+    write_csv_stream(QueryResult(result.columns, table), buffer)
+    assert buffer.getvalue() == text
+    assert list(csv.reader(io.StringIO(text, newline=""), quoting=csv.QUOTE_NONNUMERIC))[1:] == [
+        ["", 1.0], ["a", 2.0]]
+
+
+def test_run_format_csv_is_the_file_destination_csv(mini, tmp_path):
+    refreshed = cli(mini, "refresh", "listing")
+    assert refreshed.exit_code == 0, refreshed.output
+    ran = cli(mini, "run", "listing", "--format", "csv", "--output", str(tmp_path / "run.csv"))
+    assert ran.exit_code == 0
+    assert (tmp_path / "run.csv").read_bytes() == (mini / "out" / "listing.csv").read_bytes()
