@@ -85,7 +85,7 @@ EXPECTED = {
     'tracker_unknown_input': "trackers/bad.yaml:2:8: error: tracker 'bad' uses unknown input 'movie_listin' (did you mean 'movie_listing'?)",
     'tracker_bad_cron': "trackers/bad.yaml:3:11: error: schedule '61 * * * *' is not a valid cron expression: [61 * * * *] is not acceptable, out of range (five fields: minute hour day-of-month month day-of-week)",
     'tracker_bad_destination_type': "trackers/bad.yaml:3:14: error: destination type must be one of: google_sheets, airtable, file (did you mean 'google_sheets'?)",
-    'tracker_key_not_output': "trackers/bad.yaml:3:6: error: key 'movie.titel' is not an output column of input 'movie_listing' (did you mean 'movie.title'?)",
+    'tracker_key_not_output': "trackers/bad.yaml:3:7: error: key 'movie.titel' is not an output column of input 'movie_listing' (did you mean 'movie.title'?)",
     'tracker_file_extension': "trackers/bad.yaml:3:14: error: file destination 'out/x.txt' must end in one of .csv, .json, .parquet, .xlsx",
     'tracker_unknown_parameter': "trackers/bad.yaml:3:13: error: unknown parameter 'countrys' (given by tracker 'bad') (did you mean 'countries'?)",
     'tracker_sheets_without_key': "trackers/bad.yaml:1:1: error: tracker 'bad' writes to google_sheets in upsert mode and needs a `key` (key: [the reference that identifies a row, e.g. movie.movie_id])",
