@@ -318,9 +318,10 @@ def summary_table(result) -> str:
 @project_option
 @click.option("--format", "fmt", type=click.Choice(["text", "markdown", "json"]), default="text", show_default=True)
 @click.option("--dialect", type=click.Choice(["trino", "duckdb"]), default=None,
-              help="SQL dialect of the diff. Default: the engine of the default target.")
+              help="SQL dialect of the diff. Default: the engine of --target.")
 @click.option("--data", "run_data", is_flag=True, help="Also run the changed trackers at both refs and diff their rows.")
-@click.option("--target", default=None, help="With --data: where the queries run (default: the default target).")
+@click.option("--target", default=None,
+              help="The target under review: its SQL dialect is shown, and --data runs there (default: the default target).")
 @handle_errors
 def diff(base, project_dir, fmt, dialect, run_data, target) -> None:
     """Per tracker: added, removed, SQL changed or unchanged since git REF, and why."""
@@ -346,13 +347,14 @@ def impact(ref, project_dir, fmt) -> None:
 @click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False), help="The folder to write.")
 @project_option
 @click.option("--dialect", type=click.Choice(["trino", "duckdb"]), default=None,
-              help="SQL dialect shown. Default: the engine of the default target.")
+              help="SQL dialect shown. Default: the engine of --target.")
+@click.option("--target", default=None, help="The target whose SQL is shown (default: the default target).")
 @handle_errors
-def docs(out_dir, project_dir, dialect) -> None:
+def docs(out_dir, project_dir, dialect, target) -> None:
     """Write a static HTML catalog of the project (one self-contained folder)."""
     from .docs import build_docs
 
-    index = build_docs(load_valid(project_dir), out_dir, dialect=dialect)
+    index = build_docs(load_valid(project_dir), out_dir, dialect=dialect, target=target)
     click.echo(f"catalog written to {index}", err=True)
 
 

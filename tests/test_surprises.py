@@ -428,3 +428,68 @@ def test_run_format_csv_is_the_file_destination_csv(mini, tmp_path):
     ran = cli(mini, "run", "listing", "--format", "csv", "--output", str(tmp_path / "run.csv"))
     assert ran.exit_code == 0
     assert (tmp_path / "run.csv").read_bytes() == (mini / "out" / "listing.csv").read_bytes()
+
+
+# ---------------------------------------------------------------- SQL of the target under review
+
+
+PROD_TARGET = """  prod:
+    engine: trino
+    trino: {host: trino.example.invalid, port: 443, user: ci, catalog: iceberg, schema: studio}
+"""
+DAYS_INPUT = """name: days_to_shoot
+from: movie
+fields:
+  - movie.movie_id
+  - {name: days, sql: "date_diff('day', current_date, production.shoot_start)"}
+"""
+
+
+@pytest.fixture
+def reviewed_repo(tmp_path):
+    """The gitops test repository with a Trino `prod` target next to the default local one,
+    and, in the working tree only, a tracker whose SQL differs between the dialects."""
+    from tests.test_gitops import git, tracker_yaml, write_project
+
+    root = tmp_path / "repo"
+    root.mkdir()
+    git(root, "init", "-q")
+    project = write_project(root / "analytics")
+    (project / "genesis.yaml").write_text((project / "genesis.yaml").read_text() + PROD_TARGET)
+    git(root, "add", "-A")
+    git(root, "commit", "-q", "-m", "base")
+    (project / "inputs" / "days_to_shoot.yaml").write_text(DAYS_INPUT)
+    (project / "trackers" / "days.yaml").write_text(tracker_yaml("days", "days_to_shoot"))
+    return project
+
+
+def test_diff_shows_the_sql_of_the_target_under_review(reviewed_repo, monkeypatch):
+    monkeypatch.chdir(reviewed_repo.parent)
+    compiled = {dialect: cli(reviewed_repo, "compile", "days", "--dialect", dialect).stdout.rstrip("\n")
+                for dialect in ("trino", "duckdb")}
+    assert compiled["trino"] != compiled["duckdb"]  # else this test could not tell them apart
+    for args, dialect, line in (
+            ([], "duckdb", "SQL shown as target 'local' runs it (DuckDB)"),
+            (["--target", "prod"], "trino", "SQL shown as target 'prod' runs it (Trino)")):
+        report = json.loads(cli(reviewed_repo, "diff", "--base", "main", "--format", "json", *args).stdout)
+        days = next(t for t in report["trackers"] if t["name"] == "days")
+        added = [line[1:] for line in days["sql_diff"].splitlines()[3:]]
+        assert (report["dialect"], report["target"]) == (dialect, args[-1] if args else "local")
+        assert "\n".join(added) == compiled[dialect]
+        markdown = cli(reviewed_repo, "diff", "--base", "main", "--format", "markdown", *args).stdout
+        assert f"_{line}_" in markdown.splitlines()
+        text = cli(reviewed_repo, "diff", "--base", "main", *args).stdout
+        assert text.splitlines()[1] == line
+
+
+def test_docs_show_the_sql_of_the_target_under_review(reviewed_repo, tmp_path):
+    import html
+
+    for args, dialect, line in (([], "duckdb", "SQL shown as target &#39;local&#39; runs it (DuckDB)"),
+                                (["--target", "prod"], "trino", "SQL shown as target &#39;prod&#39; runs it (Trino)")):
+        out = tmp_path / (args[-1] if args else "default")
+        result = cli(reviewed_repo, "docs", "--out", str(out), *args)
+        assert result.exit_code == 0, result.output
+        page = (out / "index.html").read_text()
+        assert line in page or html.unescape(line) in html.unescape(page)
+        assert "DATE_SUB" in page if dialect == "duckdb" else "DATE_SUB" not in page
