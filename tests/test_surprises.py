@@ -493,3 +493,23 @@ def test_docs_show_the_sql_of_the_target_under_review(reviewed_repo, tmp_path):
         page = (out / "index.html").read_text()
         assert line in page or html.unescape(line) in html.unescape(page)
         assert "DATE_SUB" in page if dialect == "duckdb" else "DATE_SUB" not in page
+
+
+# ---------------------------------------------------------------- the demo at scale 10
+
+
+def test_demo_at_scale_10_passes_every_example_check_and_shows_progress(tmp_path):
+    from tests.test_refresh_e2e import copy_example
+
+    project = copy_example(tmp_path / "example")
+    demo = cli(project, "demo", "--scale", "10")
+    assert demo.exit_code == 0, demo.output
+    progress = demo.stderr.splitlines()
+    assert progress[0] == "generating the sample studio at scale 10 ..."
+    assert [line.split("]")[0] for line in progress[1:]] == [f"[{i}/8" for i in range(1, 9)]
+    assert all(" rows)" in line for line in progress[1:])
+    refreshed = cli(project, "refresh", "--all", "--dry-run", "--format", "json")
+    report = json.loads(refreshed.stdout)
+    assert [(t["tracker"], t["status"], t["error"]) for t in report["trackers"] if t["status"] != "checked"] == []
+    assert len(report["trackers"]) == len(list((project / "trackers").glob("*.yaml")))
+    assert refreshed.exit_code == 0
