@@ -6,14 +6,14 @@ without this pass a project could validate locally and fail in production:
 - `sum` / `avg` over text, dates or booleans (a measure, a field's `agg:`, or a call in a
   computed column or filter);
 - a comparison (`=`, `<`, `BETWEEN`, `IN`, ...) between values of kinds Trino does not
-  compare: a number with a date, text or boolean; a date with a boolean; text with a boolean;
+  compare without a cast (it has no implicit coercion between them: "Cannot apply operator:
+  date < varchar(10)"): numbers, text, dates and booleans each only with their own kind;
 - a parameter written inside quotes (`'{{ n }}'`): its value is already a SQL literal;
 - `mode: upsert` / `append` on a file destination, which is always written whole.
 
 Types come from the declarations (fields, measures, parameters) and from the static
 inference in genesis.compiler.typing; where a type cannot be told, nothing is reported
-(the engine remains the judge). A comparison of text with a date is not reported: Trino
-compares a date with a date-shaped text literal.
+(the engine remains the judge).
 """
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ from .model import DataSource, Input, Project, Tracker
 
 _COMPARISONS = (exp.EQ, exp.NEQ, exp.GT, exp.GTE, exp.LT, exp.LTE, exp.NullSafeEQ, exp.NullSafeNEQ)
 _NOT_COMPARABLE = {frozenset(pair) for pair in (("number", "date"), ("number", "text"), ("number", "boolean"),
-                                                 ("date", "boolean"), ("text", "boolean"))}
+                                                 ("date", "boolean"), ("text", "boolean"), ("date", "text"))}
 _QUOTED_PARAMETER = re.compile(r"""(['"])[^'"]*?\{\{\s*([A-Za-z_][A-Za-z0-9_]*)[^}]*\}\}[^'"]*?\1""")
 _SUMMING = {"sum": exp.Sum, "avg": exp.Avg}
 

@@ -307,6 +307,7 @@ filters:
   - "movie.movie_id IN (1, 'x')"
   - "movie.launch_date < date_add('day', {{ n }}, current_date)"
   - "movie.title = 'x' AND movie.runtime_min > {{ n }}"
+  - "movie.launch_date >= '2024-01-01'"
 parameters:
   n: {type: integer, default: 3}
 """
@@ -338,7 +339,9 @@ def test_validate_catches_what_static_types_can(tmp_path, monkeypatch):
         f"Trino cannot compare date with number ({kinds})",
         f"inputs/bad.yaml:12:5: error: filter 4 compares 'movie.movie_id' (bigint) with 'x' (varchar); "
         f"Trino cannot compare number with text ({kinds})",
-        "8 error(s)",
+        f"inputs/bad.yaml:15:5: error: filter 7 compares 'movie.launch_date' (date) with '2024-01-01' (varchar); "
+        f"Trino cannot compare date with text ({kinds})",
+        "9 error(s)",
     ]
 
 
