@@ -35,7 +35,7 @@ from .model import DataSource, Input, Project, Tracker
 _COMPARISONS = (exp.EQ, exp.NEQ, exp.GT, exp.GTE, exp.LT, exp.LTE, exp.NullSafeEQ, exp.NullSafeNEQ)
 _NOT_COMPARABLE = {frozenset(pair) for pair in (("number", "date"), ("number", "text"), ("number", "boolean"),
                                                  ("date", "boolean"), ("text", "boolean"), ("date", "text"))}
-_QUOTED_PARAMETER = re.compile(r"""(['"])[^'"]*?\{\{\s*([A-Za-z_][A-Za-z0-9_]*)[^}]*\}\}[^'"]*?\1""")
+_PARAMETER = re.compile(r"\{\{\s*([A-Za-z_][A-Za-z0-9_]*)")
 _SUMMING = {"sum": exp.Sum, "avg": exp.Avg}
 
 
@@ -99,7 +99,7 @@ def _input_problems(project: Project, inp: Input) -> Iterator[GenesisError]:
     if literals is None:
         return
     for text, loc, what in _user_sql(inp):
-        if not _QUOTED_PARAMETER.search(text):  # reported by quoted_parameters
+        if _quoted_parameter(text) is None:  # else reported by quoted_parameters
             yield from _expression_problems(project, inp, text, loc, what, literals)
 
 
@@ -111,13 +111,33 @@ def quoted_parameters(inp: Input) -> list[GenesisError]:
     """
     problems = []
     for text, loc, what in _user_sql(inp):
-        quoted = _QUOTED_PARAMETER.search(text)
-        if quoted:
-            name = quoted.group(2)
+        name = _quoted_parameter(text)
+        if name is not None:
             problems.append(GenesisError(
                 f"{what} puts parameter '{name}' inside quotes", loc,
                 f"{{{{ {name} }}}} is already a SQL literal ('US', DATE '2025-01-31', 42): remove the quotes"))
     return problems
+
+
+def _quoted_parameter(text: str) -> str | None:
+    """The first parameter whose `{{ }}` sits inside a '...' or "..." of the SQL text."""
+    quote = None
+    index = 0
+    while index < len(text):
+        char = text[index]
+        if quote is None and char in "'\"":
+            quote = char
+        elif char == quote:
+            if text[index + 1:index + 2] == quote:  # '' inside '...': an escaped quote
+                index += 1
+            else:
+                quote = None
+        elif quote is not None and text.startswith("{{", index):
+            found = _PARAMETER.match(text, index)
+            if found:
+                return found.group(1)
+        index += 1
+    return None
 
 
 def _user_sql(inp: Input) -> list[tuple[str, Location | None, str]]:

@@ -345,6 +345,16 @@ def test_validate_catches_what_static_types_can(tmp_path, monkeypatch):
     ]
 
 
+@pytest.mark.parametrize("text, name", [
+    ("movie.status = '{{ s }}'", "s"), ('movie.x > "{{n}}"', "n"), ("movie.t = 'it''s {{ s }}'", "s"),
+    ("date_add('day', -{{ n }}, DATE '1998-12-01') > movie.d", None), ("movie.t = 'it''s' AND {{ b }}", None),
+])
+def test_quoted_parameter_scanner(text, name):
+    from genesis.typecheck import _quoted_parameter
+
+    assert _quoted_parameter(text) == name
+
+
 def test_a_quoted_parameter_is_named_instead_of_a_syntax_error(tmp_path, monkeypatch):
     project = copy_project(tmp_path / "p")
     (project / "inputs" / "bad.yaml").write_text(
@@ -379,7 +389,7 @@ def test_the_example_project_and_the_fixture_pass_the_type_checks(monkeypatch):
     from genesis.typecheck import type_problems
 
     repo = Path(__file__).resolve().parent.parent
-    for root in (repo, repo / "tests" / "fixtures" / "mini"):
+    for root in (repo, repo / "tests" / "fixtures" / "mini", repo / "tests" / "tpch" / "project"):
         monkeypatch.chdir(root)
         assert type_problems(load_project(root)) == []
 
