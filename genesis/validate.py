@@ -30,31 +30,44 @@ def validate_project(project: Project, errors: ErrorCollector | None = None) -> 
         _check_datasource(project, ds, datasource_errors)
     errors.extend(datasource_errors.errors)
     if not datasource_errors.errors and not project.broken.get("datasource"):
-        input_errors: dict[tuple, GenesisError] = {}
-        users: dict[tuple, set[str]] = {}
-        failed = set()
-        for name in project.inputs:
-            found = ErrorCollector()
-            _collect(found, lambda: compile_input(project, name))
-            quoted = quoted_parameters(project.inputs[name])
-            if quoted:  # said plainly, in place of what the parser makes of the quotes
-                places = {str(error.location) for error in quoted}
-                found.errors = quoted + [e for e in found.errors if str(e.location) not in places]
-            for error in found.errors:
-                input_errors.setdefault(_identity(error), error)
-            if found.errors:
-                failed.add(name)
-        errors.extend(type_problems(project, frozenset(failed)))
-        for tracker in sorted(project.trackers.values(), key=lambda t: t.name):
-            if tracker.input in project.broken.get("input", ()):
-                continue
-            for error in tracker_problems(project, tracker):
-                if _identity(error) in input_errors:  # the input's own problem: reported once
-                    users.setdefault(_identity(error), set()).add(tracker.name)
-                else:
-                    errors.extend([error])
-        errors.extend(_with_trackers(error, users.get(key, set())) for key, error in input_errors.items())
+        input_errors, failed = _input_problems(project)
+        errors.extend(type_problems(project, failed))
+        errors.extend(_tracker_problems_once(project, input_errors))
     errors.raise_if_any()
+
+
+def _input_problems(project: Project) -> tuple[dict[tuple, GenesisError], frozenset[str]]:
+    """Each input's compile errors (by identity) and the inputs that did not compile."""
+    problems: dict[tuple, GenesisError] = {}
+    failed = set()
+    for name in project.inputs:
+        found = ErrorCollector()
+        _collect(found, lambda: compile_input(project, name))
+        quoted = quoted_parameters(project.inputs[name])
+        if quoted:  # said plainly, in place of what the parser makes of the quotes
+            places = {str(error.location) for error in quoted}
+            found.errors = quoted + [e for e in found.errors if str(e.location) not in places]
+        for error in found.errors:
+            problems.setdefault(_identity(error), error)
+        if found.errors:
+            failed.add(name)
+    return problems, frozenset(failed)
+
+
+def _tracker_problems_once(project: Project, input_errors: dict[tuple, GenesisError]) -> list[GenesisError]:
+    """Every tracker's problems, where an input's own problem (which each of its trackers
+    meets again) is one error naming the trackers it breaks, not one per tracker."""
+    errors: list[GenesisError] = []
+    users: dict[tuple, set[str]] = {}
+    for tracker in sorted(project.trackers.values(), key=lambda t: t.name):
+        if tracker.input in project.broken.get("input", ()):
+            continue
+        for error in tracker_problems(project, tracker):
+            if _identity(error) in input_errors:
+                users.setdefault(_identity(error), set()).add(tracker.name)
+            else:
+                errors.append(error)
+    return errors + [_with_trackers(error, users.get(key, set())) for key, error in input_errors.items()]
 
 
 class InputError(GenesisError):

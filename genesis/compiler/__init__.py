@@ -117,7 +117,7 @@ def _compile_input(project: Project, name: str, params: Mapping[str, Any] | None
     if inp.root not in project.datasources:
         raise GenesisError(f"input '{name}' reads from unknown data source '{inp.root}'",
                            inp.locs.get("from", inp.loc), did_you_mean(inp.root, project.datasources))
-    # The command line wins over the tracker (as dbt's --vars do); see param_overrides.
+    # The command line wins over the tracker (as dbt's --vars do); see name_notes.
     sources = [("--param", params or {}, None)]
     if tracker is not None:
         sources.append((f"tracker '{tracker.name}'", tracker.parameters, tracker.locs.get("parameters", tracker.loc)))
