@@ -52,7 +52,8 @@ project_option = click.option(
 
 def param_option(command):
     return click.option("--param", "params", multiple=True, metavar="NAME=VALUE",
-                        help="A parameter value (repeatable); lists as a,b,c or JSON.")(command)
+                        help="A parameter value (repeatable; wins over the tracker's); lists as a,b,c or JSON."
+                        )(command)
 
 
 def parse_params(items) -> dict:
@@ -288,8 +289,7 @@ def refresh(trackers, project_dir, all_, due, window, target, dry_run, fmt, para
         click.echo(("\r\x1b[K" if live else "") + line, err=True)
 
     values = parse_params(params)
-    if fmt != "json":
-        note_overrides(project, [f"tracker:{t.name}" for t in chosen], values)
+    note_overrides(project, [f"tracker:{t.name}" for t in chosen], values)  # stderr, in every format
     result = run_refresh(project, chosen, target=target, dry_run=dry_run, progress=progress, params=values)
     if fmt == "json":
         click.echo(json.dumps(result.to_json(), indent=2, default=str))
@@ -321,7 +321,8 @@ def summary_table(result) -> str:
               help="SQL dialect of the diff. Default: the engine of --target.")
 @click.option("--data", "run_data", is_flag=True, help="Also run the changed trackers at both refs and diff their rows.")
 @click.option("--target", default=None,
-              help="The target under review: its SQL dialect is shown, and --data runs there (default: the default target).")
+              help="The target under review: its SQL dialect is shown, and --data runs there "
+                   "(default: the default target).")
 @handle_errors
 def diff(base, project_dir, fmt, dialect, run_data, target) -> None:
     """Per tracker: added, removed, SQL changed or unchanged since git REF, and why."""

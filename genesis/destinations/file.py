@@ -220,7 +220,8 @@ def _csv_quote(text: str) -> str:
 def _csv_field(column: pa.Array, column_type: str) -> pa.Array:
     """The column as CSV fields (null stays null: an empty field)."""
     if column_type in _QUOTED or is_array(column_type) or not column_type:
-        text = column if column_type in _QUOTED and pa.types.is_string(column.type) else _typed_text(column, column_type)
+        native = column_type in _QUOTED and pa.types.is_string(column.type)
+        text = column if native else _typed_text(column, column_type)
         return pc.binary_join_element_wise('"', pc.replace_substring(text, '"', '""'), '"', "")
     if column_type in _NATIVE_TEXT:
         return pc.cast(column, pa.string())
