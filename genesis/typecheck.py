@@ -36,7 +36,7 @@ _COMPARISONS = (exp.EQ, exp.NEQ, exp.GT, exp.GTE, exp.LT, exp.LTE, exp.NullSafeE
 _NOT_COMPARABLE = {frozenset(pair) for pair in (("number", "date"), ("number", "text"), ("number", "boolean"),
                                                  ("date", "boolean"), ("text", "boolean"), ("date", "text"))}
 _PARAMETER = re.compile(r"\{\{\s*([A-Za-z_][A-Za-z0-9_]*)")
-_SUMMING = {"sum": exp.Sum, "avg": exp.Avg}
+_SUMMING = ("sum", "avg")  # the aggregates that need numbers
 
 
 def type_problems(project: Project, skip_inputs: frozenset[str] = frozenset()) -> list[GenesisError]:
