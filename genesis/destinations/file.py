@@ -242,14 +242,16 @@ def _joined_lines(fields: list[pa.Array]) -> str:
 
 def _typed_text(column: pa.Array, column_type: str) -> pa.Array:
     """A column as the text `raw_text` gives (nulls stay null)."""
-    values = column.to_pylist()
     if is_decimal(column_type) and pa.types.is_decimal(column.type):
-        texts = pc.cast(column, pa.string()).to_pylist()
+        texts = pc.cast(column, pa.string())
         # Arrow writes a zero with a scale as "0E-2"; those few go the exact way.
-        texts = [csv_text(v, column_type) if t and "E" in t else t for v, t in zip(values, texts)]
-    else:
-        texts = [None if v is None else csv_text(v, column_type) for v in values]
-    return pa.array(texts, pa.string())
+        exponent = pc.match_substring(texts, "E")
+        if not pc.any(exponent).as_py():
+            return texts
+        fixed = [csv_text(v, column_type) if e else t
+                 for v, t, e in zip(column.to_pylist(), texts.to_pylist(), exponent.to_pylist())]
+        return pa.array(fixed, pa.string())
+    return pa.array([None if v is None else csv_text(v, column_type) for v in column.to_pylist()], pa.string())
 
 
 def csv_text(value: Any, column_type: str) -> str:
