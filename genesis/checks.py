@@ -6,6 +6,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from .compiler import CompiledQuery
+from .errors import Location
 from .model import Checks
 from .result import QueryResult
 from .text import plural
@@ -13,24 +14,34 @@ from .text import plural
 
 def failed_checks(result: QueryResult, checks: Checks, compiled: CompiledQuery) -> list[str]:
     """One sentence per failed check; an empty list means the result may be written."""
+    return [text for text, _ in located_failures(result, checks, compiled)]
+
+
+def located_failures(result: QueryResult, checks: Checks,
+                     compiled: CompiledQuery) -> list[tuple[str, Location]]:
+    """Each failed check's sentence with where that check is written (its own line)."""
     problems = []
     rows = result.table.num_rows
     if checks.min_rows is not None and rows < checks.min_rows:
-        problems.append(f"min_rows: {plural(rows, 'row')}, at least {checks.min_rows} expected")
+        problems.append((f"min_rows: {plural(rows, 'row')}, at least {checks.min_rows} expected",
+                         checks.loc_of("min_rows")))
     if checks.max_rows is not None and rows > checks.max_rows:
-        problems.append(f"max_rows: {plural(rows, 'row')}, at most {checks.max_rows} expected")
-    for reference in checks.not_null:
+        problems.append((f"max_rows: {plural(rows, 'row')}, at most {checks.max_rows} expected",
+                         checks.loc_of("max_rows")))
+    for index, reference in enumerate(checks.not_null):
         name = compiled.column_for(reference).name
         nulls = result.table.column(name).null_count
         if nulls:
-            problems.append(f"not_null: {plural(nulls, 'row')} {'has' if nulls == 1 else 'have'} no value in '{name}'")
+            problems.append((f"not_null: {plural(nulls, 'row')} {'has' if nulls == 1 else 'have'} no value in '{name}'",
+                             checks.loc_of("not_null", index)))
     if checks.unique:
         names = [compiled.column_for(r).name for r in checks.unique]
         duplicates = duplicate_keys(result.table, names)
         if duplicates:
             shown = ", ".join(str(d) for d in duplicates[:3])
-            problems.append(f"unique: {plural(len(duplicates), 'value')} of {', '.join(names)} "
-                            f"{'repeats' if len(duplicates) == 1 else 'repeat'}, e.g. {shown}")
+            problems.append((f"unique: {plural(len(duplicates), 'value')} of {', '.join(names)} "
+                             f"{'repeats' if len(duplicates) == 1 else 'repeat'}, e.g. {shown}",
+                             checks.loc_of("unique")))
     return problems
 
 

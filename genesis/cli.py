@@ -63,7 +63,8 @@ def target_option(help_text: str = "The target (from genesis.yaml) to use. Defau
 
 def param_option(command):
     return click.option("--param", "params", multiple=True, metavar="NAME=VALUE",
-                        help="A parameter value (repeatable); lists as a,b,c or JSON.")(command)
+                        help="A parameter value (repeatable; wins over the tracker's); lists as a,b,c or JSON."
+                        )(command)
 
 
 def selection_options(command):
@@ -85,6 +86,16 @@ def parse_params(items) -> dict:
         name, value = item.split("=", 1)
         params[name.strip()] = value
     return params
+
+
+def note_overrides(project, names, params: dict) -> None:
+    """Say on stderr which --param replaces a value a tracker sets (the command line wins),
+    and which of a tracker and an input sharing a NAME was taken."""
+    from .compiler import name_notes
+
+    for name in names:
+        for note in name_notes(project, name, params):
+            click.echo(note, err=True)
 
 
 def load(project_dir: str):
@@ -185,7 +196,8 @@ def validate(project_dir: str, fmt: str, target: str | None, catalog_check: bool
 @click.option("--dialect", type=click.Choice(["trino", "duckdb"]), default=None,
               help="SQL dialect to print. Default: the engine of the target.")
 @click.option("--all", "all_", is_flag=True, help="Compile every tracker and input (needs --out).")
-@click.option("--out", "out_dir", type=click.Path(file_okay=False), help="With --all: write DIR/<name>.sql.")
+@click.option("--out", "out_dir", type=click.Path(file_okay=False),
+              help="With --all: write DIR/trackers/<name>.sql and DIR/inputs/<name>.sql.")
 @target_option("Whose engine decides the default dialect. Default: default_target.")
 @param_option
 @handle_errors
@@ -211,20 +223,23 @@ def compile(name, project_dir, dialect, all_, out_dir, target, params) -> None: 
         if not out_dir:
             raise GenesisError("--all needs --out DIR")
         out = Path(out_dir)
-        out.mkdir(parents=True, exist_ok=True)
         written = 0
-        for tracker in sorted(project.trackers):
-            (out / f"{tracker}.sql").write_text(compile_tracker(project, tracker).sql(dialect) + "\n")
-            written += 1
-        for inp in sorted(project.inputs):
-            if inp not in project.trackers:
-                (out / f"{inp}.sql").write_text(compile_input(project, inp).sql(dialect) + "\n")
+        # DIR/trackers/NAME.sql and DIR/inputs/NAME.sql, as the YAML is laid out: a tracker
+        # and an input of the same name cannot overwrite each other.
+        for kind, names, compile_one in (("trackers", project.trackers, compile_tracker),
+                                         ("inputs", project.inputs, compile_input)):
+            (out / kind).mkdir(parents=True, exist_ok=True)
+            for each in sorted(names):
+                (out / kind / f"{each}.sql").write_text(compile_one(project, each).sql(dialect) + "\n")
                 written += 1
-        click.echo(f"wrote {written} SQL files to {out}", err=True)
+        click.echo(f"wrote {written} SQL files to {out}/trackers and {out}/inputs", err=True)
         return
     if not name:
         raise GenesisError("name an input or tracker, or use --all --out DIR")
-    click.echo(compile_name(project, name, parse_params(params)).sql(dialect))
+    values = parse_params(params)
+    sql = compile_name(project, name, values).sql(dialect)
+    note_overrides(project, [name], values)
+    click.echo(sql)
 
 
 @main.command()
@@ -258,7 +273,9 @@ def run(name, project_dir, target, fmt, output, max_rows, wide, params) -> None:
     from .api import run_query
 
     project = load(project_dir)
-    result = run_query(project, name, target=target, params=parse_params(params))
+    values = parse_params(params)
+    result = run_query(project, name, target=target, params=values)
+    note_overrides(project, [name], values)
     if fmt == "table":
         from .preview import render_table
 
@@ -273,7 +290,11 @@ def run(name, project_dir, target, fmt, output, max_rows, wide, params) -> None:
         (write_csv_stream if fmt == "csv" else write_json_stream)(result, buffer)
         text = buffer.getvalue()
     if output:
-        Path(output).write_text(text, encoding="utf-8")
+        try:  # as file destinations do: the folder is created
+            Path(output).parent.mkdir(parents=True, exist_ok=True)
+            Path(output).write_text(text, encoding="utf-8", newline="")
+        except OSError as exc:
+            raise GenesisError(f"cannot write {output}: {(exc.strerror or str(exc)).lower()}") from None
         click.echo(f"{result.table.num_rows} rows written to {output}", err=True)
     else:
         click.echo(text, nl=False)
@@ -309,7 +330,7 @@ def demo(project_dir, target, scale, seed) -> None:
         raise GenesisError(f"target '{chosen.name}' is not a local (duckdb) target; demo builds a local warehouse")
     path = warehouse_dir(project, render_settings(chosen))
     started = time.perf_counter()
-    counts = build_demo(path, scale=scale, seed=seed)
+    counts = build_demo(path, scale=scale, seed=seed, progress=lambda line: click.echo(line, err=True))
     from .history import history_enabled, open_history
 
     if history_enabled(project, chosen):  # the run history exists before the first refresh reads it
@@ -337,8 +358,10 @@ def demo(project_dir, target, scale, seed) -> None:
 @click.option("--dry-run", is_flag=True, help="Compile, run and check, but write nothing.")
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True,
               help="text: progress on stderr and a summary; json: one report document.")
+@param_option
 @handle_errors
-def refresh(trackers, project_dir, all_, select, exclude, due, window, jobs, shard, target, dry_run, fmt) -> None:
+def refresh(trackers, project_dir, all_, select, exclude, due, window, jobs, shard, target, dry_run, fmt,
+            params) -> None:
     """Run trackers and write their destinations.
 
     Each tracker is compiled, run, checked and written; a failed query or check writes
@@ -355,6 +378,7 @@ def refresh(trackers, project_dir, all_, select, exclude, due, window, jobs, sha
       genesis refresh --select owner:finance --exclude destination:airtable
       genesis refresh --select input:late_purchase_orders --format json
       genesis refresh --due --jobs 8 --shard 1/4 --target prod
+      genesis refresh movies-in-photography --param countries=US,CA
     """
     from .refresh import refresh as run_refresh
     from .refresh import select_trackers
@@ -379,11 +403,13 @@ def refresh(trackers, project_dir, all_, select, exclude, due, window, jobs, sha
             for warning in warnings:
                 click.echo(f"warning: {warning}", err=True)
         return
+    values = parse_params(params)
+    note_overrides(project, [f"tracker:{t.name}" for t in chosen], values)  # stderr, in every format
     progress = None if fmt == "json" else Progress(len(chosen), functools.partial(click.echo, err=True),
                                                    live=sys.stderr.isatty())
     with stop_on_signals() as stop:  # Ctrl-C / SIGTERM: finish the writes under way, then report
         result = run_refresh(project, chosen, target=target, dry_run=dry_run, progress=progress,
-                             jobs=min(jobs, len(chosen)), stop=stop)
+                             jobs=min(jobs, len(chosen)), stop=stop, params=values)
     if fmt == "json":
         click.echo(json.dumps(result.to_json(), indent=2, default=str))
     else:
@@ -397,9 +423,10 @@ def refresh(trackers, project_dir, all_, select, exclude, due, window, jobs, sha
 @click.option("--format", "fmt", type=click.Choice(["text", "markdown", "json"]), default="text", show_default=True,
               help="markdown is sized for a pull-request comment; json is for tools.")
 @click.option("--dialect", type=click.Choice(["trino", "duckdb"]), default=None,
-              help="SQL dialect of the diff. Default: the engine of the default target.")
+              help="SQL dialect of the diff. Default: the engine of --target.")
 @click.option("--data", "run_data", is_flag=True, help="Also run the changed trackers at both refs and diff their rows.")
-@target_option("With --data: where the queries run. Default: default_target.")
+@target_option("The target under review: its SQL dialect is shown, and --data runs there. "
+               "Default: default_target.")
 @handle_errors
 def diff(base, project_dir, fmt, dialect, run_data, target) -> None:
     """What a change does to every tracker, against a git ref.
@@ -447,21 +474,23 @@ def impact(ref, project_dir, fmt) -> None:
 @click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False), help="The folder to write.")
 @project_option
 @click.option("--dialect", type=click.Choice(["trino", "duckdb"]), default=None,
-              help="SQL dialect shown. Default: the engine of the default target.")
+              help="SQL dialect shown. Default: the engine of --target.")
+@target_option("The target whose SQL is shown. Default: default_target.")
 @handle_errors
-def docs(out_dir, project_dir, dialect) -> None:
+def docs(out_dir, project_dir, dialect, target) -> None:
     """Write a searchable HTML catalog of the project.
 
     One self-contained folder (DIR/index.html): data sources, fields, inputs and trackers
-    with descriptions, which trackers use each field, and their SQL.
+    with descriptions, which trackers use each field, and their SQL as --target runs it.
 
     \b
     Examples:
       genesis docs --out site/
+      genesis docs --out site/ --target prod
     """
     from .docs import build_docs
 
-    index = build_docs(load_valid(project_dir), out_dir, dialect=dialect)
+    index = build_docs(load_valid(project_dir), out_dir, dialect=dialect, target=target)
     click.echo(f"catalog written to {index}", err=True)
 
 

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from decimal import Decimal
 from pathlib import Path
+from typing import Callable
 
 import pyarrow as pa
 
@@ -120,12 +121,19 @@ class _Ctx:
 
 
 def build_demo(warehouse_dir: str | Path, *, scale: int = 1, seed: int = 42,
-               today: date | None = None) -> dict[str, int]:
-    """Write the sample studio warehouse (overwriting earlier runs); returns table -> row count."""
+               today: date | None = None, progress: Callable[[str], None] | None = None) -> dict[str, int]:
+    """Write the sample studio warehouse (overwriting earlier runs); returns table -> row count.
+
+    `progress` receives one line per step: at --scale 10 the build takes several seconds,
+    and a silent command looks hung.
+    """
+    say = progress or (lambda line: None)
+    say(f"generating the sample studio at scale {scale} ...")
     tables = generate(scale=scale, seed=seed, today=today)
     counts = {}
-    for name, data in tables.items():
+    for index, (name, data) in enumerate(tables.items(), 1):
         full = f"{NAMESPACE}.{name}"
+        say(f"[{index}/{len(tables)}] writing {full} ({data.num_rows:,} rows)")
         warehouse.write_table(warehouse_dir, full, data, mode="overwrite")
         counts[full] = data.num_rows
     return counts

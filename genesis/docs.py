@@ -45,22 +45,30 @@ class Usage:
         return sorted(self.inputs.get(key, ()))
 
 
+_DIALECT_NAMES = {"trino": "Trino", "duckdb": "DuckDB"}
+
+
 def build_docs(project: Project, out_dir: str | Path, *, dialect: str | None = None,
-               generated_at: datetime | None = None) -> Path:
-    """Write DIR/index.html (the whole catalog) and return its path."""
+               generated_at: datetime | None = None, target: str | None = None) -> Path:
+    """Write DIR/index.html (the whole catalog) and return its path.
+
+    The SQL is shown as `target` (default: the default target) runs it, and the page says
+    which target and dialect; `dialect` overrides only the printing.
+    """
     from .config import get_target
 
-    dialect = dialect or get_target(project).engine
+    reviewed = get_target(project, target)
+    dialect = dialect or reviewed.engine
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    html = render_catalog(project, dialect, generated_at or datetime.now(timezone.utc))
+    html = render_catalog(project, dialect, generated_at or datetime.now(timezone.utc), reviewed.name)
     index = out / "index.html"
     index.write_text(html, encoding="utf-8")
     (out / ".nojekyll").write_text("")  # published as is: no static-site processing
     return index
 
 
-def render_catalog(project: Project, dialect: str, generated_at: datetime) -> str:
+def render_catalog(project: Project, dialect: str, generated_at: datetime, target: str | None = None) -> str:
     from .status import catalog_runs
 
     compiled_inputs, compiled_trackers, problems = _compile_all(project)
@@ -69,6 +77,9 @@ def render_catalog(project: Project, dialect: str, generated_at: datetime) -> st
     context = {
         "project": project.config.name,
         "dialect": dialect,
+        "dialect_label": _DIALECT_NAMES.get(dialect, dialect),
+        "sql_shown": (f"SQL shown as target '{target}' runs it ({_DIALECT_NAMES.get(dialect, dialect)})" if target
+                      else f"SQL shown in the {_DIALECT_NAMES.get(dialect, dialect)} dialect"),
         "generated_at": generated_at.strftime("%Y-%m-%d %H:%M UTC"),
         "datasources": [_datasource_view(ds, usage) for ds in _sorted(project.datasources)],
         "inputs": [_input_view(project, inp, compiled_inputs.get(inp.name), usage, dialect)

@@ -247,16 +247,21 @@ def diff_against(project_dir: str | Path, base: str, *, dialect: str | None = No
     from .config import get_target
 
     head = load_project(project_dir)
-    dialect = dialect or get_target(head).engine
+    # The SQL is shown as the target under review runs it: `data_target` (--target) or the
+    # default target; --dialect overrides only the printing.
+    reviewed = get_target(head, data_target)
+    dialect = dialect or reviewed.engine
     try:
         with project_at(base, project_dir) as base_project:
             report = diff_projects(base_project, head, base, dialect)
     except BaseLoadError as exc:
         report = diff_projects(None, head, base, dialect)
+        report.target = reviewed.name
         report.base_error = exc.message
         for change in report.trackers:
             change.because = []  # "new" would be wrong: the base could not be read
         return report
+    report.target = reviewed.name
     report.base_missing = base_project is None
     if run_data and base_project is not None:
         add_row_diffs(report, base_project, head, data_target)
@@ -713,7 +718,7 @@ def summary_line(report: DiffReport) -> str:
 
 
 def _text(report: DiffReport) -> str:
-    out = [f"genesis diff: {summary_line(report)}"]
+    out = [f"genesis diff: {summary_line(report)}", dialect_line(report)]
     out += _preamble(report)
     for change in report.trackers:
         if change.status == "unchanged" and not change.notes:
@@ -732,6 +737,17 @@ def _text(report: DiffReport) -> str:
     if unchanged:
         out += ["", "unchanged: " + ", ".join(unchanged)]
     return "\n".join(out)
+
+
+def dialect_line(report: DiffReport) -> str:
+    """Which SQL the diff shows: the reviewed target's dialect, said so in every format."""
+    engine = DIALECT_NAMES.get(report.dialect, report.dialect)
+    if report.target is None:
+        return f"SQL shown in the {engine} dialect"
+    return f"SQL shown as target '{report.target}' runs it ({engine})"
+
+
+DIALECT_NAMES = {"trino": "Trino", "duckdb": "DuckDB"}
 
 
 def _preamble(report: DiffReport) -> list[str]:
@@ -774,7 +790,8 @@ def _markdown(report: DiffReport, max_chars: int, max_rows: int = 100) -> str:
     counts = report.counts()
     bold = [f"**{counts[s]} {s}**" if counts[s] and s != "unchanged" else f"{counts[s]} {s}"
             for s in STATUSES if counts[s] or s in ("changed", "unchanged")]
-    out = [f"**Genesis diff** against `{_md(report.base)}`: " + ", ".join(bold), ""]
+    out = [f"**Genesis diff** against `{_md(report.base)}`: " + ", ".join(bold), "",
+           f"_{_md(dialect_line(report))}_", ""]
     out += [f"> {_md(line)}" for line in _preamble(report)]
     listed = [c for c in report.trackers if c.status != "unchanged" or c.notes]
     if listed:

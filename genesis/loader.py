@@ -15,6 +15,7 @@ from typing import Any
 import yaml
 
 from .errors import GenesisError, Location
+from .yaml_errors import yaml_syntax_error
 
 
 class YamlMap(dict):
@@ -115,10 +116,7 @@ def load_yaml_text(text: str, path: str) -> Any:
     try:
         node = yaml.compose(text, Loader=_Loader)
     except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        loc = _location(path, mark) if mark else Location(path)
-        problem = exc.problem or exc.context or "invalid YAML"
-        raise GenesisError(f"invalid YAML: {problem}", loc) from None
+        raise yaml_syntax_error(exc, text, path) from None
     except yaml.YAMLError as exc:  # e.g. several documents in one file
         raise GenesisError(f"invalid YAML: {exc}", Location(path, 1, 1)) from None
     if node is None:
@@ -126,8 +124,7 @@ def load_yaml_text(text: str, path: str) -> Any:
     try:
         return _Builder(path).build(node)
     except yaml.constructor.ConstructorError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        raise GenesisError(f"invalid YAML: {exc.problem}", _location(path, mark)) from None
+        raise yaml_syntax_error(exc, text, path) from None
     except (ValueError, TypeError, OverflowError) as exc:
         raise GenesisError(f"invalid YAML value: {exc}", _location(path, node.start_mark)) from None
 

@@ -143,7 +143,16 @@ class Checks:
     unique: tuple[str, ...] = ()
     not_null: tuple[str, ...] = ()
     loc: Location = Location("")
+    locs: Mapping[str, Location] = field(default_factory=dict)  # check name -> where its value is
+    item_locs: Mapping[str, tuple[Location, ...]] = field(default_factory=dict)  # unique/not_null items
     fresh: Fresh | None = None
+
+    def loc_of(self, check: str, index: int | None = None) -> Location:
+        """Where a check (or one item of `unique` / `not_null`) is written; the checks block otherwise."""
+        items = self.item_locs.get(check, ())
+        if index is not None and 0 <= index < len(items):
+            return items[index]
+        return self.locs.get(check, self.loc)
 
 
 @dataclass(frozen=True)
@@ -163,6 +172,12 @@ class Tracker:
     path: str = ""
     loc: Location = Location("")
     locs: Mapping[str, Location] = field(default_factory=dict)  # where each top-level key's value is
+    key_locs: tuple[Location, ...] = ()  # where each `key` item is
+
+    def key_loc(self, index: int) -> Location:
+        if 0 <= index < len(self.key_locs):
+            return self.key_locs[index]
+        return self.locs.get("key", self.loc)
 
 
 @dataclass(frozen=True)

@@ -111,9 +111,7 @@ def _load_config(root: Path, errors: ErrorCollector) -> Config:
 def _type(value: str, where: Location, errors: ErrorCollector) -> str | None:
     canonical = types.normalize_type(value)
     if canonical is None:
-        errors.add(f"unknown type '{value}'", where,
-                   "use a Trino type: varchar, boolean, integer, bigint, double, decimal(p,s), date, "
-                   "timestamp, timestamp with time zone, array(T)")
+        errors.add(f"unknown type '{value}'", where, types.unknown_type_hint(value))
     return canonical
 
 
@@ -207,13 +205,25 @@ def _input(doc: YamlMap, path: str, errors: ErrorCollector) -> Input | None:
                  doc.get("limit"), doc.get("description", ""), path, doc.loc, doc.value_locs)
 
 
+# Words people write after a sort column that SQL does not know (`descending` would even
+# parse, as a column alias, and sort ascending).
+_NOT_DIRECTIONS = {"ascending", "descending", "decending", "asc.", "desc.", "des", "dsc", "up", "down",
+                   "reverse", "reversed", "first", "last", "nulls"}
+
+
 def _sort_item(text: str, loc: Location, errors: ErrorCollector) -> SortItem:
-    words = text.strip().rsplit(None, 1)
+    words = str(text).strip().rsplit(None, 1)
     if len(words) == 2 and words[1].upper() in ("ASC", "DESC"):
         return SortItem(words[0].strip(), words[1].upper() == "DESC", loc)
-    if not text.strip():
+    if len(words) == 2 and words[1].lower() in _NOT_DIRECTIONS:
+        if "nulls" in str(text).lower():
+            hint = "NULLS FIRST / LAST is not supported: nulls always sort last"
+        else:
+            hint = f"write '{words[0]} {'DESC' if words[1].lower().startswith(('d', 'rev')) else 'ASC'}'"
+        errors.add(f"sort item '{text}': only ASC or DESC may follow the column, not '{words[1]}'", loc, hint)
+    if not str(text).strip():
         errors.add("empty sort item", loc)
-    return SortItem(text.strip(), False, loc)
+    return SortItem(str(text).strip(), False, loc)
 
 
 def _fresh(checks_doc: YamlMap, errors: ErrorCollector):
@@ -233,14 +243,19 @@ def _fresh(checks_doc: YamlMap, errors: ErrorCollector):
 
 
 def _tracker(doc: YamlMap, path: str, errors: ErrorCollector) -> Tracker | None:
-    checks_doc = doc.get("checks") or YamlMap()
-    checks = Checks(
-        checks_doc.get("min_rows"), checks_doc.get("max_rows"),
-        tuple(checks_doc.get("unique") or ()), tuple(checks_doc.get("not_null") or ()),
-        doc.loc_of("checks"), _fresh(checks_doc, errors),
-    )
+    checks_doc = doc.get("checks") or None
+    checks = Checks(loc=doc.loc_of("checks"))
+    if isinstance(checks_doc, YamlMap):
+        checks = Checks(
+            checks_doc.get("min_rows"), checks_doc.get("max_rows"),
+            tuple(checks_doc.get("unique") or ()), tuple(checks_doc.get("not_null") or ()),
+            doc.loc_of("checks"), dict(checks_doc.value_locs),
+            {name: _item_locs(checks_doc.get(name)) for name in ("unique", "not_null")},
+            _fresh(checks_doc, errors),
+        )
     if checks.min_rows is not None and checks.max_rows is not None and checks.min_rows > checks.max_rows:
-        errors.add("checks.min_rows is larger than checks.max_rows", doc.loc_of("checks"))
+        errors.add(f"checks.min_rows ({checks.min_rows}) is larger than checks.max_rows ({checks.max_rows})",
+                   checks.loc_of("max_rows"))
         return None
     return Tracker(
         name=doc["name"], input=doc["input"], destination=doc["destination"],
@@ -248,5 +263,9 @@ def _tracker(doc: YamlMap, path: str, errors: ErrorCollector) -> Tracker | None:
         key=tuple(doc.get("key") or ()), mode=doc.get("mode", "upsert"),
         on_removed=doc.get("on_removed", "delete"), checks=checks,
         timeout_seconds=doc.get("timeout"), description=doc.get("description", ""),
-        path=path, loc=doc.loc, locs=doc.value_locs,
+        path=path, loc=doc.loc, locs=doc.value_locs, key_locs=_item_locs(doc.get("key")),
     )
+
+
+def _item_locs(items) -> tuple[Location, ...]:
+    return tuple(items.item_locs) if isinstance(items, YamlList) else ()

@@ -10,10 +10,10 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Callable, Iterable
+from typing import Any, Callable, Iterable, Mapping
 
 from .config import get_target, output_dir, render_settings
-from .errors import GenesisError
+from .errors import GenesisError, did_you_mean
 from .model import Project, Tracker
 from .result import QueryResult
 
@@ -102,23 +102,48 @@ def fired_within(schedule: str, now: dt.datetime, window_minutes: float) -> bool
 
 def refresh(project: Project, trackers: list[Tracker], *, target: str | None = None, dry_run: bool = False,
             progress: Callable[[str, TrackerReport], None] | None = None, jobs: int = 1,
-            stop=None, now: dt.datetime | None = None) -> RefreshReport:
+            stop=None, now: dt.datetime | None = None,
+            params: Mapping[str, Any] | None = None) -> RefreshReport:
     """Refresh `trackers`, `jobs` at a time (run_pool.py); `stop` is a threading.Event.
 
-    Around the run, the run history is prepared and then recorded, and owners whose
-    tracker changed state are alerted (monitor.py); neither ever fails the refresh."""
+    `params` (from --param) win over each tracker's own values and go to the trackers whose
+    input declares them (see params_for). Around the run, the run history is prepared and
+    then recorded, and owners whose tracker changed state are alerted (monitor.py); neither
+    ever fails the refresh."""
     from .monitor import after_refresh, before_refresh
     from .run_pool import run_trackers
 
     chosen = get_target(project, target)
+    check_params(project, trackers, params)  # an unknown --param fails before anything runs
     settings = render_settings(chosen)
     warnings = [] if dry_run else before_refresh(project, chosen, settings)
     result = run_trackers(project, trackers, target=target, dry_run=dry_run, progress=progress,
-                          jobs=jobs, stop=stop, now=now)
+                          jobs=jobs, stop=stop, now=now, params=params)
     result.warnings[:0] = warnings
     if not dry_run:
         result.warnings.extend(after_refresh(project, chosen, settings, result))
     return result
+
+
+def check_params(project: Project, trackers: list[Tracker], params: Mapping[str, Any] | None) -> None:
+    """Refuse a --param that no chosen tracker's input declares (it would change nothing)."""
+    declared = {name for t in trackers for name in _declared(project, t)}
+    for name in params or {}:
+        if name not in declared:
+            raise GenesisError(f"--param '{name}': the input of no chosen tracker declares it",
+                               hint=did_you_mean(name, declared) or
+                               (f"declared: {', '.join(sorted(declared))}" if declared else None))
+
+
+def params_for(project: Project, tracker: Tracker, params: Mapping[str, Any] | None) -> dict[str, Any]:
+    """The --param values that the input of `tracker` declares."""
+    declared = _declared(project, tracker)
+    return {name: value for name, value in (params or {}).items() if name in declared}
+
+
+def _declared(project: Project, tracker: Tracker):
+    inp = project.inputs.get(tracker.input)
+    return inp.parameters if inp is not None else {}
 
 
 def local_path(project: Project, tracker: Tracker, settings) -> Path:

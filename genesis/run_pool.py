@@ -31,16 +31,16 @@ import time
 import traceback
 from collections import deque
 from concurrent.futures import ThreadPoolExecutor
-from typing import Callable, Iterator
+from typing import Any, Callable, Iterator, Mapping
 
 from . import clock
 from .api import execute
-from .checks import failed_checks
+from .checks import located_failures
 from .config import get_target, render_settings
 from .engines import Engine, open_engine
 from .errors import GenesisError
 from .model import Project, Tracker
-from .refresh import RefreshReport, TrackerReport, describe_destination, write_destination
+from .refresh import RefreshReport, TrackerReport, describe_destination, params_for, write_destination
 from .scheduler import touch_before, write_lane
 from .validate import check_tracker
 
@@ -103,17 +103,19 @@ class WriteLanes:
 def run_trackers(project: Project, trackers: list[Tracker], *, target: str | None = None,
                  dry_run: bool = False, progress: Callable[[str, TrackerReport], None] | None = None,
                  jobs: int = 1, stop: threading.Event | None = None,
-                 now: dt.datetime | None = None) -> RefreshReport:
-    """Refresh `trackers` with `jobs` workers; see the module docstring."""
+                 now: dt.datetime | None = None, params: Mapping[str, Any] | None = None) -> RefreshReport:
+    """Refresh `trackers` with `jobs` workers; see the module docstring. `params` are the
+    --param values, given to each tracker whose input declares them."""
     if jobs < 1:
         raise GenesisError(f"--jobs must be at least 1, not {jobs}")
-    run = _Run(project, trackers, target, dry_run, progress, jobs, stop or threading.Event(), now or clock.now())
+    run = _Run(project, trackers, target, dry_run, progress, jobs, stop or threading.Event(), now or clock.now(),
+               params)
     return run.go()
 
 
 class _Run:
-    def __init__(self, project, trackers, target, dry_run, progress, jobs, stop, now):
-        self.project, self.trackers, self.dry_run = project, trackers, dry_run
+    def __init__(self, project, trackers, target, dry_run, progress, jobs, stop, now, params):
+        self.project, self.trackers, self.dry_run, self.params = project, trackers, dry_run, params
         self.progress, self.jobs, self.stop, self.now = progress, jobs, stop, now
         self.target = get_target(project, target)
         # The target's settings are the same for every tracker: a missing environment
@@ -166,21 +168,24 @@ class _Run:
             self._emit("start", report)
         try:
             report.stage = "compile"
-            compiled = check_tracker(self.project, tracker)
+            compiled = check_tracker(self.project, tracker, params_for(self.project, tracker, self.params))
             report.stage = "query"
             timeout = tracker.timeout_seconds or self.settings.get("timeout")
             result = execute(compiled, self.engine(), label=tracker.name, timeout=timeout)
             report.rows = result.table.num_rows
             report.stage = "checks"
-            problems = failed_checks(result, tracker.checks, compiled)
+            problems = located_failures(result, tracker.checks, compiled)
             if tracker.checks.fresh is not None:
                 from .freshness import data_age, freshness_problem
 
                 age = data_age(self.project, tracker, self.engine(), timeout=timeout)
                 report.details["data_age_seconds"] = age
-                problems += [p for p in [freshness_problem(tracker, age)] if p]
-            if problems:
-                raise GenesisError(f"checks failed, nothing written: {'; '.join(problems)}", tracker.checks.loc)
+                stale = freshness_problem(tracker, age)
+                if stale:
+                    problems.append((stale, tracker.checks.loc_of("fresh")))
+            if problems:  # located at the first failed check's own line
+                raise GenesisError(f"checks failed, nothing written: {'; '.join(text for text, _ in problems)}",
+                                   problems[0][1])
             if self.dry_run:
                 report.status, report.stage = "checked", None
                 return self._finish(report, started)

@@ -11,7 +11,15 @@ from functools import lru_cache
 
 SIMPLE_TYPES = ("varchar", "boolean", "tinyint", "smallint", "integer", "bigint", "real", "double", "date",
                 "timestamp", "timestamp with time zone")
-ALIASES = {"int": "integer", "string": "varchar", "text": "varchar", "bool": "boolean", "float": "double"}
+# The one rule (docs/types.md): a declared type is a Trino type, or one of these aliases,
+# which are common names with one unambiguous Trino meaning. `int8` is not one: it is
+# 8 bytes in PostgreSQL and 8 bits in Arrow.
+ALIASES = {
+    "int": "integer", "int16": "smallint", "int32": "integer", "int64": "bigint",
+    "float": "double", "float32": "real", "float64": "double",
+    "string": "varchar", "text": "varchar", "bool": "boolean",
+}
+TYPE_FORMS = ("decimal(p,s)", "varchar(n)", "timestamp(p)", "array(T)")
 INTEGER_TYPES = {"tinyint", "smallint", "integer", "bigint"}
 NUMERIC_TYPES = INTEGER_TYPES | {"real", "double"}
 
@@ -40,6 +48,17 @@ def normalize_type(text: str) -> str | None:
         inner = normalize_type(m.group(1))
         return f"array({inner})" if inner else None
     return None
+
+
+def unknown_type_hint(text: str) -> str:
+    """The hint of an unknown type: the closest name, then every type and alias accepted."""
+    from .errors import did_you_mean
+
+    names = list(SIMPLE_TYPES) + list(ALIASES)
+    guess = did_you_mean(" ".join(str(text).strip().lower().split()), names)
+    listing = (f"types: {', '.join(SIMPLE_TYPES + TYPE_FORMS)}; "
+               f"aliases: {', '.join(f'{a} = {t}' for a, t in ALIASES.items())}")
+    return f"{guess} {listing[0].upper()}{listing[1:]}" if guess else listing
 
 
 def is_decimal(t: str) -> bool:

@@ -13,6 +13,7 @@ from .compiler.expressions import parse_expression
 from .compiler.plan import field_expr
 from .errors import ErrorCollector, GenesisError, ValidationError, did_you_mean
 from .model import DataSource, Project, Tracker
+from .typecheck import quoted_parameters, type_problems
 
 FILE_EXTENSIONS = (".csv", ".json", ".parquet", ".xlsx")
 
@@ -29,21 +30,75 @@ def validate_project(project: Project, errors: ErrorCollector | None = None) -> 
         _check_datasource(project, ds, datasource_errors)
     errors.extend(datasource_errors.errors)
     if not datasource_errors.errors and not project.broken.get("datasource"):
-        for name in project.inputs:
-            _collect(errors, lambda: compile_input(project, name))
-        for tracker in project.trackers.values():
-            if tracker.input not in project.broken.get("input", ()):
-                errors.extend(tracker_problems(project, tracker))
+        input_errors, failed = _input_problems(project)
+        errors.extend(type_problems(project, failed))
+        errors.extend(_tracker_problems_once(project, input_errors))
     from .alerts import config_problems
 
     errors.extend(config_problems(project))
     errors.raise_if_any()
 
 
-def check_tracker(project: Project, tracker: Tracker):
-    """Compile one tracker and check it; raises ValidationError, returns the CompiledQuery."""
+def _input_problems(project: Project) -> tuple[dict[tuple, GenesisError], frozenset[str]]:
+    """Each input's compile errors (by identity) and the inputs that did not compile."""
+    problems: dict[tuple, GenesisError] = {}
+    failed = set()
+    for name in project.inputs:
+        found = ErrorCollector()
+        _collect(found, lambda: compile_input(project, name))
+        quoted = quoted_parameters(project.inputs[name])
+        if quoted:  # said plainly, in place of what the parser makes of the quotes
+            places = {str(error.location) for error in quoted}
+            found.errors = quoted + [e for e in found.errors if str(e.location) not in places]
+        for error in found.errors:
+            problems.setdefault(_identity(error), error)
+        if found.errors:
+            failed.add(name)
+    return problems, frozenset(failed)
+
+
+def _tracker_problems_once(project: Project, input_errors: dict[tuple, GenesisError]) -> list[GenesisError]:
+    """Every tracker's problems, where an input's own problem (which each of its trackers
+    meets again) is one error naming the trackers it breaks, not one per tracker."""
+    errors: list[GenesisError] = []
+    users: dict[tuple, set[str]] = {}
+    for tracker in sorted(project.trackers.values(), key=lambda t: t.name):
+        if tracker.input in project.broken.get("input", ()):
+            continue
+        for error in tracker_problems(project, tracker):
+            if _identity(error) in input_errors:
+                users.setdefault(_identity(error), set()).add(tracker.name)
+            else:
+                errors.append(error)
+    return errors + [_with_trackers(error, users.get(key, set())) for key, error in input_errors.items()]
+
+
+class InputError(GenesisError):
+    """A problem of an input, reported once with the trackers it breaks."""
+
+    def __init__(self, error: GenesisError, trackers: list[str]):
+        # Worded as `validate --catalog-check` words the trackers a problem breaks.
+        affects = f"breaks tracker{'s' if len(trackers) > 1 else ''}: {', '.join(trackers)}" if trackers else None
+        super().__init__(error.message, error.location, "; ".join(h for h in (error.hint, affects) if h) or None)
+        self.trackers = trackers
+
+    def to_json(self) -> dict:
+        return {**super().to_json(), "trackers": self.trackers}
+
+
+def _identity(error: GenesisError) -> tuple:
+    return (str(error.location), error.message, error.hint)
+
+
+def _with_trackers(error: GenesisError, trackers: set[str]) -> GenesisError:
+    return InputError(error, sorted(trackers)) if trackers else error
+
+
+def check_tracker(project: Project, tracker: Tracker, params=None):
+    """Compile one tracker (with --param `params`, which win) and check it; raises
+    ValidationError, returns the CompiledQuery."""
     errors = ErrorCollector()
-    compiled = _check_tracker(project, tracker, errors)
+    compiled = _check_tracker(project, tracker, errors, params)
     errors.raise_if_any()
     return compiled
 
@@ -94,7 +149,7 @@ def _check_datasource(project: Project, ds: DataSource, errors: ErrorCollector) 
                            did_you_mean(right, target.fields))
 
 
-def _check_tracker(project: Project, tracker: Tracker, errors: ErrorCollector):
+def _check_tracker(project: Project, tracker: Tracker, errors: ErrorCollector, params=None):
     loc = tracker.locs
     if tracker.input not in project.inputs:
         errors.add(f"tracker '{tracker.name}' uses unknown input '{tracker.input}'", loc.get("input", tracker.loc),
@@ -111,15 +166,16 @@ def _check_tracker(project: Project, tracker: Tracker, errors: ErrorCollector):
         if suffix not in FILE_EXTENSIONS:
             errors.add(f"file destination '{destination.get('path')}' must end in one of {', '.join(FILE_EXTENSIONS)}",
                        loc.get("destination", tracker.loc), did_you_mean(suffix, FILE_EXTENSIONS))
-    compiled = _collect(errors, lambda: compile_tracker(project, tracker.name))
+    compiled = _collect(errors, lambda: compile_tracker(project, tracker.name, params))
     if compiled is None:
         return None
     names = [c.reference or c.name for c in compiled.columns]
     for what, items in (("key", tracker.key), ("checks.unique", tracker.checks.unique),
                         ("checks.not_null", tracker.checks.not_null)):
-        for item in items:
+        for index, item in enumerate(items):
             if compiled.column_for(item) is None:
-                where = loc.get("key", tracker.loc) if what == "key" else tracker.checks.loc
+                where = (tracker.key_loc(index) if what == "key"
+                         else tracker.checks.loc_of(what.split(".")[1], index))
                 errors.add(f"{what} '{item}' is not an output column of input '{tracker.input}'", where,
                            did_you_mean(item, names + [c.name for c in compiled.columns]))
     if tracker.checks.fresh is not None:

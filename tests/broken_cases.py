@@ -21,7 +21,7 @@ CASES = [
  ("filter_syntax", "inputs/bad.yaml", "name: bad\nfrom: movie\nfields: [movie.title]\nfilters:\n  - \"movie.title = = 'x'\"\n"),
  ("unknown_parameter_in_filter", "inputs/bad.yaml", "name: bad\nfrom: movie\nfields: [movie.title]\nfilters:\n  - \"movie.title = {{ titel }}\"\nparameters:\n  title: {type: varchar, default: x}\n"),
  ("parameter_bad_default", "inputs/bad.yaml", "name: bad\nfrom: movie\nfields: [movie.title]\nfilters:\n  - \"movie.runtime_min > {{ n }}\"\nparameters:\n  n: {type: integer, default: ten}\n"),
- ("unknown_type", "inputs/bad.yaml", "name: bad\nfrom: movie\nfields:\n  - {name: x, sql: \"1\", type: int64}\n"),
+ ("unknown_type", "inputs/bad.yaml", "name: bad\nfrom: movie\nfields:\n  - {name: x, sql: \"1\", type: int8}\n"),
  ("bad_format", "inputs/bad.yaml", "name: bad\nfrom: movie\nfields:\n  - {field: movie.title, format: {date: \"%Y\"}}\n"),
  ("sort_unknown", "inputs/bad.yaml", "name: bad\nfrom: movie\nfields: [movie.status, movie.movie_count]\nsort: [movie.titel]\n"),
  ("join_unknown_datasource", "datasources/bad.yaml", "name: bad\ntable: iceberg.studio.bad\nfields:\n  id: {type: bigint}\njoins:\n  m: {datasource: moovie, on: {id: movie_id}, relationship: many_to_one}\n"),
@@ -47,8 +47,8 @@ CASES = [
 
 # The exact line `genesis validate` prints for each case (one of them, where there are several).
 EXPECTED = {
-    'yaml_syntax': "inputs/bad.yaml:4:1: error: invalid YAML: did not find expected ',' or ']'",
-    'tab_indent': 'inputs/bad.yaml:4:1: error: invalid YAML: found character that cannot start any token',
+    'yaml_syntax': "inputs/bad.yaml:3:9: error: invalid YAML: the [ opened here is not closed with ] (next problem at line 4) (close it, or quote a value that contains , [ or ])",
+    'tab_indent': 'inputs/bad.yaml:4:1: error: invalid YAML: tabs are not allowed for indentation (indent with spaces)',
     'duplicate_key': "inputs/bad.yaml:3:1: error: duplicate key 'from' (first defined at line 2)",
     'not_mapping': 'inputs/bad.yaml:1:1: error: expected a mapping at the top of this input file',
     'unknown_top_key': "inputs/bad.yaml:3:1: error: unknown key 'feilds' (did you mean 'fields'?)",
@@ -68,7 +68,7 @@ EXPECTED = {
     'filter_syntax': "inputs/bad.yaml:5:5: error: filter 1 is not valid SQL: syntax error at column 15 near '=': something is missing around this operator",
     'unknown_parameter_in_filter': "inputs/bad.yaml:5:5: error: filter 1 uses unknown parameter 'titel' (did you mean 'title'?)",
     'parameter_bad_default': "inputs/bad.yaml:7:3: error: parameter 'n' from its default is not a valid integer: 'ten'",
-    'unknown_type': "inputs/bad.yaml:4:31: error: unknown type 'int64' (use a Trino type: varchar, boolean, integer, bigint, double, decimal(p,s), date, timestamp, timestamp with time zone, array(T))",
+    'unknown_type': "inputs/bad.yaml:4:31: error: unknown type 'int8' (did you mean 'int'? Types: varchar, boolean, tinyint, smallint, integer, bigint, real, double, date, timestamp, timestamp with time zone, decimal(p,s), varchar(n), timestamp(p), array(T); aliases: int = integer, int16 = smallint, int32 = integer, int64 = bigint, float = double, float32 = real, float64 = double, string = varchar, text = varchar, bool = boolean)",
     'bad_format': "inputs/bad.yaml:4:5: error: format of 'title': format 'date' needs a date or timestamp column, not varchar",
     'sort_unknown': "inputs/bad.yaml:4:8: error: data source 'movie' has no field or measure 'titel' (did you mean 'title'?)",
     'join_unknown_datasource': "datasources/bad.yaml:6:3: error: join 'm' points at unknown data source 'moovie' (did you mean 'movie'?)",
@@ -85,7 +85,7 @@ EXPECTED = {
     'tracker_unknown_input': "trackers/bad.yaml:2:8: error: tracker 'bad' uses unknown input 'movie_listin' (did you mean 'movie_listing'?)",
     'tracker_bad_cron': "trackers/bad.yaml:3:11: error: schedule '61 * * * *' is not a valid cron expression: [61 * * * *] is not acceptable, out of range (five fields: minute hour day-of-month month day-of-week)",
     'tracker_bad_destination_type': "trackers/bad.yaml:3:14: error: destination type must be one of: google_sheets, airtable, file (did you mean 'google_sheets'?)",
-    'tracker_key_not_output': "trackers/bad.yaml:3:6: error: key 'movie.titel' is not an output column of input 'movie_listing' (did you mean 'movie.title'?)",
+    'tracker_key_not_output': "trackers/bad.yaml:3:7: error: key 'movie.titel' is not an output column of input 'movie_listing' (did you mean 'movie.title'?)",
     'tracker_file_extension': "trackers/bad.yaml:3:14: error: file destination 'out/x.txt' must end in one of .csv, .json, .parquet, .xlsx",
     'tracker_unknown_parameter': "trackers/bad.yaml:3:13: error: unknown parameter 'countrys' (given by tracker 'bad') (did you mean 'countries'?)",
     'tracker_sheets_without_key': "trackers/bad.yaml:1:1: error: tracker 'bad' writes to google_sheets in upsert mode and needs a `key` (key: [the reference that identifies a row, e.g. movie.movie_id])",

@@ -97,7 +97,7 @@ def graph_of(project: Project) -> JoinGraph:
 
 def compile_input(project: Project, name: str, params: Mapping[str, Any] | None = None,
                   tracker: Tracker | None = None) -> CompiledQuery:
-    """Compile one input; `params` (e.g. from --param) come after the tracker's own.
+    """Compile one input; `params` (e.g. from --param) win over the tracker's own values.
 
     Results are remembered per project, so `validate` then `compile --all` compiles once.
     """
@@ -117,10 +117,10 @@ def _compile_input(project: Project, name: str, params: Mapping[str, Any] | None
     if inp.root not in project.datasources:
         raise GenesisError(f"input '{name}' reads from unknown data source '{inp.root}'",
                            inp.locs.get("from", inp.loc), did_you_mean(inp.root, project.datasources))
-    sources = []
+    # The command line wins over the tracker (as dbt's --vars do); see name_notes.
+    sources = [("--param", params or {}, None)]
     if tracker is not None:
         sources.append((f"tracker '{tracker.name}'", tracker.parameters, tracker.locs.get("parameters", tracker.loc)))
-    sources.append(("--param", params or {}, None))
     values = parameter_values(inp.parameters, *sources)
     literals = {n: sql_literal(v, inp.parameters[n].type) for n, v in values.items()}
     plan = build_plan(graph_of(project), inp, literals)
@@ -141,14 +141,60 @@ def compile_tracker(project: Project, name: str, params: Mapping[str, Any] | Non
     return compile_input(project, tracker.input, params, tracker)
 
 
+def name_notes(project: Project, name: str, params: Mapping[str, Any] | None = None) -> list[str]:
+    """What the CLI says on stderr about NAME: which of a tracker and an input of that name
+    it took, and every --param that replaces a value the tracker sets.
+
+    The command line wins over the tracker (SPEC section 4: "overrides the tracker's value,
+    as dbt's --vars do, and says so"), so nobody mistakes the output for the tracker's own.
+    """
+    import json
+
+    kind, bare, note = resolve_name(project, name)
+    notes = [note] if note else []
+    if kind == "tracker":
+        tracker = project.trackers[bare]
+        notes += [f"note: --param {key} overrides the value tracker '{bare}' sets "
+                  f"({key}: {json.dumps(tracker.parameters[key], default=str)})"
+                  for key in params or {} if key in tracker.parameters]
+    return notes
+
+
+KINDS = ("tracker", "input")
+
+
+def resolve_name(project: Project, name: str) -> tuple[str, str, str | None]:
+    """(kind, name, note) for a NAME given to `run` or `compile`.
+
+    `tracker:NAME` and `input:NAME` say which; a bare NAME is the tracker when there is one
+    (trackers are what people refresh), else the input. When a tracker and an input share
+    the name, `note` says which was taken and how to get the other.
+    """
+    kind, _, bare = name.partition(":") if name.split(":", 1)[0] in KINDS else ("", "", name)
+    if kind == "tracker" or (not kind and bare in project.trackers):
+        note = None
+        if not kind and bare in project.inputs:
+            note = (f"note: '{bare}' is a tracker and an input; this is the tracker "
+                    f"(write input:{bare} for the input)")
+        if bare not in project.trackers:
+            raise GenesisError(f"no tracker named '{bare}'", hint=did_you_mean(bare, project.trackers)
+                               or _listing(project.trackers))
+        return "tracker", bare, note
+    if kind == "input" or bare in project.inputs:
+        if bare not in project.inputs:
+            raise GenesisError(f"no input named '{bare}'", hint=did_you_mean(bare, project.inputs)
+                               or _listing(project.inputs))
+        return "input", bare, None
+    raise GenesisError(f"no tracker or input named '{bare}'",
+                       hint=did_you_mean(bare, list(project.trackers) + list(project.inputs)))
+
+
 def compile_name(project: Project, name: str, params: Mapping[str, Any] | None = None) -> CompiledQuery:
-    """A tracker or an input, by name (trackers first: they are what people refresh)."""
-    if name in project.trackers:
-        return compile_tracker(project, name, params)
-    if name in project.inputs:
-        return compile_input(project, name, params)
-    raise GenesisError(f"no tracker or input named '{name}'",
-                       hint=did_you_mean(name, list(project.trackers) + list(project.inputs)))
+    """A tracker or an input, by name, `tracker:NAME` or `input:NAME` (see resolve_name)."""
+    kind, bare, _ = resolve_name(project, name)
+    if kind == "tracker":
+        return compile_tracker(project, bare, params)
+    return compile_input(project, bare, params)
 
 
 def _listing(names) -> str | None:

@@ -25,6 +25,7 @@ from ..model import DataSource, Field, Input, InputField, Measure
 from ..result import OutputColumn
 from ..semantic import Instance, JoinGraph, Resolved
 from . import expressions as ex
+from .names import output_name
 from .typing import infer_type
 
 
@@ -531,8 +532,9 @@ def _check_boolean(tree: exp.Expression, flt, what: str, planner: Planner) -> No
 
 def _plan_sort(planner: Planner, item, columns: list[PlanColumn], grouped: bool):
     by_name = {c.output.name: c for c in columns}
-    if item.expression in by_name:
-        return exp.column(item.expression, quoted=True), item.descending
+    name = output_name(item.expression, by_name, item.loc, f"sort item '{item.expression}'")
+    if name is not None:
+        return exp.column(name, quoted=True), item.descending
     for column in columns:
         if column.output.reference == item.expression:
             return exp.column(column.output.name, quoted=True), item.descending

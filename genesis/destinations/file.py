@@ -191,46 +191,67 @@ def _rows(result: QueryResult) -> Iterator[list[Any]]:
 def write_csv_stream(result: QueryResult, stream: TextIO) -> None:
     """RFC 4180 CSV (CRLF) of raw values under the output names.
 
-    Text is always quoted, so an empty text ("") differs from a null (an empty field);
-    numbers, booleans and dates are not. Dates and timestamps ISO 8601 with a space before
-    the time (what spreadsheets and SQL engines read), numbers plain (no exponent),
-    decimals at their scale, booleans true/false, arrays as JSON. Arrow's C++ writer does
-    the quoting. `stream` must use newline="".
+    Typed values are not quoted: numbers (plain, no exponent; decimals at their scale),
+    booleans true/false, dates and timestamps ISO 8601 with a space before the time -- what
+    spreadsheets, `csv` readers and SQL engines read as values. Text (and arrays, as JSON) is
+    always quoted, so an empty text ("") differs from a null (an empty field). The header
+    names are quoted as text. `stream` must use newline="".
+
+    Each record batch becomes its lines in Arrow compute kernels (cast, quote, join), so the
+    rows never pass through Python one by one except for the types Arrow would print
+    differently (doubles, timestamps, arrays, see _typed_text).
     """
-    import pyarrow.csv as pacsv
-
-    header = True
+    stream.write(",".join(_csv_quote(name) for name in result.names) + "\r\n")
     for batch in result.table.to_batches(max_chunksize=10_000):  # streamed: memory stays flat
-        columns = [_csv_column(column, c.type) for column, c in zip(batch.columns, result.columns)]
-        buffer = io.BytesIO()
-        options = pacsv.WriteOptions(include_header=header, eol="\r\n", quoting_style="needed")
-        pacsv.write_csv(pa.Table.from_arrays(columns, names=result.names), buffer, options)
-        stream.write(buffer.getvalue().decode("utf-8"))
-        header = False
-    if header:  # no rows: the header alone
-        stream.write(",".join(_csv_quote(name) for name in result.names) + "\r\n")
+        if batch.num_rows:
+            fields = [_csv_field(column, c.type) for column, c in zip(batch.columns, result.columns)]
+            stream.write(_joined_lines(fields))
 
 
-# Types whose Arrow text is exactly `raw_text`: written by Arrow as they are, in C++.
-_NATIVE_TEXT = ("varchar", "boolean", "tinyint", "smallint", "integer", "bigint", "date")
+# Types whose Arrow cast to string is exactly `raw_text`; text types are quoted.
+_NATIVE_TEXT = ("boolean", "tinyint", "smallint", "integer", "bigint", "date")
+_QUOTED = ("varchar",)
 
 
 def _csv_quote(text: str) -> str:
     return '"' + text.replace('"', '""') + '"'
 
 
-def _csv_column(column: pa.Array, column_type: str) -> pa.Array:
-    """A column Arrow's CSV writer prints as `raw_text` would (nulls stay null)."""
+def _csv_field(column: pa.Array, column_type: str) -> pa.Array:
+    """The column as CSV fields (null stays null: an empty field)."""
+    if column_type in _QUOTED or is_array(column_type) or not column_type:
+        native = column_type in _QUOTED and pa.types.is_string(column.type)
+        text = column if native else _typed_text(column, column_type)
+        return pc.binary_join_element_wise('"', pc.replace_substring(text, '"', '""'), '"', "")
     if column_type in _NATIVE_TEXT:
-        return column
-    values = column.to_pylist()
+        return pc.cast(column, pa.string())
+    return _typed_text(column, column_type)
+
+
+def _joined_lines(fields: list[pa.Array]) -> str:
+    """The CSV lines of one batch: fields joined by commas, each line ended by CRLF."""
+    lines = pc.binary_join_element_wise(*fields, ",", null_handling="replace", null_replacement="")
+    lines = pc.binary_join_element_wise(lines, "", "\r\n")
+    if not pa.types.is_string(lines.type):
+        lines = lines.cast(pa.string())
+    # No nulls are left: the lines are the data buffer between the first and last offset.
+    _, offsets, data = lines.buffers()
+    bounds = memoryview(offsets).cast("i")
+    return bytes(memoryview(data)[bounds[lines.offset]:bounds[lines.offset + len(lines)]]).decode("utf-8")
+
+
+def _typed_text(column: pa.Array, column_type: str) -> pa.Array:
+    """A column as the text `raw_text` gives (nulls stay null)."""
     if is_decimal(column_type) and pa.types.is_decimal(column.type):
-        texts = pc.cast(column, pa.string()).to_pylist()
+        texts = pc.cast(column, pa.string())
         # Arrow writes a zero with a scale as "0E-2"; those few go the exact way.
-        texts = [csv_text(v, column_type) if t and "E" in t else t for v, t in zip(values, texts)]
-    else:
-        texts = [None if v is None else csv_text(v, column_type) for v in values]
-    return pa.array(texts, pa.string())
+        exponent = pc.match_substring(texts, "E")
+        if not pc.any(exponent).as_py():
+            return texts
+        fixed = [csv_text(v, column_type) if e else t
+                 for v, t, e in zip(column.to_pylist(), texts.to_pylist(), exponent.to_pylist())]
+        return pa.array(fixed, pa.string())
+    return pa.array([None if v is None else csv_text(v, column_type) for v in column.to_pylist()], pa.string())
 
 
 def csv_text(value: Any, column_type: str) -> str:
