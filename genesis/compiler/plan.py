@@ -25,7 +25,7 @@ from ..model import DataSource, Field, Input, InputField, Measure
 from ..result import OutputColumn
 from ..semantic import Instance, JoinGraph, Resolved
 from . import expressions as ex
-from .typing import infer_type
+from .typing import infer_type, portable_arithmetic, portable_average
 
 
 @dataclass
@@ -145,7 +145,7 @@ class Planner:
                 raise GenesisError(f"{what} uses '{name}', which is not a reference", loc, hint)
             return self.member_expr(self.graph.resolve(self.input.root, ref, loc), loc)
 
-        return ex.replace_references(tree, replace)
+        return portable_arithmetic(ex.replace_references(tree, replace), self.known_types)
 
     # ------------------------------------------------------------ grains
 
@@ -217,8 +217,11 @@ def measure_expr(instance: Instance, measure: Measure, alias: str, is_root: bool
         return exp.Count(this=argument, big_int=True)
     if measure.agg == "count_distinct":
         return exp.Count(this=exp.Distinct(expressions=[argument]), big_int=True)
-    agg = {"sum": exp.Sum, "avg": exp.Avg, "min": exp.Min, "max": exp.Max}[measure.agg]
-    node = agg(this=argument)
+    if measure.agg == "avg":
+        argument_type = ds.fields[measure.sql].type if measure.sql in ds.fields else infer_type(argument)
+        node = portable_average(argument, argument_type)
+    else:
+        node = {"sum": exp.Sum, "min": exp.Min, "max": exp.Max}[measure.agg](this=argument)
     if measure.type:
         return ex.cast(node, measure.type)
     return node
@@ -484,7 +487,7 @@ def _plan_column(planner: Planner, item: InputField) -> PlanColumn:
                                    item.loc)
             if labels and item.agg == "list":  # list the display texts, not the stored codes
                 expr = labelled(expr, labels, value_type)
-            expr = field_agg_expr(expr, item.agg)
+            expr = field_agg_expr(expr, item.agg) if item.agg != "avg" else portable_average(expr, value_type)
             column_type = field_agg_type(item.agg, value_type)
             labels = None
         else:
