@@ -53,10 +53,16 @@ def infer_type(node: exp.Expression, known: dict[int, str] | None = None) -> str
         return "double" if infer_type(node.this, known) is not None else None
     if isinstance(node, exp.Case):
         branches = [infer_type(i.args.get("true"), known) for i in node.args.get("ifs") or []]
-        known = {b for b in branches if b}
-        return known.pop() if len(known) == 1 else None
+        if node.args.get("default") is not None:
+            branches.append(infer_type(node.args["default"], known))
+        found = {b for b in branches if b}
+        if len(found) == 1:
+            return found.pop()
+        if found and all(_exact(b) for b in found) and any(types.is_decimal(b) for b in found):
+            return _common_decimal(found)  # CASE ... THEN price ELSE 0: Trino's common decimal
+        return None
     if isinstance(node, (exp.Add, exp.Sub, exp.Mul, exp.Div, exp.Mod)):
-        return _arithmetic(infer_type(node.left, known), infer_type(node.right, known), isinstance(node, exp.Div))
+        return _arithmetic(infer_type(node.left, known), infer_type(node.right, known), type(node))
     if isinstance(node, exp.Neg):
         return infer_type(node.this, known)
     return None
@@ -72,14 +78,40 @@ def _sum_type(value: str | None) -> str | None:
     return None
 
 
-def _arithmetic(left: str | None, right: str | None, division: bool) -> str | None:
+_INTEGER_AS_DECIMAL = {"tinyint": (3, 0), "smallint": (5, 0), "integer": (10, 0), "bigint": (19, 0)}
+
+
+def _precision_scale(t: str) -> tuple[int, int]:
+    if t in _INTEGER_AS_DECIMAL:
+        return _INTEGER_AS_DECIMAL[t]
+    inner = t[len("decimal("):-1].split(",")
+    return int(inner[0]), int(inner[1])
+
+
+def _common_decimal(found: set[str]) -> str:
+    pairs = [_precision_scale(t) for t in found]
+    scale = max(s for _, s in pairs)
+    return f"decimal({min(38, max(p - s for p, s in pairs) + scale)},{scale})"
+
+
+def _arithmetic(left: str | None, right: str | None, op: type) -> str | None:
     if left is None or right is None:
         return None
     if "double" in (left, right) or "real" in (left, right):
         return "double"
     if left in types.INTEGER_TYPES and right in types.INTEGER_TYPES:
         return "bigint"
-    return None  # decimal arithmetic: precision rules differ, the engine's type is used
+    if not (_exact(left) and _exact(right)):
+        return None
+    if op is exp.Div:
+        return "double"  # portable_arithmetic divides decimals as doubles
+    (p1, s1), (p2, s2) = _precision_scale(left), _precision_scale(right)
+    if op in (exp.Add, exp.Sub):  # Trino's decimal rules
+        scale = max(s1, s2)
+        return f"decimal({min(38, 1 + scale + max(p1 - s1, p2 - s2))},{scale})"
+    if op is exp.Mul and s1 + s2 <= 38:
+        return f"decimal({min(38, p1 + p2)},{s1 + s2})"
+    return None
 
 
 def _number_literal_type(text: str) -> str:
