@@ -4,7 +4,7 @@ server (SF 0.01, the data tests/test_tpch.py uses), and the typed result identic
 from __future__ import annotations
 
 import re
-from decimal import ROUND_HALF_UP, Decimal
+from decimal import Decimal
 
 import pyarrow as pa
 import pytest
@@ -12,7 +12,7 @@ import pytest
 from tests.test_tpch import PARAMETER_CASES, SCALE_FACTOR
 from tests.tpch import BY_INPUT, PROJECT_DIR, QUERIES
 from tests.tpch.data import TABLES, _parquet_files, generate_tpch, read_table
-from tests.tpch.oracle import compare
+from tests.tpch.oracle import compare_at_official_scale
 from tests.trino_real.conftest import assert_same_table, make_project, run_both
 
 QUERY_IDS = [q.id for q in QUERIES]
@@ -35,27 +35,11 @@ def official_on_trino(server, made, sql: str):
     return server.table(sql)
 
 
-def compare_with_trino_official(genesis: pa.Table, official: pa.Table, ordered: bool) -> None:
-    """Trino runs the official text with its decimal rules: `avg(l_quantity)` keeps scale 2
-    (25.58) and a decimal ratio keeps the larger scale (Q8's share, 4 digits), where Genesis
-    computes the full-precision double on both engines. Such a column must equal Genesis'
-    value rounded half-up to the official column's scale, exactly; every other column is
-    compared as tests/test_tpch.py compares it."""
-    columns = []
-    for mine, theirs in zip(genesis.columns, official.columns):
-        if pa.types.is_floating(mine.type) and pa.types.is_decimal(theirs.type):
-            unit = Decimal(1).scaleb(-theirs.type.scale)
-            mine = pa.array([None if v is None else Decimal(repr(v)).quantize(unit, ROUND_HALF_UP)
-                             for v in mine.to_pylist()], type=pa.decimal128(38, theirs.type.scale))
-        columns.append(mine)
-    compare(pa.Table.from_arrays(columns, names=genesis.column_names), official, ordered=ordered)
-
-
 def test_rounded_comparison_can_fail():
     official = pa.table({"x": pa.array([Decimal("25.58")], pa.decimal128(38, 2))})
-    compare_with_trino_official(pa.table({"x": [25.5751]}), official, True)
+    compare_at_official_scale(pa.table({"x": [25.5751]}), official, True)
     with pytest.raises(AssertionError):
-        compare_with_trino_official(pa.table({"x": [25.5749]}), official, True)
+        compare_at_official_scale(pa.table({"x": [25.5749]}), official, True)
 
 
 @pytest.mark.parametrize("query", QUERIES, ids=QUERY_IDS)
@@ -64,7 +48,7 @@ def test_generated_sql_matches_official_text_on_trino(query, tpch, trino_server)
     duck, trino = run_both(project, query.input)
     want = official_on_trino(trino_server, made, query.official_sql())
     assert want.num_rows > 0
-    compare_with_trino_official(trino.table, want, query.ordered)
+    compare_at_official_scale(trino.table, want, query.ordered)
     assert_same_table(duck.table, trino.table, query.input)
 
 
@@ -78,5 +62,5 @@ def test_parameters_match_official_substitution_on_trino(name, params, substitut
     duck, trino = run_both(project, name, **params)
     want = official_on_trino(trino_server, made, sql)
     assert want.num_rows > 0
-    compare_with_trino_official(trino.table, want, query.ordered)
+    compare_at_official_scale(trino.table, want, query.ordered)
     assert_same_table(duck.table, trino.table, name)
