@@ -194,8 +194,19 @@ def field_expr(ds: DataSource, member: Field, alias: str) -> exp.Expression:
         return exp.column(member.name, table=alias, quoted=_needs_quotes(member.name))
     tree = ex.parse_expression(member.sql, member.sql_loc, f"field '{ds.name}.{member.name}'")
     tree = ex.qualify_columns(tree, alias, f"field '{ds.name}.{member.name}'", member.sql_loc)
+    tree = portable_arithmetic(tree, _column_types(ds, tree))
     return ex.cast(exp.paren(tree, copy=False) if not isinstance(tree, (exp.Column, exp.Func)) else tree,
                    member.type)
+
+
+def _column_types(ds: DataSource, tree: exp.Expression) -> dict[int, str]:
+    """The declared types of the table columns a data source's own SQL reads (plain fields)."""
+    known = {}
+    for column in tree.find_all(exp.Column):
+        field = ds.fields.get(column.name)
+        if field is not None and field.sql is None and field.type:
+            known[id(column)] = field.type
+    return known
 
 
 def measure_expr(instance: Instance, measure: Measure, alias: str, is_root: bool) -> exp.Expression:
@@ -208,6 +219,7 @@ def measure_expr(instance: Instance, measure: Measure, alias: str, is_root: bool
     else:
         argument = ex.qualify_columns(ex.parse_expression(measure.sql, measure.sql_loc, what), alias, what,
                                       measure.sql_loc)
+        argument = portable_arithmetic(argument, _column_types(ds, argument))
     if measure.agg == "count":
         if argument is None:
             # A left join with no match still yields one row: count the key, not the row.
@@ -218,7 +230,8 @@ def measure_expr(instance: Instance, measure: Measure, alias: str, is_root: bool
     if measure.agg == "count_distinct":
         return exp.Count(this=exp.Distinct(expressions=[argument]), big_int=True)
     if measure.agg == "avg":
-        argument_type = ds.fields[measure.sql].type if measure.sql in ds.fields else infer_type(argument)
+        argument_type = ds.fields[measure.sql].type if measure.sql in ds.fields else \
+            infer_type(argument, _column_types(ds, argument))
         node = portable_average(argument, argument_type)
     else:
         node = {"sum": exp.Sum, "min": exp.Min, "max": exp.Max}[measure.agg](this=argument)
