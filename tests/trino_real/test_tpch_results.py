@@ -37,9 +37,9 @@ def official_on_trino(server, made, sql: str):
 
 def test_rounded_comparison_can_fail():
     official = pa.table({"x": pa.array([Decimal("25.58")], pa.decimal128(38, 2))})
-    compare_at_official_scale(pa.table({"x": [25.5751]}), official, True)
+    compare_at_official_scale(pa.table({"x": [25.5751]}), official, ordered=True)
     with pytest.raises(AssertionError):
-        compare_at_official_scale(pa.table({"x": [25.5749]}), official, True)
+        compare_at_official_scale(pa.table({"x": [25.5749]}), official, ordered=True)
 
 
 @pytest.mark.parametrize("query", QUERIES, ids=QUERY_IDS)
@@ -48,7 +48,7 @@ def test_generated_sql_matches_official_text_on_trino(query, tpch, trino_server)
     duck, trino = run_both(project, query.input)
     want = official_on_trino(trino_server, made, query.official_sql())
     assert want.num_rows > 0
-    compare_at_official_scale(trino.table, want, query.ordered)
+    compare_at_official_scale(trino.table, want, ordered=query.ordered)
     assert_same_table(duck.table, trino.table, query.input)
 
 
@@ -62,5 +62,5 @@ def test_parameters_match_official_substitution_on_trino(name, params, substitut
     duck, trino = run_both(project, name, **params)
     want = official_on_trino(trino_server, made, sql)
     assert want.num_rows > 0
-    compare_at_official_scale(trino.table, want, query.ordered)
+    compare_at_official_scale(trino.table, want, ordered=query.ordered)
     assert_same_table(duck.table, trino.table, name)
