@@ -1,7 +1,8 @@
-"""TPC-H benchmark: Genesis SQL against the official query text, on DuckDB.
+"""TPC-H benchmark: Genesis SQL against the official query text, on DuckDB or Trino.
 
     python bench/tpch.py --sf 1              # fails (exit 1) if any query is >10% slower
     python bench/tpch.py --sf 1 --no-fail    # only report
+    python bench/tpch.py --sf 1 --engine trino   # on the real Trino at $GENESIS_TRINO_URL
 
 The data is generated once per scale factor with tpchgen-cli and loaded into a local Iceberg
 warehouse under bench/.data/sf<SF>/ (reused by later runs). Each query's Genesis input
@@ -13,6 +14,13 @@ numbers within a tolerance): a query that gives different rows is a failure, wha
 By default both run on a plain DuckDB connection whose `iceberg.tpch.<table>` views read the
 warehouse's data files, so only the SQL differs; `--via engine` runs them through Genesis'
 DuckDBEngine.execute instead (adds its per-call catalog lookups to both sides).
+
+`--engine trino` runs both texts through Genesis' TrinoEngine on a running server
+(scripts/trino-server start; URL from --trino-url or $GENESIS_TRINO_URL). The tables are made
+once on that server with CREATE TABLE AS from Trino's own `tpch` connector, cast to the TPC-H
+types, in `iceberg.bench_sf<SF>` (data under --data-dir); both texts are pointed at that schema.
+Trino keeps decimals at its arithmetic's scale in the official text (Q1's averages, Q8 and Q14's
+ratios), so results are compared at the official column's scale (compare_at_official_scale).
 """
 
 from __future__ import annotations
@@ -30,8 +38,8 @@ if str(REPO) not in sys.path:
 import duckdb  # noqa: E402
 
 from tests.tpch import PROJECT_DIR, QUERIES  # noqa: E402
-from tests.tpch.data import duckdb_over_warehouse, generate_tpch, load_into_warehouse  # noqa: E402
-from tests.tpch.oracle import Mismatch, compare  # noqa: E402
+from tests.tpch.data import TPCH_COLUMNS, duckdb_over_warehouse, generate_tpch, load_into_warehouse  # noqa: E402
+from tests.tpch.oracle import Mismatch, compare, compare_at_official_scale  # noqa: E402
 
 DATA_DIR = REPO / "bench" / ".data"
 
@@ -78,8 +86,56 @@ class Runner:
         return (time.perf_counter() - start) * 1000.0
 
 
+class TrinoRunner:
+    """Both texts through Genesis' TrinoEngine, on tables CTAS-loaded from Trino's tpch connector."""
+
+    def __init__(self, url: str, sf: float, data_dir: Path):
+        from urllib.parse import urlsplit
+
+        from genesis.engines.trino import TrinoEngine
+
+        parts = urlsplit(url)
+        self.engine = TrinoEngine({"host": parts.hostname, "port": parts.port or 8080,
+                                   "http_scheme": parts.scheme or "http", "user": "genesis",
+                                   "request_timeout": 600})
+        self.schema = f"bench_sf{_sf_label(sf).replace('.', '_')}"
+        self.load(sf, data_dir / f"trino-sf{_sf_label(sf)}")
+
+    def load(self, sf: float, location: Path) -> None:
+        have = {r["table_name"] for r in self.engine.execute(
+            f"SELECT table_name FROM iceberg.information_schema.tables WHERE table_schema = '{self.schema}'"
+        ).to_pylist()}
+        missing = [t for t in TPCH_COLUMNS if t not in have]
+        if not missing:
+            return
+        source = "tiny" if sf == 0.01 else f"sf{_sf_label(sf)}"
+        print(f"loading TPC-H SF {sf:g} into iceberg.{self.schema} with CTAS from tpch.{source} ...", flush=True)
+        started = time.perf_counter()
+        location.mkdir(parents=True, exist_ok=True)
+        self.engine.execute(f"CREATE SCHEMA IF NOT EXISTS iceberg.{self.schema} "
+                            f"WITH (location = '{location.resolve().as_uri()}')")
+        for table in missing:
+            columns = ", ".join(f"CAST({name.split('_', 1)[1]} AS {ctype}) AS {name}"
+                                for name, ctype in TPCH_COLUMNS[table])
+            self.engine.execute(f"CREATE TABLE iceberg.{self.schema}.{table} AS "
+                                f"SELECT {columns} FROM tpch.{source}.{table}", label=f"load {table}")
+        print(f"  CTAS {time.perf_counter() - started:.1f} s", flush=True)
+
+    def sql(self, text: str) -> str:
+        return text.replace("iceberg.tpch.", f"iceberg.{self.schema}.").strip().rstrip(";")
+
+    def run(self, sql: str, label: str = ""):
+        return self.engine.execute(self.sql(sql), label=label)
+
+    def timed(self, sql: str, label: str = "") -> float:
+        sql = self.sql(sql)
+        start = time.perf_counter()
+        self.engine.execute(sql, label=label)
+        return (time.perf_counter() - start) * 1000.0
+
+
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description="TPC-H: Genesis SQL vs the official text on DuckDB")
+    parser = argparse.ArgumentParser(description="TPC-H: Genesis SQL vs the official text on DuckDB or Trino")
     parser.add_argument("--sf", type=float, default=1.0, help="scale factor (default 1)")
     parser.add_argument("--runs", type=int, default=5, help="timed runs per side (best is kept)")
     parser.add_argument("--warmup", type=int, default=1, help="untimed runs per side first")
@@ -91,13 +147,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--queries", help="comma-separated subset, e.g. q1,q6")
     parser.add_argument("--via", choices=["duckdb", "engine"], default="duckdb")
     parser.add_argument("--data-dir", type=Path, default=DATA_DIR)
+    parser.add_argument("--engine", choices=["duckdb", "trino"], default="duckdb")
+    parser.add_argument("--trino-url", default=os.environ.get("GENESIS_TRINO_URL"),
+                        help="a running Trino (scripts/trino-server start); default $GENESIS_TRINO_URL")
     args = parser.parse_args(argv)
+    if args.engine == "trino" and not args.trino_url:
+        print("error: --engine trino needs a server: scripts/trino-server start, then --trino-url URL "
+              "or GENESIS_TRINO_URL", file=sys.stderr)
+        return 2
 
     queries = QUERIES
     if args.queries:
         wanted = {q.strip().lower() for q in args.queries.split(",")}
         queries = [q for q in QUERIES if q.id in wanted]
-    warehouse = prepare_data(args.sf, args.data_dir)
+    warehouse = prepare_data(args.sf, args.data_dir) if args.engine == "duckdb" else None
 
     try:
         from genesis.compiler import compile_input
@@ -106,20 +169,21 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: the Genesis compiler is not available: {exc}", file=sys.stderr)
         return 2
     project = load_project(PROJECT_DIR)
-    runner = Runner(warehouse, args.via)
+    runner = Runner(warehouse, args.via) if args.engine == "duckdb" else TrinoRunner(args.trino_url, args.sf, args.data_dir)
+    same_rows = compare if args.engine == "duckdb" else compare_at_official_scale
 
     rows, problems = [], []
     for query in queries:
         official_sql = query.official_sql()
         try:
-            genesis_sql = compile_input(project, query.input).sql("duckdb")
+            genesis_sql = compile_input(project, query.input).sql(args.engine)
         except Exception as exc:  # a compile error is a result of the benchmark, not a crash
             problems.append(f"{query.id}: compile failed: {exc}")
             rows.append((query.id, None, None, None))
             continue
         try:
-            compare(runner.run(genesis_sql, query.input), runner.run(official_sql, query.id),
-                    ordered=query.ordered)
+            same_rows(runner.run(genesis_sql, query.input), runner.run(official_sql, query.id),
+                      ordered=query.ordered)
         except Mismatch as exc:
             problems.append(f"{query.id}: genesis result differs from the official one: {exc}")
         except Exception as exc:
@@ -142,7 +206,9 @@ def main(argv: list[str] | None = None) -> int:
 
     print()
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
-    print(f"TPC-H SF {args.sf:g}, DuckDB {duckdb.__version__} via {args.via}, best of {args.runs} "
+    where = f"DuckDB {duckdb.__version__} via {args.via}" if args.engine == "duckdb" else \
+        f"Trino {runner.engine.execute('SELECT version() AS v').column(0)[0].as_py()} at {args.trino_url}"
+    print(f"TPC-H SF {args.sf:g}, {where}, best of {args.runs} "
           f"(up to {args.runs * (1 + args.confirm)} when over the threshold) after {args.warmup} warm-up; "
           f"{os.cpu_count()} CPUs, load {load:.2f}")
     print(f"{'query':>5}  {'official_ms':>11}  {'genesis_ms':>10}  {'ratio':>6}")

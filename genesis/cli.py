@@ -320,7 +320,7 @@ def demo(project_dir, target, scale, seed) -> None:
     """
     import time
 
-    from .config import get_target, render_settings, warehouse_dir
+    from .config import get_target, render_settings, warehouse_location
     from .demo import build_demo
 
     require_project(project_dir, "genesis demo")
@@ -328,7 +328,7 @@ def demo(project_dir, target, scale, seed) -> None:
     chosen = get_target(project, target)
     if chosen.engine != "duckdb":
         raise GenesisError(f"target '{chosen.name}' is not a local (duckdb) target; demo builds a local warehouse")
-    path = warehouse_dir(project, render_settings(chosen))
+    path = warehouse_location(project, render_settings(chosen))
     started = time.perf_counter()
     counts = build_demo(path, scale=scale, seed=seed, progress=lambda line: click.echo(line, err=True))
     from .history import history_enabled, open_history

@@ -101,3 +101,12 @@ def warehouse_dir(project: Project, settings: Mapping[str, Any]) -> Path:
 def output_dir(project: Project, settings: Mapping[str, Any]) -> Path:
     path = Path(str(settings.get("output_dir", "out")))
     return path if path.is_absolute() else Path(project.root) / path
+
+
+def warehouse_location(project: Project, settings: Mapping[str, Any]):
+    """The target's local warehouse: its directory and, with `catalog_uri:`, the SQL catalog
+    (PostgreSQL) that holds its table list instead of DIR/catalog.db."""
+    from .warehouse import Warehouse
+
+    uri = settings.get("catalog_uri")
+    return Warehouse(warehouse_dir(project, settings).resolve(), str(uri) if uri else None)

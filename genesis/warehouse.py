@@ -1,14 +1,21 @@
-"""The local Iceberg warehouse: a pyiceberg SQL catalog (SQLite) plus data files in one directory.
+"""The local Iceberg warehouse: a pyiceberg SQL catalog plus data files in one directory.
 
-`DIR/catalog.db` holds every catalog; a table `a.b.c` is catalog `a`, namespace `b`, table `c`.
-All catalog names share the one SQLite file (pyiceberg keys its rows by catalog name).
+By default `DIR/catalog.db` (SQLite) holds every catalog; a table `a.b.c` is catalog `a`,
+namespace `b`, table `c`. All catalog names share the one catalog database (pyiceberg keys
+its rows by catalog name). A target's `catalog_uri:` puts the catalog in PostgreSQL instead:
+the same `iceberg_tables` rows are then what Trino's Iceberg JDBC catalog reads, so DuckDB
+and Trino query one warehouse (see docs/trino.md).
 """
 
 from __future__ import annotations
 
+import os
+import re
 import sqlite3
 import warnings
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Union
 from urllib.parse import unquote, urlparse
 
 import pyarrow as pa
@@ -17,21 +24,66 @@ from .errors import GenesisError, did_you_mean
 
 CATALOG_FILE = "catalog.db"
 MODES = ("overwrite", "append")
+_PASSWORD = re.compile(r"(://[^:/@]*:)[^@]*@")
 
 
-def open_catalog(warehouse_dir: str | Path, catalog_name: str, *, create: bool = False):
-    """The pyiceberg SqlCatalog named `catalog_name` stored in `warehouse_dir`."""
+@dataclass(frozen=True)
+class Warehouse:
+    """Where a local warehouse lives: data files under `root`, catalog rows in `catalog_uri`
+    (a SQLAlchemy URI such as postgresql+psycopg2://user@host:5432/db), or in
+    `root/catalog.db` when it is None. Path-like, so it goes wherever a directory did."""
+
+    root: Path
+    catalog_uri: str | None = None
+
+    def __fspath__(self) -> str:
+        return str(self.root)
+
+    def __str__(self) -> str:
+        return str(self.root)
+
+    @property
+    def uri(self) -> str:
+        return self.catalog_uri or f"sqlite:///{self.root / CATALOG_FILE}"
+
+    @property
+    def shown_uri(self) -> str:
+        """The catalog URI without its password, for messages."""
+        return _PASSWORD.sub(r"\1***@", self.uri)
+
+
+Location = Union[str, os.PathLike, Warehouse]  # what every function here accepts
+
+
+def as_warehouse(location: Location) -> Warehouse:
+    """A Warehouse for a directory (SQLite catalog) or an existing Warehouse, root resolved."""
+    if isinstance(location, Warehouse):
+        return Warehouse(Path(location.root).resolve(), location.catalog_uri)
+    return Warehouse(Path(location).resolve())
+
+
+def open_catalog(warehouse_dir: Location, catalog_name: str, *, create: bool = False):
+    """The pyiceberg SqlCatalog named `catalog_name` of the warehouse."""
     from pyiceberg.catalog.sql import SqlCatalog
 
-    root = Path(warehouse_dir).resolve()
+    wh = as_warehouse(warehouse_dir)
+    root = wh.root
     if create:
         root.mkdir(parents=True, exist_ok=True)
-    elif not (root / CATALOG_FILE).is_file():
+    elif wh.catalog_uri is None and not (root / CATALOG_FILE).is_file():
         raise GenesisError(
             f"no local warehouse at {root} (missing {CATALOG_FILE})",
             hint="run `genesis demo` to build the sample warehouse, or check the target's `warehouse:`",
         )
-    return SqlCatalog(catalog_name, uri=f"sqlite:///{root / CATALOG_FILE}", warehouse=root.as_uri())
+    try:
+        return SqlCatalog(catalog_name, uri=wh.uri, warehouse=root.as_uri())
+    except Exception as exc:  # a wrong URI, a missing driver, an unreachable server
+        if wh.catalog_uri is None:
+            raise
+        reason = _PASSWORD.sub(r"\1***@", " ".join(str(exc).split()))[:300]
+        raise GenesisError(f"cannot open the Iceberg catalog at {wh.shown_uri}: {reason}",
+                           hint="check the target's catalog_uri: (is PostgreSQL running? "
+                                "scripts/postgres-server start starts a local one)") from None
 
 
 def split_name(table: str) -> tuple[str, str, str]:
@@ -42,10 +94,12 @@ def split_name(table: str) -> tuple[str, str, str]:
     return parts[0], parts[1], parts[2]
 
 
-def list_tables(warehouse_dir: str | Path) -> list[str]:
+def list_tables(warehouse_dir: Location) -> list[str]:
     """Every table of the warehouse as 'catalog.namespace.table', sorted."""
-    root = Path(warehouse_dir).resolve()
-    db = root / CATALOG_FILE
+    wh = as_warehouse(warehouse_dir)
+    if wh.catalog_uri is not None:
+        return _list_sql_tables(wh)
+    db = wh.root / CATALOG_FILE
     if not db.is_file():
         return []
     # pyiceberg has no "list catalogs": its SQLite table is the one place that knows them.
@@ -57,7 +111,26 @@ def list_tables(warehouse_dir: str | Path) -> list[str]:
     return sorted(f"{c}.{n}.{t}" for c, n, t in rows)
 
 
-def load_table(warehouse_dir: str | Path, table: str):
+def _list_sql_tables(wh: Warehouse) -> list[str]:
+    """The same listing from a catalog database that SQLAlchemy reaches (PostgreSQL)."""
+    import sqlalchemy
+
+    engine = sqlalchemy.create_engine(wh.catalog_uri)
+    try:
+        with engine.connect() as con:
+            if not sqlalchemy.inspect(con).has_table("iceberg_tables"):
+                return []
+            rows = con.execute(sqlalchemy.text(
+                "SELECT catalog_name, table_namespace, table_name FROM iceberg_tables")).fetchall()
+    except sqlalchemy.exc.SQLAlchemyError as exc:
+        raise GenesisError(f"cannot list the tables of the Iceberg catalog at {wh.shown_uri}: "
+                           f"{type(exc).__name__}") from None
+    finally:
+        engine.dispose()
+    return sorted(f"{c}.{n}.{t}" for c, n, t in rows)
+
+
+def load_table(warehouse_dir: Location, table: str):
     """The pyiceberg Table for 'a.b.c'; a missing one is an error with a did-you-mean hint."""
     from pyiceberg.exceptions import NoSuchTableError
 
@@ -70,15 +143,15 @@ def load_table(warehouse_dir: str | Path, table: str):
         hint = did_you_mean(table, known)
         if hint is None:
             hint = f"the warehouse has: {', '.join(known)}" if known else "the warehouse is empty; run `genesis demo`"
-        raise GenesisError(f"table '{table}' does not exist in the warehouse at {Path(warehouse_dir)}",
+        raise GenesisError(f"table '{table}' does not exist in the warehouse at {as_warehouse(warehouse_dir).root}",
                            hint=hint) from None
 
 
-def table_exists(warehouse_dir: str | Path, table: str) -> bool:
+def table_exists(warehouse_dir: Location, table: str) -> bool:
     return table in list_tables(warehouse_dir)
 
 
-def write_table(warehouse_dir: str | Path, table: str, data: pa.Table, *, mode: str = "overwrite") -> None:
+def write_table(warehouse_dir: Location, table: str, data: pa.Table, *, mode: str = "overwrite") -> None:
     """Write an Arrow table to 'a.b.c', creating the namespace and table as needed.
 
     `overwrite` replaces the data (and the schema if it changed); `append` adds rows.
@@ -107,7 +180,7 @@ def write_table(warehouse_dir: str | Path, table: str, data: pa.Table, *, mode: 
 def _create(catalog, warehouse_dir, catalog_name: str, ident: tuple[str, str], data: pa.Table):
     # An explicit location per catalog: the default (`DIR/ns.db/table`) would make two
     # catalogs with the same namespace and table name share a directory.
-    location = (Path(warehouse_dir).resolve() / catalog_name / ident[0] / ident[1]).as_uri()
+    location = (as_warehouse(warehouse_dir).root / catalog_name / ident[0] / ident[1]).as_uri()
     return catalog.create_table(ident, schema=data.schema, location=location)
 
 
@@ -119,7 +192,7 @@ def _same_schema(tbl, data: pa.Table) -> bool:
     return current == [(f.name, trino_type_of_arrow(f.type)) for f in data.schema]
 
 
-def table_files(warehouse_dir: str | Path, table: str) -> tuple[list[str], bool]:
+def table_files(warehouse_dir: Location, table: str) -> tuple[list[str], bool]:
     """The local parquet paths pyiceberg's scan planning lists for 'a.b.c', and whether any
     of them comes with delete files (then the files alone do not give the right rows)."""
     return scan_files(load_table(warehouse_dir, table))
@@ -141,7 +214,7 @@ def local_path(uri: str) -> str:
     return uri
 
 
-def iceberg_columns(warehouse_dir: str | Path, table: str) -> dict[str, str]:
+def iceberg_columns(warehouse_dir: Location, table: str) -> dict[str, str]:
     """The current columns of 'a.b.c' as {name: canonical Trino type}."""
     return {f.name: trino_type(f.field_type) for f in load_table(warehouse_dir, table).schema().fields}
 

@@ -26,7 +26,7 @@ from ..result import OutputColumn
 from ..semantic import Instance, JoinGraph, Resolved
 from . import expressions as ex
 from .names import output_name
-from .typing import infer_type
+from .typing import infer_type, portable_arithmetic, portable_average
 
 
 @dataclass
@@ -146,7 +146,7 @@ class Planner:
                 raise GenesisError(f"{what} uses '{name}', which is not a reference", loc, hint)
             return self.member_expr(self.graph.resolve(self.input.root, ref, loc), loc)
 
-        return ex.replace_references(tree, replace)
+        return portable_arithmetic(ex.replace_references(tree, replace), self.known_types)
 
     # ------------------------------------------------------------ grains
 
@@ -195,8 +195,19 @@ def field_expr(ds: DataSource, member: Field, alias: str) -> exp.Expression:
         return exp.column(member.name, table=alias, quoted=_needs_quotes(member.name))
     tree = ex.parse_expression(member.sql, member.sql_loc, f"field '{ds.name}.{member.name}'")
     tree = ex.qualify_columns(tree, alias, f"field '{ds.name}.{member.name}'", member.sql_loc)
+    tree = portable_arithmetic(tree, _column_types(ds, tree))
     return ex.cast(exp.paren(tree, copy=False) if not isinstance(tree, (exp.Column, exp.Func)) else tree,
                    member.type)
+
+
+def _column_types(ds: DataSource, tree: exp.Expression) -> dict[int, str]:
+    """The declared types of the table columns a data source's own SQL reads (plain fields)."""
+    known = {}
+    for column in tree.find_all(exp.Column):
+        field = ds.fields.get(column.name)
+        if field is not None and field.sql is None and field.type:
+            known[id(column)] = field.type
+    return known
 
 
 def measure_expr(instance: Instance, measure: Measure, alias: str, is_root: bool) -> exp.Expression:
@@ -209,6 +220,7 @@ def measure_expr(instance: Instance, measure: Measure, alias: str, is_root: bool
     else:
         argument = ex.qualify_columns(ex.parse_expression(measure.sql, measure.sql_loc, what), alias, what,
                                       measure.sql_loc)
+        argument = portable_arithmetic(argument, _column_types(ds, argument))
     if measure.agg == "count":
         if argument is None:
             # A left join with no match still yields one row: count the key, not the row.
@@ -218,8 +230,12 @@ def measure_expr(instance: Instance, measure: Measure, alias: str, is_root: bool
         return exp.Count(this=argument, big_int=True)
     if measure.agg == "count_distinct":
         return exp.Count(this=exp.Distinct(expressions=[argument]), big_int=True)
-    agg = {"sum": exp.Sum, "avg": exp.Avg, "min": exp.Min, "max": exp.Max}[measure.agg]
-    node = agg(this=argument)
+    if measure.agg == "avg":
+        argument_type = ds.fields[measure.sql].type if measure.sql in ds.fields else \
+            infer_type(argument, _column_types(ds, argument))
+        node = portable_average(argument, argument_type)
+    else:
+        node = {"sum": exp.Sum, "min": exp.Min, "max": exp.Max}[measure.agg](this=argument)
     if measure.type:
         return ex.cast(node, measure.type)
     return node
@@ -485,7 +501,7 @@ def _plan_column(planner: Planner, item: InputField) -> PlanColumn:
                                    item.loc)
             if labels and item.agg == "list":  # list the display texts, not the stored codes
                 expr = labelled(expr, labels, value_type)
-            expr = field_agg_expr(expr, item.agg)
+            expr = field_agg_expr(expr, item.agg) if item.agg != "avg" else portable_average(expr, value_type)
             column_type = field_agg_type(item.agg, value_type)
             labels = None
         else:

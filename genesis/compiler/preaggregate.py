@@ -45,14 +45,14 @@ def _try_branch(plan: Plan, planner: Planner, branch: tuple[str, ...]) -> None:
     partials: dict[str, str] = {}  # the same aggregate twice (a column and a HAVING) is computed once
     for unit in units:
         partials.setdefault(unit.node.sql(ex.DIALECT), f"_p{len(partials)}")
-    sub = exp.select(*[exp.alias_(k, n, copy=False) for k, n in zip(keys, key_names)])
+    sub = exp.select(*[exp.alias_(k.copy(), n, copy=False) for k, n in zip(keys, key_names)])
     sub = sub.select(*[exp.alias_(ex.parse_expression(text, None, "partial"), name, copy=False)
                        for text, name in partials.items()], copy=False)
     from .render import join_below, relation  # render builds FROM clauses
 
     sub = sub.from_(relation(head.datasource, alias), copy=False)
     join_below(sub, plan.instances, plan.aliases, members, branch)
-    sub = sub.group_by(*[exp.column(n) for n in key_names], copy=False)
+    sub = sub.group_by(*keys, copy=False)  # expressions: Trino cannot GROUP BY an output alias
 
     for unit in units:
         partial = exp.column(partials[unit.node.sql(ex.DIALECT)], table=alias)

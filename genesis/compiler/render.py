@@ -167,7 +167,9 @@ def _keyed_query(plan: Plan) -> exp.Select:
     if where is not None:
         base = base.where(where.copy(), copy=False)
     if keys:
-        base = base.group_by(*[exp.column(n) for n in key_names], copy=False)
+        # The key expressions, not their aliases: Trino resolves GROUP BY names against the
+        # FROM clause only (`_k0` "cannot be resolved"); DuckDB accepts either.
+        base = base.group_by(*[k.copy() for k in keys], copy=False)
 
     ctes = [("base", base)]
     grains: dict[tuple[str, ...], list[Unit]] = {}

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ..config import get_target, render_settings, warehouse_dir
+from ..config import get_target, render_settings, warehouse_location
 from ..errors import GenesisError
 from ..model import Project
 from .base import Engine, EngineError, conform
@@ -17,7 +17,7 @@ def open_engine(project: Project, target_name: str | None = None) -> Engine:
     if target.engine == "duckdb":
         from .duckdb import DuckDBEngine
 
-        return DuckDBEngine(warehouse_dir(project, settings))
+        return DuckDBEngine(warehouse_location(project, settings))
     if target.engine == "trino":
         from .trino import TrinoEngine
 

@@ -27,8 +27,8 @@ _LINE = re.compile(r"^LINE (\d+): (.*)$", re.M)
 class DuckDBEngine:
     name = "duckdb"
 
-    def __init__(self, warehouse_dir: str | Path):
-        self.warehouse_dir = Path(warehouse_dir)
+    def __init__(self, warehouse_dir: warehouse.Location):
+        self.warehouse_dir = warehouse.as_warehouse(warehouse_dir)  # path-like; may name a SQL catalog
         self._con = duckdb.connect(":memory:")
         self._con.execute("SET TimeZone = 'UTC'")  # timestamptz comes back as UTC, like Trino's
         # Genesis SQL has Trino semantics: integer / integer truncates (5430 / 60 = 90).
