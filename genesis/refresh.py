@@ -203,5 +203,9 @@ def write_destination(project: Project, tracker: Tracker, result: QueryResult, k
 
 
 def _sync_details(report) -> tuple[bool, dict]:
+    """(changed, details): changed when the refresh itself changed rows, not when it only
+    tried (a write rejected because another refresh wrote first is re-planned)."""
     details = {k: v for k, v in vars(report).items() if isinstance(v, (int, float, str))}
-    return bool(getattr(report, "write_calls", 1)), details
+    changed = any(getattr(report, name, 0) for name in ("inserted", "updated", "deleted", "marked", "unmarked",
+                                                        "created_tab", "fields_created"))
+    return changed, details

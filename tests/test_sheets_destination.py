@@ -249,7 +249,8 @@ def test_people_annotate_resort_insert_and_delete_rows_then_the_data_changes(h):
     assert h.srv.frozen_rows(h.sid, TAB) == 1
     calls = [e for e in h.genesis_calls() if e.kind != "token"]
     assert [e.kind for e in calls] == ["read", "write"]  # one read, one atomic write
-    assert set(calls[1].requests) <= {"appendDimension", "updateCells", "repeatCell", "deleteDimension"}
+    assert set(calls[1].requests) <= {"appendDimension", "updateCells", "repeatCell", "deleteDimension",
+                                      "deleteDeveloperMetadata", "createDeveloperMetadata"}  # + the lease
 
     h.srv.clear_log()
     again = h.sync(CHANGED)

@@ -77,6 +77,7 @@ from ..errors import GenesisError, did_you_mean
 from ..formatting import format_value, spreadsheet_number_format
 from ..result import OutputColumn, QueryResult
 from ..types import is_array
+from . import sheets_lease as lease
 from .sync import (
     STATUS_COLUMN,
     STATUS_REMOVED,
@@ -97,8 +98,9 @@ MAX_REQUEST_BYTES = 2_000_000  # Google's recommended maximum payload of one req
 MAX_CELLS = 10_000_000  # per spreadsheet
 MAX_COLUMNS = 18_278  # per sheet
 MAX_CELL_CHARS = 50_000
+MAX_CONFLICTS = 20  # re-plans after another writer's change before giving up
 NEW_TAB_COLUMNS = 26  # a new tab gets at least these, like one made in the Sheets UI
-READ_FIELDS = ("sheets(properties(sheetId,title,gridProperties),"
+READ_FIELDS = (f"{lease.METADATA_FIELDS},sheets(properties(sheetId,title,gridProperties),"
                "data(rowData(values(userEnteredValue,userEnteredFormat/numberFormat,note))))")
 MASK_VALUE = "userEnteredValue"
 MASK_FORMATTED = "userEnteredValue,userEnteredFormat.numberFormat"  # only where the format changes
@@ -137,6 +139,8 @@ class SheetSyncReport:
     seconds: float = 0.0
     dry_run: bool = False
     created_tab: bool = False
+    conflicts: int = 0  # writes rejected because another writer changed the tab first; re-planned
+    waited_seconds: float = 0.0  # waiting for another refresh that held the tab
 
 
 def sync_google_sheet(
@@ -166,7 +170,7 @@ def sync_google_sheet(
                started + deadline_seconds, retry, report)
     job = _Job(api, columns, list(key), rows, mode, policy, max_request_bytes, dry_run)
     first_plan: Plan | None = None
-    attempt = 0
+    attempt = waits = 0
     while True:
         try:
             plan = job.run()
@@ -176,6 +180,18 @@ def sync_google_sheet(
             first_plan = first_plan or err.plan
             api.backoff(attempt, err.error)
             attempt += 1
+        except _Conflict:  # another writer changed the tab first: nothing of ours landed
+            first_plan = None  # what counts is the plan that is finally written
+            report.conflicts += 1
+            if report.conflicts > MAX_CONFLICTS:
+                raise GenesisError(
+                    f"tab '{worksheet}' kept changing while Genesis wrote it ({report.conflicts} writes "
+                    "rejected because other refreshes wrote first)",
+                    hint="several refreshes of this tab are running at once; nothing more was written") from None
+            time.sleep(random.uniform(0, retry.base_seconds))  # writers that collided do not collide again
+        except _Busy as err:
+            api.wait_for_holder(err.holder, waits)
+            waits += 1
     _count(report, first_plan)
     report.seconds = round(time.monotonic() - started, 3)
     log.info("sheets %s/%s: %s", spreadsheet_id, worksheet,
@@ -344,6 +360,26 @@ class _MissingTab(Exception):
     pass
 
 
+class _Rejected(Exception):
+    """A fenced write refused with 400: a lost compare-and-swap, or a bad request."""
+
+    def __init__(self, error: APIError):
+        super().__init__(str(error))
+        self.error = error
+
+
+class _Conflict(Exception):
+    """Another writer changed the tab after our read; read again and re-plan."""
+
+
+class _Busy(Exception):
+    """Another refresh is in the middle of a multi-request write of the tab."""
+
+    def __init__(self, holder: lease.Holder):
+        super().__init__(holder.run)
+        self.holder = holder
+
+
 _WRITES: dict[str, deque] = {}  # service account -> recent write times (the per-user quota)
 _WRITES_LOCK = threading.Lock()
 
@@ -367,13 +403,37 @@ class _Api:
             return None
 
     def write(self, body: bytes) -> Any:
+        """One fenced batchUpdate; raises _Rejected on a 400 (see sheets_lease)."""
         url = SPREADSHEET_BATCH_UPDATE_URL % self.spreadsheet_id
         result = self._call("write", lambda: self.http.request(
-            "post", url, data=body, headers={"Content-Type": "application/json"}))
+            "post", url, data=body, headers={"Content-Type": "application/json"}), fenced=True)
         self.report.payload_bytes += len(body)
         return result
 
-    def _call(self, kind: str, fn: Callable[[], Any], missing_tab: bool = False) -> Any:
+    def lease_value(self) -> str | None:
+        """The tab's lease value as it is now (one small read)."""
+        doc = self.read(lambda: self.http.fetch_sheet_metadata(
+            self.spreadsheet_id, params={"fields": lease.METADATA_FIELDS}))
+        return lease.find(doc.get("developerMetadata"), self.worksheet)
+
+    def wait_for_holder(self, holder: lease.Holder, attempt: int) -> None:
+        """Sleep while another refresh holds the tab, or fail clearly at the deadline."""
+        delay = min(self.policy.max_seconds, self.policy.base_seconds * 2 ** min(attempt, 20)) * random.uniform(0.5, 1.0)
+        until = datetime.fromtimestamp(holder.until, timezone.utc).strftime("%H:%M:%S")
+        if time.monotonic() + delay > self.deadline:
+            raise GenesisError(
+                f"another refresh holds tab '{self.worksheet}' of spreadsheet '{self.spreadsheet_id}' "
+                f"(it is writing in several steps; its hold ends by {until} UTC); nothing was written",
+                hint="run again when it has finished, or raise google_sheets.deadline_seconds to wait longer")
+        log.warning("sheets %s: another refresh holds tab '%s' until %s UTC; waiting %.1fs",
+                    self.spreadsheet_id, self.worksheet, until, delay)
+        self.report.waited_seconds += delay
+        time.sleep(delay)
+
+    def remaining(self) -> float:
+        return max(0.0, self.deadline - time.monotonic())
+
+    def _call(self, kind: str, fn: Callable[[], Any], missing_tab: bool = False, fenced: bool = False) -> Any:
         from google.auth import exceptions as auth_errors
 
         attempt = 0
@@ -387,6 +447,8 @@ class _Api:
             except APIError as err:
                 if missing_tab and err.code == 400 and "Unable to parse range" in str((err.error or {}).get("message")):
                     raise _MissingTab() from None
+                if fenced and err.code == 400:
+                    raise _Rejected(err) from None
                 if not _retryable(err):
                     raise self.user_error(err) from None
                 if kind == "write" and err.code != 429 and not _rate_limited(err):
@@ -499,6 +561,7 @@ class _Tab:
     rows: list[list[dict]]  # rowData values; rows[0] is the header
     exists: bool = True
     other_cells: int | None = None  # cells of the other tabs, when known
+    lease: str | None = None  # the tab's writer lease as read (see sheets_lease)
 
     def cell(self, r: int, c: int) -> dict:
         row = self.rows[r] if r < len(self.rows) else []
@@ -532,18 +595,21 @@ def _read_tab(api: _Api) -> _Tab | None:
     data = (sheet.get("data") or [{}])[0]
     rows = [r.get("values") or [] for r in data.get("rowData") or []]
     return _Tab(props.get("sheetId", 0), props.get("title", api.worksheet), grid.get("rowCount", 0),
-                grid.get("columnCount", 0), grid.get("frozenRowCount", 0), rows)
+                grid.get("columnCount", 0), grid.get("frozenRowCount", 0), rows,
+                lease=lease.find(doc.get("developerMetadata"), api.worksheet))
 
 
 def _new_tab(api: _Api) -> _Tab:
     """The tab to add: an unused sheet id, and what the other tabs use (for the cell limit)."""
-    doc = api.read(lambda: api.http.fetch_sheet_metadata(api.spreadsheet_id, params={"fields": "sheets.properties"}))
+    doc = api.read(lambda: api.http.fetch_sheet_metadata(
+        api.spreadsheet_id, params={"fields": f"{lease.METADATA_FIELDS},sheets.properties"}))
     props = [s.get("properties") or {} for s in doc.get("sheets") or []]
     used = {p.get("sheetId") for p in props}
     sheet_id = next(i for i in iter(lambda: secrets.randbelow(2**31 - 1) + 1, None) if i not in used)
     other = sum((p.get("gridProperties") or {}).get("rowCount", 0) * (p.get("gridProperties") or {}).get("columnCount", 0)
                 for p in props)
-    return _Tab(sheet_id, api.worksheet, 0, 0, 0, [], exists=False, other_cells=other)
+    return _Tab(sheet_id, api.worksheet, 0, 0, 0, [], exists=False, other_cells=other,
+                lease=lease.find(doc.get("developerMetadata"), api.worksheet))
 
 
 @dataclass
@@ -886,13 +952,18 @@ class _Job:
                  policy: str, max_request_bytes: int, dry_run: bool):
         self.api, self.columns, self.key, self.rows = api, columns, key, rows
         self.mode, self.policy, self.limit, self.dry_run = mode, policy, max_request_bytes, dry_run
+        self.run_id = secrets.token_hex(8)  # this refresh, in the tab's lease
 
     def run(self) -> Plan:
-        """Read, diff, write. Raises _Ambiguous when a write's outcome is unknown."""
+        """Read, diff, write. Raises _Ambiguous when a write's outcome is unknown, _Conflict
+        when another writer changed the tab first, _Busy while another refresh holds it."""
         tab = _read_tab(self.api)
         if tab is None:
             tab = _new_tab(self.api)
             self.api.report.created_tab = True
+        holder = lease.parse(tab.lease)
+        if holder is not None and holder.busy_for(self.run_id) and not self.dry_run:
+            raise _Busy(holder)
         layout = _layout(tab, self.columns, self.key)
         plan = plan_sync(layout.existing, self.rows, columns=[c.name for c in self.columns],
                          key_names=self.key, mode=self.mode, on_removed=self.policy)
@@ -901,10 +972,31 @@ class _Job:
         if self.dry_run or not reqs:
             return plan
         reqs.append(_stamp(tab, layout, self.key, plan, len(self.rows)))
-        for body in _pack(reqs, self.limit):
+        old = tab.lease
+        longest = lease.new_value(self.run_id, 2e9)  # a busy value: the longest there is
+        room = len(_fenced(_body([]), lease.fence(self.api.worksheet, max(old or "", longest, key=len), longest))) + 1
+        bodies = _pack(reqs, max(self.limit - room + len(_body([])), 1))
+        for i, body in enumerate(bodies):
+            last = i == len(bodies) - 1
+            # several bodies: the tab is busy until the last one has landed
+            busy_until = None if last else time.time() + self.api.remaining() + lease.EXPIRY_MARGIN_SECONDS
+            new = lease.new_value(self.run_id, busy_until)
             try:
-                self.api.write(body)
+                self.api.write(_fenced(body, lease.fence(self.api.worksheet, old, new)))
             except _Ambiguous as err:
                 err.plan = plan
                 raise
+            except _Rejected as err:
+                if self.api.lease_value() != old:
+                    raise _Conflict() from None
+                raise self.api.user_error(err.error) from None
+            old = new
         return plan
+
+
+def _fenced(body: bytes, fence: list[dict]) -> bytes:
+    """`body` with the lease's compare-and-swap requests first."""
+    head = _ENVELOPE[0]
+    rest = body[len(head):]
+    joined = b",".join(_dumps(r) for r in fence)
+    return head + joined + (b"," + rest if rest != _ENVELOPE[1] else rest)
