@@ -101,6 +101,7 @@ class AirtableSyncReport:
     write_calls: int = 0
     meta_calls: int = 0  # schema reads, table and field creation
     retries: int = 0  # requests sent again after a 429, 5xx or lost connection
+    replans: int = 0  # re-reads after records vanished under a write (another refresh, a person)
     fields_created: tuple[str, ...] = ()
     seconds: float = 0.0
     dry_run: bool = False
@@ -528,8 +529,21 @@ def sync_airtable(
     where = f"Airtable base {base_id} table '{table}'"
     remote = _Table(base_id, table, token, endpoint.rstrip("/"), started + deadline_seconds)
     refresh = _Refresh(result, remote, key, mode, policy, dry_run)
+    replans = 0
     try:
-        report = refresh.run()
+        while True:
+            try:
+                report = refresh.run()
+                break
+            except _Vanished as err:
+                replans += 1
+                log.info("%s: %s; reading the table again", where, err)
+                if replans > MAX_REPLANS:
+                    raise GenesisError(
+                        f"{where}: records kept disappearing while Genesis wrote ({err}); "
+                        f"re-read the table {MAX_REPLANS} times",
+                        hint="another refresh of this table, or a person, is deleting records right now; "
+                             "the table is consistent, run again when it is done") from None
     except DeadlineExceeded as err:
         raise GenesisError(
             f"{where}: stopped at its deadline of {deadline_seconds:g} s: {err.message} "
@@ -541,9 +555,20 @@ def sync_airtable(
     seconds = time.monotonic() - started
     c = remote.counters
     report = replace(report, read_calls=c.read, write_calls=c.write, meta_calls=c.meta,
-                     retries=c.retries, seconds=seconds)
+                     retries=c.retries, replans=replans, seconds=seconds)
     log.info("%s: %s in %.1f s, %d calls", where, _summary(report), seconds, report.calls)
     return report
+
+
+MAX_REPLANS = 5
+_GONE = {"MODEL_ID_NOT_FOUND", "ROW_DOES_NOT_EXIST", "RECORD_NOT_FOUND"}
+
+
+class _Vanished(Exception):
+    """A write named a record that no longer exists: someone deleted it after our read.
+    Airtable applies a batch whole or not at all, so the table is as another writer or a
+    person left it; the refresh reads it again and re-plans (a record already deleted is
+    then simply not there to delete)."""
 
 
 def _check_key(result: QueryResult, key: tuple[str, ...]) -> None:
@@ -599,7 +624,12 @@ class _Refresh:
     def _create_table(self) -> list[dict]:
         if not self.dry_run:
             ordered = sorted(self.columns, key=lambda c: c.name not in self.key)  # key first: primary
-            self.remote.create_table(ordered)
+            try:
+                self.remote.create_table(ordered)
+            except requests.HTTPError as err:
+                if _error_type(err) == "DUPLICATE_TABLE_NAME":  # another refresh created it first
+                    raise _Vanished("the table was created by another refresh after the read") from None
+                raise
             self.fields_created.extend(c.name for c in ordered)
             self.known_fields.update(c.name for c in ordered)
         return []
@@ -668,13 +698,20 @@ class _Refresh:
         for batch in _chunks(upserts):
             self._upsert(batch)
         for batch in _chunks(deletes):
-            self.remote.delete(batch)
+            try:
+                self.remote.delete(batch)
+            except requests.HTTPError as err:
+                if _error_type(err) in _GONE:
+                    raise _Vanished("a record to delete was already deleted (by another refresh or a person)") from None
+                raise
             self.writes_done += 1
 
     def _upsert(self, batch: list[dict]) -> None:
         try:
             self.remote.upsert(batch, self.key)
         except requests.HTTPError as err:
+            if _error_type(err) in _GONE:
+                raise _Vanished("a record to update was deleted after the read (by another refresh or a person)") from None
             # A field renamed or removed since the read: create it and send again, once.
             if _error_type(err) != "UNKNOWN_FIELD_NAME":
                 raise
