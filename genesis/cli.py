@@ -16,7 +16,7 @@ from pathlib import Path
 import click
 
 from . import __version__
-from .errors import GenesisError, ValidationError
+from .errors import GenesisError, ValidationError, redact
 
 
 def _fail(message: str) -> None:
@@ -39,8 +39,10 @@ def handle_errors(command):
             raise
         except Exception as exc:  # noqa: BLE001 - the last line of defence for users
             if os.environ.get("GENESIS_DEBUG"):
-                raise
-            _fail(f"internal error: {type(exc).__name__}: {exc} (set GENESIS_DEBUG=1 for details)")
+                import traceback
+
+                _fail(redact(traceback.format_exc()).rstrip())  # the traceback, secrets masked
+            _fail(redact(f"internal error: {type(exc).__name__}: {exc} (set GENESIS_DEBUG=1 for details)"))
 
     return wrapper
 
@@ -83,6 +85,9 @@ def load_valid(project_dir: str):
 @click.version_option(__version__, prog_name="genesis")
 def main() -> None:
     """Genesis: a semantic data layer for operational trackers."""
+    from .errors import install_log_redaction
+
+    install_log_redaction(bool(os.environ.get("GENESIS_DEBUG")))
 
 
 @main.command()

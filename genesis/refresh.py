@@ -17,7 +17,7 @@ from .api import execute
 from .checks import failed_checks
 from .config import get_target, output_dir, render_settings
 from .engines import Engine, open_engine
-from .errors import GenesisError, did_you_mean
+from .errors import GenesisError, did_you_mean, redact
 from .model import Project, Tracker
 from .result import QueryResult
 from .validate import check_tracker, cron_problem
@@ -112,8 +112,8 @@ def refresh(project: Project, trackers: list[Tracker], *, target: str | None = N
                 report.status, report.error = "failed", exc.render()
             except Exception as exc:  # noqa: BLE001 - one tracker must never stop the others
                 report.status = "failed"
-                report.error = f"internal error: {type(exc).__name__}: {exc}"
-                report.details["traceback"] = traceback.format_exc(limit=5)
+                report.error = redact(f"internal error: {type(exc).__name__}: {exc}")
+                report.details["traceback"] = redact(traceback.format_exc(limit=5))
             report.seconds = time.perf_counter() - tracker_started
             reports.append(report)
             if progress:

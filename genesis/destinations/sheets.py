@@ -59,6 +59,7 @@ from __future__ import annotations
 import json
 import logging
 import random
+import re
 import secrets
 import threading
 import time
@@ -73,7 +74,7 @@ from gspread.http_client import HTTPClient
 from gspread.urls import SPREADSHEET_BATCH_UPDATE_URL
 from gspread.utils import absolute_range_name, rowcol_to_a1
 
-from ..errors import GenesisError, did_you_mean
+from ..errors import GenesisError, did_you_mean, register_secret
 from ..formatting import format_value, spreadsheet_number_format
 from ..result import OutputColumn, QueryResult
 from ..types import is_array
@@ -305,6 +306,10 @@ def load_credentials(path: str, endpoint: str = GOOGLE_ENDPOINT):
     except (OSError, ValueError):
         raise GenesisError(f"Google Sheets credentials file {path} is not readable JSON",
                            hint="download the service account's JSON key again")
+    if isinstance(info, dict):  # its secrets are masked in any output from now on
+        for name, value in info.items():
+            if name not in _PUBLIC_CREDENTIAL_FIELDS:
+                register_secret(value)
     missing = [k for k in ("client_email", "private_key", "token_uri") if not info.get(k)] if isinstance(info, dict) else ["all"]
     if missing or info.get("type") != "service_account":
         raise GenesisError(f"{path} is not a service-account key file (missing: {', '.join(missing) or 'type'})",
@@ -314,6 +319,12 @@ def load_credentials(path: str, endpoint: str = GOOGLE_ENDPOINT):
     except Exception:  # the message could quote the key; say only what is wrong
         raise GenesisError(f"the private key in {path} cannot be loaded", hint="download the key again")
     return creds, info["client_email"]
+
+
+# Fields of a service-account file that say who and where, not how to prove it: shown in
+# hints ("share the spreadsheet with <client_email>"); every other field is a secret.
+_PUBLIC_CREDENTIAL_FIELDS = frozenset({"type", "client_email", "project_id", "token_uri", "auth_uri",
+                                       "auth_provider_x509_cert_url", "client_x509_cert_url", "universe_domain"})
 
 
 def _proxied_credentials_class():
@@ -521,7 +532,8 @@ class _Api:
     def _auth_error(self, err: Exception) -> GenesisError:
         reason = "unknown error"
         if len(getattr(err, "args", ())) > 1 and isinstance(err.args[1], dict):
-            reason = str(err.args[1].get("error") or reason)  # the OAuth error code only
+            code = str(err.args[1].get("error") or "")
+            reason = code if re.fullmatch(r"[a-z_]{1,40}", code) else reason  # an OAuth error code, never the answer
         return GenesisError(f"could not get an access token for the service account {self.email} ({reason})",
                             hint="check the credentials file: the key may be revoked or its token_uri wrong")
 
