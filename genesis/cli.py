@@ -19,8 +19,13 @@ from . import __version__
 from .errors import GenesisError, ValidationError, redact
 
 
+def echo(message=None, **kwargs) -> None:
+    """click.echo with every registered secret masked (see errors.redact)."""
+    click.echo(redact(message), **kwargs)
+
+
 def _fail(message: str) -> None:
-    click.echo(message, err=True)
+    echo(message, err=True)
     sys.exit(1)
 
 
@@ -119,13 +124,13 @@ def validate(project_dir: str, fmt: str, target: str | None, catalog_check: bool
     except GenesisError as exc:
         errors = [exc]
     if fmt == "json":
-        click.echo(json.dumps({"valid": not errors, "errors": [e.to_json() for e in errors], **counts}, indent=2))
+        echo(json.dumps({"valid": not errors, "errors": [e.to_json() for e in errors], **counts}, indent=2))
     elif errors:
         for error in errors:
-            click.echo(error.render(), err=True)
-        click.echo(f"{len(errors)} error(s)", err=True)
+            echo(error.render(), err=True)
+        echo(f"{len(errors)} error(s)", err=True)
     else:
-        click.echo(f"ok: {counts['datasources']} data sources, {counts['inputs']} inputs, "
+        echo(f"ok: {counts['datasources']} data sources, {counts['inputs']} inputs, "
                    f"{counts['trackers']} trackers")
     sys.exit(1 if errors else 0)
 
@@ -160,11 +165,11 @@ def compile(name, project_dir, dialect, all_, out_dir, target, params) -> None: 
             if inp not in project.trackers:
                 (out / f"{inp}.sql").write_text(compile_input(project, inp).sql(dialect) + "\n")
                 written += 1
-        click.echo(f"wrote {written} SQL files to {out}", err=True)
+        echo(f"wrote {written} SQL files to {out}", err=True)
         return
     if not name:
         raise GenesisError("name an input or tracker, or use --all --out DIR")
-    click.echo(compile_name(project, name, parse_params(params)).sql(dialect))
+    echo(compile_name(project, name, parse_params(params)).sql(dialect))
 
 
 @main.command()
@@ -196,9 +201,9 @@ def run(name, project_dir, target, fmt, output, max_rows, params) -> None:
         text = buffer.getvalue()
     if output:
         Path(output).write_text(text, encoding="utf-8")
-        click.echo(f"{result.table.num_rows} rows written to {output}", err=True)
+        echo(f"{result.table.num_rows} rows written to {output}", err=True)
     else:
-        click.echo(text, nl=False)
+        echo(text, nl=False)
 
 
 @main.command()
@@ -222,7 +227,7 @@ def demo(project_dir, target, scale, seed) -> None:
     started = time.perf_counter()
     counts = build_demo(path, scale=scale, seed=seed)
     total = sum(counts.values())
-    click.echo(f"demo warehouse: {len(counts)} tables, {total:,} rows in {path} "
+    echo(f"demo warehouse: {len(counts)} tables, {total:,} rows in {path} "
                f"({time.perf_counter() - started:.1f} s)")
 
 
@@ -246,9 +251,9 @@ def refresh(trackers, project_dir, all_, due, window, target, dry_run, fmt) -> N
     if not chosen:
         message = "no tracker is due" if due else "no trackers to refresh"
         if fmt == "json":
-            click.echo(json.dumps({"ok": True, "trackers": [], "message": message}, indent=2))
+            echo(json.dumps({"ok": True, "trackers": [], "message": message}, indent=2))
         else:
-            click.echo(message, err=True)
+            echo(message, err=True)
         return
     total = len(chosen)
     position = {"n": 0}
@@ -264,18 +269,18 @@ def refresh(trackers, project_dir, all_, due, window, target, dry_run, fmt) -> N
         if event == "start":
             position["n"] += 1
             if live:
-                click.echo(f"{prefix} -> {report.destination} ...", err=True, nl=False)
+                echo(f"{prefix} -> {report.destination} ...", err=True, nl=False)
             return
         rows = "" if report.rows is None else f"{report.rows:,} rows, "
         status = f"FAILED at {report.stage}" if report.failed else report.status
         line = f"{prefix}: {status} ({rows}{report.seconds:.2f} s)" + (f": {report.error}" if report.error else "")
-        click.echo(("\r\x1b[K" if live else "") + line, err=True)
+        echo(("\r\x1b[K" if live else "") + line, err=True)
 
     result = run_refresh(project, chosen, target=target, dry_run=dry_run, progress=progress)
     if fmt == "json":
-        click.echo(json.dumps(result.to_json(), indent=2, default=str))
+        echo(json.dumps(result.to_json(), indent=2, default=str))
     else:
-        click.echo(summary_table(result))
+        echo(summary_table(result))
     sys.exit(0 if result.ok else 1)
 
 
@@ -308,7 +313,7 @@ def diff(base, project_dir, fmt, dialect, run_data, target) -> None:
     from .gitops import diff_against, render_diff
 
     report = diff_against(project_dir, base, dialect=dialect, data_target=target, run_data=run_data)
-    click.echo(render_diff(report, fmt))
+    echo(render_diff(report, fmt))
 
 
 @main.command()
@@ -320,7 +325,7 @@ def impact(ref, project_dir, fmt) -> None:
     """The inputs and trackers that use a data source (movie), field (movie.title) or join (movie.cast)."""
     from .gitops import find_impact, render_impact
 
-    click.echo(render_impact(find_impact(load(project_dir), ref), fmt))
+    echo(render_impact(find_impact(load(project_dir), ref), fmt))
 
 
 @main.command()
@@ -334,7 +339,7 @@ def docs(out_dir, project_dir, dialect) -> None:
     from .docs import build_docs
 
     index = build_docs(load_valid(project_dir), out_dir, dialect=dialect)
-    click.echo(f"catalog written to {index}", err=True)
+    echo(f"catalog written to {index}", err=True)
 
 
 if __name__ == "__main__":
