@@ -68,6 +68,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any, Callable, Mapping, Sequence
 
+import pyarrow as pa
 import requests
 from gspread.exceptions import APIError
 from gspread.http_client import HTTPClient
@@ -163,6 +164,7 @@ def sync_google_sheet(
     started = time.monotonic()
     mode, policy = check_policy(mode, on_removed)
     columns = _columns(result, key)
+    _check_shape(result, worksheet, key)  # before any value is converted or any call made
     rows = _result_rows(result, columns, key)
     creds, email = load_credentials(credentials_file, endpoint)
     report = SheetSyncReport(spreadsheet_id, worksheet, mode, policy, rows=len(rows), dry_run=dry_run)
@@ -944,6 +946,28 @@ def _body(reqs: list[_Req]) -> bytes:
 
 
 # --------------------------------------------------------------------------- limits
+
+def _check_shape(result: QueryResult, worksheet: str, key: Sequence[str]) -> None:
+    """Google's limits checked from the result's shape alone: a result too large for a
+    spreadsheet is refused in milliseconds, before building a payload for it."""
+    rows, columns = result.table.num_rows + 1, len(result.columns)  # + the header row
+    _check_limits(_Tab(0, worksheet, 0, 0, 0, [], other_cells=0), rows, columns)
+    import pyarrow.compute as pc
+
+    for column in result.columns:
+        values = result.table.column(column.name)
+        if not (pa.types.is_string(values.type) or pa.types.is_large_string(values.type)) or not len(values):
+            continue
+        lengths = pc.utf8_length(values)
+        longest = pc.max(lengths).as_py()
+        if longest is not None and longest > MAX_CELL_CHARS:
+            i = pc.index(lengths, longest).as_py()
+            shown = ", ".join(f"{k}={result.table.column(k)[i].as_py()!r}" for k in key)
+            raise GenesisError(
+                f"column '{column.name}' of the row {shown} holds {longest:,} characters; "
+                f"a Google Sheets cell holds at most {MAX_CELL_CHARS:,}",
+                hint="shorten the value in the input (e.g. substr(...)); nothing was written")
+
 
 def _check_limits(tab: _Tab, rows: int, columns: int) -> None:
     if columns > MAX_COLUMNS:
