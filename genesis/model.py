@@ -172,6 +172,7 @@ class Config:
     default_target: str
     targets: Mapping[str, Target]
     path: str = "genesis.yaml"
+    output_root: str | None = None  # where file destinations may write (default: the project)
 
 
 @dataclass(frozen=True)

@@ -151,8 +151,11 @@ def local_path(project: Project, tracker: Tracker, settings) -> Path:
     """Where a tracker writes on a `destinations: local` target."""
     destination = tracker.destination
     if destination["type"] == "file":
-        path = Path(str(destination["path"]))
-        return path if path.is_absolute() else Path(project.root) / path
+        from .destinations import paths
+
+        path = paths.tracker_file_path(project, tracker)
+        paths.check_resolved(path, paths.output_root(project.root, project.config.output_root), destination)
+        return path
     return output_dir(project, settings) / f"{tracker.name}.csv"
 
 

@@ -72,3 +72,71 @@ def test_sqlglot_fallback_warning_does_not_reach_stderr(tmp_path):
     assert proc.returncode == 1
     assert "inputs/bad.yaml:5:" in proc.stderr + proc.stdout
     assert "Falling back" not in proc.stderr and "Falling back" not in proc.stdout
+
+
+# ---------------------------------------------------------------- file destinations stay inside
+
+BAD_PATHS = [
+    ("parent", "../../x.csv", "leaves the project"),
+    ("parent_inside_then_out", "out/../../x.csv", "leaves the project"),
+    ("absolute", "/tmp/genesis-x.csv", "is an absolute path"),
+    ("device", "/dev/null.csv", "is an absolute path"),
+    ("home", "~/x.csv", "starts with '~'"),
+    ("windows_drive", "C:/x.csv", "is an absolute path"),
+]
+
+
+@pytest.mark.parametrize("case_id, path, message", BAD_PATHS, ids=[c[0] for c in BAD_PATHS])
+def test_file_destinations_outside_the_project_are_refused_at_validate_time(tmp_path, monkeypatch, case_id, path,
+                                                                           message):
+    project = copy_project(tmp_path / "p")
+    (project / "trackers" / "out.yaml").write_text(
+        f"name: out\ninput: movie_listing\ndestination: {{type: file, path: '{path}'}}\n")
+    monkeypatch.chdir(project)
+    result = CliRunner().invoke(main, ["validate", "--project", str(project)])
+    assert result.exit_code == 1
+    assert any(line.startswith("trackers/out.yaml:3:") and message in line for line in result.output.splitlines()), \
+        result.output
+
+
+def test_a_device_path_is_refused_even_when_allowed(tmp_path, monkeypatch):
+    project = copy_project(tmp_path / "p")
+    (project / "trackers" / "out.yaml").write_text(
+        "name: out\ninput: movie_listing\ndestination: {type: file, path: /dev/null.csv, allow_outside_project: true}\n")
+    monkeypatch.chdir(project)
+    result = CliRunner().invoke(main, ["validate", "--project", str(project)])
+    assert result.exit_code == 1 and "trackers/out.yaml:3:14: error: file destination '/dev/null.csv' is a device" \
+        in result.output, result.output
+
+
+def test_explicitly_allowed_and_output_root_paths_are_written(tmp_path, monkeypatch):
+    from tests.mini_data import build_warehouse
+
+    project = copy_project(tmp_path / "p")
+    build_warehouse(project)
+    outside = tmp_path / "exports" / "movies.csv"
+    (project / "trackers" / "abs.yaml").write_text(
+        f"name: abs\ninput: movie_listing\ndestination: {{type: file, path: '{outside}', allow_outside_project: true}}\n")
+    (project / "trackers" / "rooted.yaml").write_text(
+        "name: rooted\ninput: movie_listing\ndestination: {type: file, path: sub/m.json}\n")
+    (project / "genesis.yaml").write_text((project / "genesis.yaml").read_text() + "output_root: ../shared\n")
+    monkeypatch.chdir(project)
+    result = CliRunner().invoke(main, ["refresh", "abs", "rooted", "--project", str(project)])
+    assert result.exit_code == 0, result.output
+    assert outside.exists() and (tmp_path / "shared" / "sub" / "m.json").exists()
+
+
+def test_a_symlink_out_of_the_project_is_refused_at_write_time(tmp_path, monkeypatch):
+    from tests.mini_data import build_warehouse
+
+    project = copy_project(tmp_path / "p")
+    build_warehouse(project)
+    (tmp_path / "elsewhere").mkdir()
+    (project / "out").mkdir(exist_ok=True)
+    (project / "out" / "link").symlink_to(tmp_path / "elsewhere")
+    (project / "trackers" / "out.yaml").write_text(
+        "name: out\ninput: movie_listing\ndestination: {type: file, path: out/link/x.csv}\n")
+    monkeypatch.chdir(project)
+    result = CliRunner().invoke(main, ["refresh", "out", "--project", str(project)])
+    assert result.exit_code == 1 and "resolves outside the project" in result.output, result.output
+    assert not (tmp_path / "elsewhere" / "x.csv").exists()
