@@ -189,7 +189,8 @@ def write_destination(project: Project, tracker: Tracker, result: QueryResult, k
             result, spreadsheet_id=str(destination["spreadsheet_id"]), worksheet=str(destination["worksheet"]),
             key=key, mode=tracker.mode, on_removed=tracker.on_removed,
             credentials_file=str(sheets["credentials"]),
-            endpoint=str(sheets.get("endpoint") or "https://sheets.googleapis.com"))
+            endpoint=str(sheets.get("endpoint") or "https://sheets.googleapis.com"),
+            deadline_seconds=_seconds(sheets, "deadline_seconds", f"google_sheets.deadline_seconds of target '{target.name}'"))
         return _sync_details(report)
     if destination["type"] == "airtable":
         from .destinations.airtable import sync_airtable
@@ -200,9 +201,23 @@ def write_destination(project: Project, tracker: Tracker, result: QueryResult, k
         report = sync_airtable(
             result, base_id=str(destination["base_id"]), table=str(destination["table"]), key=key,
             mode=tracker.mode, on_removed=tracker.on_removed, token=str(airtable["token"]),
-            endpoint=str(airtable.get("endpoint") or "https://api.airtable.com"))
+            endpoint=str(airtable.get("endpoint") or "https://api.airtable.com"),
+            deadline_seconds=_seconds(airtable, "deadline_seconds", f"airtable.deadline_seconds of target '{target.name}'"))
         return _sync_details(report)
     raise GenesisError(f"unknown destination type '{destination['type']}'", tracker.locs.get("destination"))
+
+
+def _seconds(settings: Mapping[str, Any], key: str, what: str) -> float:
+    from .destinations.retry import DEFAULT_DEADLINE_SECONDS
+
+    value = settings.get(key, DEFAULT_DEADLINE_SECONDS)
+    try:
+        seconds = float(value)
+    except (TypeError, ValueError):
+        seconds = 0.0
+    if not seconds > 0:
+        raise GenesisError(f"{what} must be a number of seconds above 0, not {value!r}")
+    return seconds
 
 
 def _sync_details(report) -> tuple[bool, dict]:

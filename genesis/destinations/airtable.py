@@ -28,7 +28,6 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import math
-import random
 import threading
 import time
 import urllib.parse
@@ -44,6 +43,7 @@ from ..errors import GenesisError
 from ..formatting import format_value, raw_text, spreadsheet_number_format
 from ..result import OutputColumn, QueryResult
 from ..types import INTEGER_TYPES, array_element, decimal_scale, is_array, is_decimal
+from .retry import DEFAULT_DEADLINE_SECONDS, Backoff, Deadline, unreachable
 from .sync import (
     STATUS_COLUMN,
     STATUS_REMOVED,
@@ -201,7 +201,7 @@ class _Counters:
 class _GovernedAdapter(HTTPAdapter):
     """Paces, retries and counts requests; the requests library's documented extension point."""
 
-    def __init__(self, deadline: float, counters: _Counters):
+    def __init__(self, deadline: Deadline, counters: _Counters):
         super().__init__(max_retries=0)
         self.deadline = deadline
         self.counters = counters
@@ -210,7 +210,7 @@ class _GovernedAdapter(HTTPAdapter):
         base, kind = _classify(request.method or "GET", request.url or "")
         attempt = 0
         while True:
-            if time.monotonic() > self.deadline:
+            if self.deadline.remaining() <= 0:
                 raise DeadlineExceeded("it ran out of time")
             response, error = self._send_once(request, base, kind, kwargs)
             retry_in = self._retry_delay(response, error, base, attempt)
@@ -223,9 +223,9 @@ class _GovernedAdapter(HTTPAdapter):
             self._sleep(retry_in)
 
     def _send_once(self, request, base, kind, kwargs):
-        slot = LIMITER.acquire(base, self.deadline) if base else None
+        slot = LIMITER.acquire(base, self.deadline.at) if base else None
         setattr(self.counters, kind, getattr(self.counters, kind) + 1)
-        remaining = self.deadline - time.monotonic()
+        remaining = self.deadline.remaining()
         kwargs["timeout"] = max(0.1, min(SETTINGS.request_timeout_seconds, remaining))
         try:
             response = super().send(request, **kwargs)
@@ -243,16 +243,20 @@ class _GovernedAdapter(HTTPAdapter):
         if response is not None and response.status_code == 429:
             if base:
                 LIMITER.penalize(base, SETTINGS.penalty_seconds)
+            if not self.deadline.allows(SETTINGS.penalty_seconds):
+                raise DeadlineExceeded(f"Airtable's rate-limit penalty of {SETTINGS.penalty_seconds:g} s "
+                                       "would end after the deadline")
             log.warning("Airtable rate limit hit on base %s; waiting %.1f s", base, SETTINGS.penalty_seconds)
             return 0.0  # the limiter itself holds the next request until the penalty ends
+        if error is not None and unreachable(error):
+            return None  # connection refused, unknown host: retrying cannot help
         transient = error is not None or (response is not None and response.status_code >= 500)
         if not transient or attempt >= SETTINGS.max_retries:
             return None
-        backoff = min(SETTINGS.max_backoff_seconds, SETTINGS.backoff_seconds * 2**attempt)
-        return backoff * random.uniform(0.5, 1.0)  # jitter: trackers do not retry in step
+        return Backoff(SETTINGS.backoff_seconds, SETTINGS.max_backoff_seconds).delay(attempt)
 
     def _sleep(self, seconds: float) -> None:
-        if time.monotonic() + seconds > self.deadline:
+        if not self.deadline.allows(seconds):
             raise DeadlineExceeded("the Airtable refresh ran out of time retrying a failed request")
         time.sleep(seconds)
 
@@ -408,7 +412,7 @@ def _timestamp(value: dt.datetime | None) -> str | None:
 
 
 class _Table:
-    def __init__(self, base_id: str, name: str, token: str, endpoint: str, deadline: float):
+    def __init__(self, base_id: str, name: str, token: str, endpoint: str, deadline: Deadline):
         self.base_id, self.name = base_id, name
         self.counters = _Counters()
         self.api = Api(token, endpoint_url=endpoint, retry_strategy=None)
@@ -491,8 +495,10 @@ def _api_error(err: Exception, token: str, where: str) -> GenesisError:
                 429: "the base stayed rate limited; run again later"}.get(_status(err))
         if _status(err) >= 500:
             hint = "Airtable kept failing; the table is consistent, run again to finish"
+    elif unreachable(err):
+        text, hint = f"cannot reach Airtable: {unreachable(err)}", "check airtable.endpoint and the network"
     else:
-        text, hint = f"could not reach Airtable: {type(err).__name__}", "check the airtable endpoint"
+        text, hint = f"could not reach Airtable: {type(err).__name__}", "check airtable.endpoint"
     return GenesisError(_redact(f"{where}: {text}", token), hint=hint)
 
 
@@ -515,7 +521,7 @@ def sync_airtable(
     on_removed: str = "delete",
     token: str,
     endpoint: str = DEFAULT_ENDPOINT,
-    deadline_seconds: float = 300,
+    deadline_seconds: float = DEFAULT_DEADLINE_SECONDS,
     dry_run: bool = False,
 ) -> AirtableSyncReport:
     """Make Airtable table `table` of base `base_id` hold `result`, keyed by the output
@@ -527,7 +533,8 @@ def sync_airtable(
     key = tuple(key)
     _check_key(result, key)
     where = f"Airtable base {base_id} table '{table}'"
-    remote = _Table(base_id, table, token, endpoint.rstrip("/"), started + deadline_seconds)
+    deadline = Deadline(deadline_seconds, "airtable.deadline_seconds")
+    remote = _Table(base_id, table, token, endpoint.rstrip("/"), deadline)
     refresh = _Refresh(result, remote, key, mode, policy, dry_run)
     replans = 0
     try:
@@ -548,7 +555,7 @@ def sync_airtable(
         raise GenesisError(
             f"{where}: stopped at its deadline of {deadline_seconds:g} s: {err.message} "
             f"({refresh.progress()})",
-            hint="the table is consistent; run again to finish",
+            hint=f"the table is consistent; run again to finish, or {deadline.hint()}",
         ) from None
     except requests.RequestException as err:
         raise _api_error(err, token, where) from None

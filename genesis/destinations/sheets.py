@@ -80,6 +80,7 @@ from ..formatting import format_value, spreadsheet_number_format
 from ..result import OutputColumn, QueryResult
 from ..types import is_array
 from . import sheets_lease as lease
+from .retry import DEFAULT_DEADLINE_SECONDS, Backoff, Deadline, unreachable, unreachable_error
 from .sync import (
     STATUS_COLUMN,
     STATUS_REMOVED,
@@ -111,13 +112,17 @@ _ENVELOPE = b'{"requests":[', b"]}"
 
 @dataclass
 class RetryPolicy:
-    """Backoff and pacing; tests shorten every interval."""
+    """Backoff (the shared `retry.Backoff`) and pacing; tests shorten every interval."""
 
     base_seconds: float = 1.0
     max_seconds: float = 32.0
     writes_per_minute: int = 60  # Sheets' per-user write quota
     window_seconds: float = 60.0
     request_timeout: float = 120.0
+
+    @property
+    def backoff(self) -> Backoff:
+        return Backoff(self.base_seconds, self.max_seconds)
 
 
 @dataclass
@@ -155,7 +160,7 @@ def sync_google_sheet(
     on_removed: str | None = "delete",
     credentials_file: str,
     endpoint: str = GOOGLE_ENDPOINT,
-    deadline_seconds: float = 300,
+    deadline_seconds: float = DEFAULT_DEADLINE_SECONDS,
     dry_run: bool = False,
     max_request_bytes: int = MAX_REQUEST_BYTES,
     retry: RetryPolicy | None = None,
@@ -170,7 +175,7 @@ def sync_google_sheet(
     report = SheetSyncReport(spreadsheet_id, worksheet, mode, policy, rows=len(rows), dry_run=dry_run)
     retry = retry or RetryPolicy()
     api = _Api(_client(creds, endpoint, retry), spreadsheet_id, worksheet, email,
-               started + deadline_seconds, retry, report)
+               Deadline(deadline_seconds, "google_sheets.deadline_seconds"), retry, report)
     job = _Job(api, columns, list(key), rows, mode, policy, max_request_bytes, dry_run)
     first_plan: Plan | None = None
     attempt = waits = 0
@@ -401,7 +406,7 @@ class _Api:
     """Calls with retries, pacing, the deadline and the user-facing error messages."""
 
     def __init__(self, http: EndpointHTTPClient, spreadsheet_id: str, worksheet: str, email: str,
-                 deadline: float, policy: RetryPolicy, report: SheetSyncReport):
+                 deadline: Deadline, policy: RetryPolicy, report: SheetSyncReport):
         self.http, self.spreadsheet_id, self.worksheet, self.email = http, spreadsheet_id, worksheet, email
         self.deadline, self.policy, self.report = deadline, policy, report
 
@@ -431,20 +436,20 @@ class _Api:
 
     def wait_for_holder(self, holder: lease.Holder, attempt: int) -> None:
         """Sleep while another refresh holds the tab, or fail clearly at the deadline."""
-        delay = min(self.policy.max_seconds, self.policy.base_seconds * 2 ** min(attempt, 20)) * random.uniform(0.5, 1.0)
+        delay = self.policy.backoff.delay(attempt)
         until = datetime.fromtimestamp(holder.until, timezone.utc).strftime("%H:%M:%S")
-        if time.monotonic() + delay > self.deadline:
+        if not self.deadline.allows(delay):
             raise GenesisError(
                 f"another refresh holds tab '{self.worksheet}' of spreadsheet '{self.spreadsheet_id}' "
                 f"(it is writing in several steps; its hold ends by {until} UTC); nothing was written",
-                hint="run again when it has finished, or raise google_sheets.deadline_seconds to wait longer")
+                hint=f"run again when it has finished, or {self.deadline.hint()}")
         log.warning("sheets %s: another refresh holds tab '%s' until %s UTC; waiting %.1fs",
                     self.spreadsheet_id, self.worksheet, until, delay)
         self.report.waited_seconds += delay
         time.sleep(delay)
 
     def remaining(self) -> float:
-        return max(0.0, self.deadline - time.monotonic())
+        return self.deadline.remaining()
 
     def _call(self, kind: str, fn: Callable[[], Any], missing_tab: bool = False, fenced: bool = False) -> Any:
         from google.auth import exceptions as auth_errors
@@ -468,6 +473,9 @@ class _Api:
                     raise _Ambiguous(err) from None
                 error: Exception = err
             except (requests.ConnectionError, requests.Timeout, auth_errors.TransportError) as err:
+                reason = unreachable(err)
+                if reason:  # nothing was sent: not worth a retry, and not an ambiguous write
+                    raise unreachable_error("Google Sheets", self.http.endpoint, reason, "google_sheets.endpoint") from None
                 if kind == "write":
                     raise _Ambiguous(err) from None
                 error = err
@@ -478,21 +486,21 @@ class _Api:
 
     def _bound_timeout(self) -> None:
         """No single request may outlive the refresh's deadline."""
-        remaining = self.deadline - time.monotonic()
+        remaining = self.deadline.remaining()
         if remaining <= 0:
             raise GenesisError(f"the refresh of spreadsheet '{self.spreadsheet_id}' reached its deadline",
-                               hint="the tab is consistent; the next refresh continues where this one stopped")
+                               hint=f"the tab is consistent; the next refresh continues where this one stopped; "
+                                    f"{self.deadline.hint()}")
         self.http.set_timeout((min(10.0, remaining), min(self.policy.request_timeout, remaining)))
 
     def backoff(self, attempt: int, error: Exception) -> None:
         """Sleep before a retry, or give up when the deadline would pass."""
-        delay = min(self.policy.max_seconds, self.policy.base_seconds * 2 ** attempt) * random.uniform(0.5, 1.0)
-        delay = max(delay, _retry_after(error))
-        if time.monotonic() + delay > self.deadline:
+        delay = self.policy.backoff.delay(attempt, _retry_after(error))
+        if not self.deadline.allows(delay):
             raise GenesisError(
                 f"Google Sheets kept failing for spreadsheet '{self.spreadsheet_id}' ({_describe(error)}); "
-                f"gave up at the deadline after {self.report.retries} retries",
-                hint="the tab is consistent; the next refresh continues where this one stopped")
+                f"gave up before the deadline of {self.deadline.seconds:g} s after {self.report.retries} retries",
+                hint=f"the tab is consistent; the next refresh continues where this one stopped; {self.deadline.hint()}")
         self.report.retries += 1
         log.warning("sheets %s: %s; retrying in %.2fs", self.spreadsheet_id, _describe(error), delay)
         time.sleep(delay)
@@ -509,9 +517,9 @@ class _Api:
                     times.append(now)
                     return
                 wait = times[0] + self.policy.window_seconds - now
-            if now + wait > self.deadline:
+            if not self.deadline.allows(wait):
                 raise GenesisError(f"the write quota of {self.email} is used up until after the deadline",
-                                   hint="refresh fewer trackers at once or raise deadline_seconds")
+                                   hint=f"refresh fewer trackers at once, or {self.deadline.hint()}")
             time.sleep(wait)
 
     def user_error(self, err: APIError) -> GenesisError:
