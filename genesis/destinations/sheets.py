@@ -36,8 +36,13 @@ key column: "Refreshed by Genesis at <UTC time> ...". It is in the frozen header
 sort never moves it. An unchanged refresh writes nothing, so the stamp tells when the
 data last changed.
 
+Concurrent writers. Every write batchUpdate opens with a compare-and-swap on the tab's
+lease in developer metadata (see sheets_lease): a write planned on a read that another
+refresh has since changed is rejected whole, and the tab is read again and re-planned.
+
 Faults. 429 and 5xx are retried with jittered exponential backoff (Retry-After honoured)
-until `deadline_seconds` (which also bounds every request's timeout); other 4xx fail at
+until `deadline_seconds` (which also bounds every request's timeout; the target setting
+`google_sheets.deadline_seconds`); an unreachable endpoint fails at once; other 4xx fail at
 once with a message that names the service account to share the spreadsheet with. A
 write whose outcome is unknown (5xx, lost connection) is never re-sent blind: the tab is
 read again and re-planned, so a re-run converges to the state of an uninterrupted run
@@ -47,9 +52,10 @@ put in messages or logs. With an overridden endpoint, google-auth's background
 "regional access boundary" lookup at Google's IAM host is turned off (it would bypass
 the proxy).
 
-Known limits. Writes address rows by index, as the Sheets API requires: a person who
-sorts the tab in the seconds between the read and the write can see a refresh land on
-the wrong rows (the next refresh repairs owned cells, not a moved note). A write that
+Known limits. Writes address rows by index, as the Sheets API requires: the lease fences
+other refreshes, not people, so a person who sorts the tab in the seconds between the read
+and the write can see a refresh land on the wrong rows (the next refresh repairs owned
+cells, not a moved note). A write that
 times out on the client but is still applied by Google later can, when it deleted rows,
 delete again after the re-plan; Google gives no conditional writes to rule this out.
 """
