@@ -81,17 +81,6 @@ class _Env:
     __str__ = __repr__ = __iter__ = __len__ = _refuse
 
 
-def redact(value: Any, key: str = "") -> Any:
-    """A copy of settings safe to show: secret-looking values masked."""
-    if isinstance(value, Mapping):
-        return {k: redact(v, k) for k, v in value.items()}
-    if isinstance(value, list):
-        return [redact(v, key) for v in value]
-    if any(word in key.lower() for word in SECRET_KEYS) and value:
-        return "***"
-    return value
-
-
 def warehouse_dir(project: Project, settings: Mapping[str, Any]) -> Path:
     path = Path(str(settings.get("warehouse", ".genesis/warehouse")))
     return path if path.is_absolute() else Path(project.root) / path

@@ -39,7 +39,7 @@ import requests
 from pyairtable import Api
 from requests.adapters import HTTPAdapter
 
-from ..errors import GenesisError
+from ..errors import GenesisError, redact, register_secret
 from ..formatting import format_value, raw_text, spreadsheet_number_format
 from ..result import OutputColumn, QueryResult
 from ..types import INTEGER_TYPES, array_element, decimal_scale, is_array, is_decimal
@@ -499,11 +499,7 @@ def _api_error(err: Exception, token: str, where: str) -> GenesisError:
         text, hint = f"cannot reach Airtable: {unreachable(err)}", "check airtable.endpoint and the network"
     else:
         text, hint = f"could not reach Airtable: {type(err).__name__}", "check airtable.endpoint"
-    return GenesisError(_redact(f"{where}: {text}", token), hint=hint)
-
-
-def _redact(text: str, token: str) -> str:
-    return text.replace(token, "***") if token else text
+    return GenesisError(redact(f"{where}: {text}"), hint=hint)  # the token is a registered secret
 
 
 # ---------------------------------------------------------------------------------------
@@ -530,6 +526,7 @@ def sync_airtable(
     mode, policy = check_policy(mode, on_removed)
     if not token:
         raise GenesisError("no Airtable token", hint="set `airtable.token` in the target")
+    register_secret(token)  # masked in any output, whatever route it takes
     key = tuple(key)
     _check_key(result, key)
     where = f"Airtable base {base_id} table '{table}'"
