@@ -32,7 +32,8 @@ boolValue / formulaValue), `userEnteredFormat` (numberFormat, textFormat...) and
 
 Test API: `start()`, `stop()`, `url`, `create_spreadsheet()`, `write_service_account()`,
 `grid()`, `cell()`, `notes()`, `formats()`, `sheet_properties()`, `log` / `calls()`, and
-the fault methods `fail_next()`, `fail_write()`, `hold_write()`, `slow()`.
+the fault methods `fail_next()`, `fail_write()`, `hold_write()`, `slow()`, `gather_reads()`
+(reads held until n writers have read, so that they race).
 """
 
 from __future__ import annotations
@@ -1112,6 +1113,26 @@ class Hold:
         self._released.wait()
 
 
+class Gather:
+    """Reads held until n have arrived: see SheetsServer.gather_reads."""
+
+    def __init__(self, n: int, timeout: float):
+        self.n, self.timeout = n, timeout
+        self.arrived = 0
+        self._cond = threading.Condition()
+
+    def join(self) -> bool:
+        """Wait for the others; True for the read that completed the group."""
+        with self._cond:
+            self.arrived += 1
+            last = self.arrived >= self.n
+            if last:
+                self._cond.notify_all()
+            else:
+                self._cond.wait_for(lambda: self.arrived >= self.n, timeout=self.timeout)
+            return last
+
+
 class SheetsServer:
     """See the module docstring. Quotas and faults are attributes tests may set."""
 
@@ -1130,6 +1151,7 @@ class SheetsServer:
         self._holds: dict[int, Hold] = {}
         self._slow: list[tuple[float, str]] = []
         self._slow_all = 0.0
+        self._gathers: dict[str, "Gather"] = {}
         self._writes_seen = 0
         self._windows: dict[tuple[str, str], list] = {}
         self._httpd = ThreadingHTTPServer((host, 0), _handler(self))
@@ -1216,6 +1238,22 @@ class SheetsServer:
             else:
                 self._slow.extend((seconds, kind) for _ in range(n))
 
+    def gather_reads(self, spreadsheet_id: str, n: int, timeout: float = 5.0) -> "Gather":
+        """The next reads of `spreadsheet_id` wait until n of them have arrived (or `timeout`
+        passed), then go on together: n writers that read the same state, to race."""
+        gather = Gather(n, timeout)
+        with self._flock:
+            self._gathers[spreadsheet_id] = gather
+        return gather
+
+    def _gather(self, spreadsheet_id: str) -> None:
+        with self._flock:
+            gather = self._gathers.get(spreadsheet_id)
+        if gather is not None and gather.join():
+            with self._flock:
+                if self._gathers.get(spreadsheet_id) is gather:
+                    del self._gathers[spreadsheet_id]
+
     def reset_quota(self) -> None:
         with self._flock:
             self._windows.clear()
@@ -1301,6 +1339,8 @@ class SheetsServer:
                 return 200, self._token(body), {}, entry
             entry.user = self._authenticate(headers)
             self._delay(kind)
+            if kind == "read" and action == "get":
+                self._gather(args[0])
             fault, hold = self._inject(kind)
             self._check_quota(entry.user, kind)
             if hold is not None:
