@@ -21,12 +21,17 @@ import click
 
 from . import __version__
 from .completion import complete_names, complete_targets
-from .errors import GenesisError, ValidationError
+from .errors import GenesisError, ValidationError, redact
 from .text import plural
 
 
+def echo(message=None, **kwargs) -> None:
+    """click.echo with every registered secret masked (see errors.redact)."""
+    click.echo(redact(message), **kwargs)
+
+
 def _fail(message: str) -> None:
-    click.echo(message, err=True)
+    echo(message, err=True)
     sys.exit(1)
 
 
@@ -45,8 +50,10 @@ def handle_errors(command):
             raise
         except Exception as exc:  # noqa: BLE001 - the last line of defence for users
             if os.environ.get("GENESIS_DEBUG"):
-                raise
-            _fail(f"internal error: {type(exc).__name__}: {exc} (set GENESIS_DEBUG=1 for details)")
+                import traceback
+
+                _fail(redact(traceback.format_exc()).rstrip())  # the traceback, secrets masked
+            _fail(redact(f"internal error: {type(exc).__name__}: {exc} (set GENESIS_DEBUG=1 for details)"))
 
     return wrapper
 
@@ -95,7 +102,7 @@ def note_overrides(project, names, params: dict) -> None:
 
     for name in names:
         for note in name_notes(project, name, params):
-            click.echo(note, err=True)
+            echo(note, err=True)
 
 
 def load(project_dir: str):
@@ -135,6 +142,9 @@ def main() -> None:
             genesis demo && genesis refresh --all
     Help:   genesis COMMAND --help; the reference is docs/ in the repository.
     """
+    from .errors import install_log_redaction
+
+    install_log_redaction(bool(os.environ.get("GENESIS_DEBUG")))
 
 
 @main.command()
@@ -178,14 +188,14 @@ def validate(project_dir: str, fmt: str, target: str | None, catalog_check: bool
     except GenesisError as exc:
         errors = [exc]
     if fmt == "json":
-        click.echo(json.dumps({"valid": not errors, "errors": [e.to_json() for e in errors], **counts}, indent=2))
+        echo(json.dumps({"valid": not errors, "errors": [e.to_json() for e in errors], **counts}, indent=2))
     elif errors:
         for error in errors:
-            click.echo(error.render(), err=True)
+            echo(error.render(), err=True)
         if len(errors) > 1:
-            click.echo(plural(len(errors), "error"), err=True)
+            echo(plural(len(errors), "error"), err=True)
     else:
-        click.echo(f"ok: {plural(counts['datasources'], 'data source')}, {plural(counts['inputs'], 'input')}, "
+        echo(f"ok: {plural(counts['datasources'], 'data source')}, {plural(counts['inputs'], 'input')}, "
                    f"{plural(counts['trackers'], 'tracker')}")
     sys.exit(1 if errors else 0)
 
@@ -232,14 +242,14 @@ def compile(name, project_dir, dialect, all_, out_dir, target, params) -> None: 
             for each in sorted(names):
                 (out / kind / f"{each}.sql").write_text(compile_one(project, each).sql(dialect) + "\n")
                 written += 1
-        click.echo(f"wrote {written} SQL files to {out}/trackers and {out}/inputs", err=True)
+        echo(f"wrote {written} SQL files to {out}/trackers and {out}/inputs", err=True)
         return
     if not name:
         raise GenesisError("name an input or tracker, or use --all --out DIR")
     values = parse_params(params)
     sql = compile_name(project, name, values).sql(dialect)
     note_overrides(project, [name], values)
-    click.echo(sql)
+    echo(sql)
 
 
 @main.command()
@@ -295,9 +305,9 @@ def run(name, project_dir, target, fmt, output, max_rows, wide, params) -> None:
             Path(output).write_text(text, encoding="utf-8", newline="")
         except OSError as exc:
             raise GenesisError(f"cannot write {output}: {(exc.strerror or str(exc)).lower()}") from None
-        click.echo(f"{result.table.num_rows} rows written to {output}", err=True)
+        echo(f"{result.table.num_rows} rows written to {output}", err=True)
     else:
-        click.echo(text, nl=False)
+        echo(text, nl=False)
 
 
 @main.command()
@@ -330,13 +340,13 @@ def demo(project_dir, target, scale, seed) -> None:
         raise GenesisError(f"target '{chosen.name}' is not a local (duckdb) target; demo builds a local warehouse")
     path = warehouse_location(project, render_settings(chosen))
     started = time.perf_counter()
-    counts = build_demo(path, scale=scale, seed=seed, progress=lambda line: click.echo(line, err=True))
+    counts = build_demo(path, scale=scale, seed=seed, progress=lambda line: echo(line, err=True))
     from .history import history_enabled, open_history
 
     if history_enabled(project, chosen):  # the run history exists before the first refresh reads it
         open_history(project, chosen, render_settings(chosen)).ensure()
     total = sum(counts.values())
-    click.echo(f"demo warehouse: {len(counts)} tables, {total:,} rows in {path} "
+    echo(f"demo warehouse: {len(counts)} tables, {total:,} rows in {path} "
                f"({time.perf_counter() - started:.1f} s)")
 
 
@@ -397,23 +407,23 @@ def refresh(trackers, project_dir, all_, select, exclude, due, window, jobs, sha
         # Nothing is due, yet a tracker may have missed its schedule: the run history notices it.
         warnings = run_refresh(project, [], target=target, dry_run=dry_run).warnings if due else []
         if fmt == "json":
-            click.echo(json.dumps({"ok": True, "trackers": [], "message": message, "warnings": warnings}, indent=2))
+            echo(json.dumps({"ok": True, "trackers": [], "message": message, "warnings": warnings}, indent=2))
         else:
-            click.echo(message, err=True)
+            echo(message, err=True)
             for warning in warnings:
-                click.echo(f"warning: {warning}", err=True)
+                echo(f"warning: {warning}", err=True)
         return
     values = parse_params(params)
     note_overrides(project, [f"tracker:{t.name}" for t in chosen], values)  # stderr, in every format
-    progress = None if fmt == "json" else Progress(len(chosen), functools.partial(click.echo, err=True),
+    progress = None if fmt == "json" else Progress(len(chosen), functools.partial(echo, err=True),
                                                    live=sys.stderr.isatty())
     with stop_on_signals() as stop:  # Ctrl-C / SIGTERM: finish the writes under way, then report
         result = run_refresh(project, chosen, target=target, dry_run=dry_run, progress=progress,
                              jobs=min(jobs, len(chosen)), stop=stop, params=values)
     if fmt == "json":
-        click.echo(json.dumps(result.to_json(), indent=2, default=str))
+        echo(json.dumps(result.to_json(), indent=2, default=str))
     else:
-        click.echo(summary_table(result))
+        echo(summary_table(result))
     sys.exit(130 if result.cancelled else 0 if result.ok else 1)
 
 
@@ -444,7 +454,7 @@ def diff(base, project_dir, fmt, dialect, run_data, target) -> None:
     from .gitops import diff_against, render_diff
 
     report = diff_against(project_dir, base, dialect=dialect, data_target=target, run_data=run_data)
-    click.echo(render_diff(report, fmt))
+    echo(render_diff(report, fmt))
 
 
 @main.command()
@@ -467,7 +477,7 @@ def impact(ref, project_dir, fmt) -> None:
     """
     from .gitops import find_impact, render_impact
 
-    click.echo(render_impact(find_impact(load(project_dir), ref), fmt))
+    echo(render_impact(find_impact(load(project_dir), ref), fmt))
 
 
 @main.command()
@@ -491,7 +501,7 @@ def docs(out_dir, project_dir, dialect, target) -> None:
     from .docs import build_docs
 
     index = build_docs(load_valid(project_dir), out_dir, dialect=dialect, target=target)
-    click.echo(f"catalog written to {index}", err=True)
+    echo(f"catalog written to {index}", err=True)
 
 
 # --------------------------------------------------------------------------- init, ls, completion
@@ -537,11 +547,11 @@ def init(directory) -> None:
     if not written:
         raise GenesisError(f"nothing written: '{directory}' already has every file `genesis init` writes")
     for path in written:
-        click.echo(f"  wrote {path}", err=True)
+        echo(f"  wrote {path}", err=True)
     for path in kept:
-        click.echo(f"  kept  {path} (it exists)", err=True)
+        echo(f"  kept  {path} (it exists)", err=True)
     step = "" if directory == "." else f"cd {directory} && "
-    click.echo(f"Genesis project in {directory}: {plural(len(written), 'file')} written. Next:\n"
+    echo(f"Genesis project in {directory}: {plural(len(written), 'file')} written. Next:\n"
                f"  {step}genesis demo && genesis refresh --all")
 
 
@@ -575,7 +585,7 @@ def ls(selectors, project_dir, kinds, select, exclude, fmt) -> None:
     project = load(project_dir)
     rows = list_project(project, [*selectors, *split_selectors(select)], split_selectors(exclude),
                         kinds or KINDS)
-    click.echo(render_listing(rows, fmt))
+    echo(render_listing(rows, fmt))
 
 
 @main.command()
@@ -596,7 +606,7 @@ def completion(shell) -> None:
     from click.shell_completion import get_completion_class
 
     cls = get_completion_class(shell)
-    click.echo(cls(main, {}, "genesis", "_GENESIS_COMPLETE").source())
+    echo(cls(main, {}, "genesis", "_GENESIS_COMPLETE").source())
 
 
 @main.command()
@@ -618,7 +628,7 @@ def status(trackers, project_dir, target, fmt) -> None:
     """
     from .monitoring_cli import status_command
 
-    click.echo(status_command(load(project_dir), trackers, target, fmt))
+    echo(status_command(load(project_dir), trackers, target, fmt))
 
 
 @main.command()
@@ -646,7 +656,7 @@ def audit(trackers, project_dir, target, fmt) -> None:
 
     project = load(project_dir)
     results = run_audit(project, select_trackers(project, trackers, not trackers, False), target)
-    click.echo(render(results, fmt))
+    echo(render(results, fmt))
     sys.exit(1 if any(a.drift or a.error for a in results) else 0)
 
 

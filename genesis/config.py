@@ -1,8 +1,10 @@
 """Targets: pick one and render its `{{ env.NAME }}` values when it is used.
 
-Values are rendered in a sandboxed Jinja2 environment that sees only `env`; a missing
-variable is an error that names it. Rendered settings may hold secrets: they are
-never printed, and `redact` masks them wherever a setting must be shown.
+Values are rendered in the bounded Jinja2 sandbox of `genesis.templating` that sees only
+`env`; a missing variable is an error that names it, and `env` alone (which would print
+the whole environment) is refused. Every environment value a setting uses, and every
+value of a setting named like a secret, is registered with `errors.register_secret`, so
+it is masked in any output, whatever the key it was rendered into.
 """
 
 from __future__ import annotations
@@ -12,12 +14,11 @@ from pathlib import Path
 from typing import Any, Mapping
 
 import jinja2
-from jinja2.sandbox import SandboxedEnvironment
 
-from .errors import GenesisError, did_you_mean
+from . import templating
+from .errors import GenesisError, did_you_mean, register_secret
 from .model import Project, Target
 
-_JINJA = SandboxedEnvironment(undefined=jinja2.StrictUndefined, autoescape=False)
 SECRET_KEYS = {"password", "token", "credentials", "secret", "private_key"}
 
 
@@ -42,55 +43,54 @@ def _render(value: Any, env: dict, target: str, key: str) -> Any:
         return {k: _render(v, env, target, f"{key}.{k}" if key else str(k)) for k, v in value.items()}
     if isinstance(value, list):
         return [_render(v, env, target, key) for v in value]
-    if isinstance(value, str) and "{{" in value:
+    if isinstance(value, str) and ("{{" in value or "{%" in value):
         where = f"{key} of target '{target}'"
         try:
-            return _JINJA.from_string(value).render(env=_Env(env, where))
-        except jinja2.TemplateError as exc:
+            value = templating.render(value, env=_Env(env, where))
+        except jinja2.TemplateError as exc:  # the message quotes the template, never a value
             raise GenesisError(f"{where}: cannot render '{value}': {exc}") from None
+        except (ArithmeticError, ValueError, TypeError) as exc:
+            raise GenesisError(f"{where}: cannot render '{value}': {type(exc).__name__}") from None
+    if any(word in key.rsplit(".", 1)[-1].lower() for word in SECRET_KEYS):
+        register_secret(value)
     return value
 
 
 def render_value(value: str, where: str, environ: Mapping[str, str] | None = None) -> str:
     """One `{{ env.NAME }}` string used outside a target (an alert channel's URL); `where`
-    names it in the error when a variable is missing."""
+    names it in the error when a variable is missing. Rendered like a target's settings."""
     if "{{" not in value:
         return value
     env = dict(os.environ if environ is None else environ)
     try:
-        return _JINJA.from_string(value).render(env=_Env(env, where))
-    except jinja2.TemplateError as exc:
+        return templating.render(value, env=_Env(env, where))
+    except jinja2.TemplateError as exc:  # the message quotes the template, never a value
         raise GenesisError(f"{where}: cannot render the value: {exc}") from None
 
 
-class _Env(dict):
-    """`env.NAME` that fails with the variable's name instead of rendering empty."""
+class _Env:
+    """`env.NAME` / `env['NAME']`: the variable's value (registered as a secret), or an
+    error naming it. `env` alone, or iterated, is refused: it would print every variable."""
 
     def __init__(self, env: dict, where: str):
-        super().__init__(env)
-        self.where = where
+        self._env, self._where = env, where
 
     def __getattr__(self, name: str) -> str:
-        if name.startswith("__"):
+        if name.startswith("_"):
             raise AttributeError(name)
-        if name not in self:
-            raise GenesisError(f"environment variable {name} is not set (needed by {self.where})",
+        if name not in self._env:
+            raise GenesisError(f"environment variable {name} is not set (needed by {self._where})",
                                hint=f"export {name}=... before running genesis")
-        return self[name]
+        register_secret(self._env[name])
+        return self._env[name]
 
-    def __getitem__(self, name: str) -> str:
-        return self.__getattr__(name) if not dict.__contains__(self, name) else dict.__getitem__(self, name)
+    __getitem__ = __getattr__
 
+    def _refuse(self, *args: Any) -> Any:
+        raise GenesisError(f"{self._where} uses `env` alone, which would print the whole environment",
+                           hint="name one variable: {{ env.NAME }}")
 
-def redact(value: Any, key: str = "") -> Any:
-    """A copy of settings safe to show: secret-looking values masked."""
-    if isinstance(value, Mapping):
-        return {k: redact(v, k) for k, v in value.items()}
-    if isinstance(value, list):
-        return [redact(v, key) for v in value]
-    if any(word in key.lower() for word in SECRET_KEYS) and value:
-        return "***"
-    return value
+    __str__ = __repr__ = __iter__ = __len__ = _refuse
 
 
 def warehouse_dir(project: Project, settings: Mapping[str, Any]) -> Path:

@@ -2,13 +2,92 @@
 
 Every problem a user can cause is a GenesisError; the CLI prints it as
 `path:line:col: error: message` and never shows a traceback.
+
+Secrets are redacted by value, not by name: every value a target's settings took from the
+environment, and the secret fields of a credentials file, are registered with
+`register_secret`, and `redact` replaces each of them by `***` in any text. Rendering an
+error (text or JSON), the CLI's internal-error and GENESIS_DEBUG output and its log
+handler all pass through `redact`, so a secret that reached a message by any route
+(an endpoint echoing a token, a password in a URL, a value in a key not named like a
+secret) is masked before it is printed.
 """
 
 from __future__ import annotations
 
 import difflib
+import logging
+import threading
 from dataclasses import dataclass
-from typing import Iterable
+from typing import Any, Iterable
+
+MIN_SECRET_CHARS = 6  # shorter values ("443", "us") would mask ordinary text
+_SECRETS: set[str] = set()
+_SECRETS_LOCK = threading.Lock()
+
+
+def register_secret(value: Any) -> None:
+    """Remember `value` (and each line of a multi-line one, e.g. a PEM key) as a secret."""
+    if not isinstance(value, str):
+        return
+    parts = [value] + [line.strip() for line in value.splitlines()]
+    with _SECRETS_LOCK:
+        _SECRETS.update(p for p in parts if len(p) >= MIN_SECRET_CHARS and "-----" not in p)
+
+
+def redact(text: Any) -> Any:
+    """`text` with every registered secret replaced by ***; non-text is returned as is."""
+    if not isinstance(text, str) or not _SECRETS:
+        return text
+    with _SECRETS_LOCK:
+        secrets = sorted(_SECRETS, key=len, reverse=True)  # longest first: a key before its lines
+    for secret in secrets:
+        if secret in text:
+            text = text.replace(secret, "***")
+    return text
+
+
+class _RedactedStderr(logging.StreamHandler):
+    """Log records on the current sys.stderr (as Python's last-resort handler prints them),
+    secrets masked."""
+
+    def __init__(self, level: int):
+        super().__init__()
+        self.setLevel(level)
+        self.addFilter(RedactingFilter())
+
+    @property
+    def stream(self):  # type: ignore[override]
+        import sys
+
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value) -> None:
+        pass
+
+
+def install_log_redaction(debug: bool) -> None:
+    """Route log records through one redacting stderr handler (DEBUG with GENESIS_DEBUG)."""
+    root = logging.getLogger()
+    for handler in [h for h in root.handlers if isinstance(h, _RedactedStderr)]:
+        root.removeHandler(handler)
+    root.addHandler(_RedactedStderr(logging.DEBUG if debug else logging.WARNING))
+    if debug:
+        root.setLevel(logging.DEBUG)
+
+
+class RedactingFilter(logging.Filter):
+    """A logging filter that masks registered secrets in every record it passes."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        record.msg, record.args = redact(message), None
+        if record.exc_info:
+            import traceback
+
+            record.exc_text = redact("".join(traceback.format_exception(*record.exc_info)))
+            record.exc_info = None
+        return True
 
 
 @dataclass(frozen=True, order=True)
@@ -38,7 +117,7 @@ class GenesisError(Exception):
         text = f"error: {self.message}"
         if self.hint:
             text += f" ({self.hint})"
-        return f"{self.location}: {text}" if self.location else text
+        return redact(f"{self.location}: {text}" if self.location else text)
 
     def to_json(self) -> dict:
         loc = self.location
@@ -46,8 +125,8 @@ class GenesisError(Exception):
             "path": loc.path if loc else None,
             "line": loc.line if loc else None,
             "col": loc.col if loc else None,
-            "message": self.message,
-            "hint": self.hint,
+            "message": redact(self.message),
+            "hint": redact(self.hint),
         }
 
     def __str__(self) -> str:
@@ -63,7 +142,7 @@ class ValidationError(GenesisError):
         super().__init__(f"{count} error" if count == 1 else f"{count} errors")
 
     def render(self) -> str:
-        return "\n".join(e.render() for e in self.errors)
+        return "\n".join(e.render() for e in self.errors)  # each one redacted
 
 
 def _sort_key(error: GenesisError):

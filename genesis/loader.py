@@ -4,6 +4,11 @@ The loader is built on yaml.SafeLoader, so no tag can construct a Python object.
 Mappings become YamlMap (a dict) and sequences YamlList (a list); both carry the
 location of themselves and of each of their values, so every later check can point
 at `path:line:col`. Scalars stay plain Python values.
+
+Work on a document is bounded, because definitions come from people and pull requests:
+a file holds at most `MAX_DOCUMENT_BYTES`, nests at most `MAX_DEPTH` levels, and expands
+(aliases counted each time they are used) to at most `MAX_VALUES` values, so an alias
+bomb is refused at once with a located error instead of eating the machine's memory.
 """
 
 from __future__ import annotations
@@ -43,6 +48,11 @@ class YamlList(list):
         return self.item_locs[index] if 0 <= index < len(self.item_locs) else self.loc
 
 
+MAX_DOCUMENT_BYTES = 2 * 1024 * 1024  # a definition file is a few kilobytes
+MAX_DEPTH = 64  # nesting levels of mappings and sequences
+MAX_VALUES = 50_000  # values after alias expansion (a large input holds a few thousand)
+
+
 _BASE_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml's parser is 10x faster
 
 
@@ -79,16 +89,31 @@ class _Builder:
     def __init__(self, path: str):
         self.path = path
         self.scalars = _ScalarLoader("")  # only used to construct scalar values safely
+        self.values = 0  # built so far, an alias counted each time it is used
+        self.depth = 0
 
     def build(self, node: yaml.Node) -> Any:
-        if isinstance(node, yaml.MappingNode):
-            return self._mapping(node)
-        if isinstance(node, yaml.SequenceNode):
+        self.values += 1
+        if self.values > MAX_VALUES:
+            raise GenesisError(f"the document expands to more than {MAX_VALUES:,} values "
+                               "(aliases are counted each time they are used)",
+                               _location(self.path, node.start_mark),
+                               hint="write the values out, or use fewer nested aliases")
+        if not isinstance(node, (yaml.MappingNode, yaml.SequenceNode)):
+            return self.scalars.construct_object(node, deep=True)
+        self.depth += 1
+        if self.depth > MAX_DEPTH:
+            raise GenesisError(f"the document nests deeper than {MAX_DEPTH} levels",
+                               _location(self.path, node.start_mark))
+        try:
+            if isinstance(node, yaml.MappingNode):
+                return self._mapping(node)
             result = YamlList(self.build(item) for item in node.value)
             result.loc = _location(self.path, node.start_mark)
             result.item_locs = [_location(self.path, item.start_mark) for item in node.value]
             return result
-        return self.scalars.construct_object(node, deep=True)
+        finally:
+            self.depth -= 1
 
     def _mapping(self, node: yaml.MappingNode) -> YamlMap:
         self.scalars.flatten_mapping(node)  # resolves `<<` merge keys
@@ -113,6 +138,7 @@ class _Builder:
 
 def load_yaml_text(text: str, path: str) -> Any:
     """Parse one YAML document; syntax problems become located GenesisErrors."""
+    _check_size(len(text), path)  # characters: never more than the file's bytes
     try:
         node = yaml.compose(text, Loader=_Loader)
     except yaml.MarkedYAMLError as exc:
@@ -129,12 +155,30 @@ def load_yaml_text(text: str, path: str) -> Any:
         raise GenesisError(f"invalid YAML value: {exc}", _location(path, node.start_mark)) from None
 
 
+def _check_size(size: int, path: str) -> None:
+    if size > MAX_DOCUMENT_BYTES:
+        raise GenesisError(f"the file is {size:,} bytes; a definition file may hold at most "
+                           f"{MAX_DOCUMENT_BYTES:,}", Location(path, 1, 1),
+                           hint="split it into several files")
+
+
 def load_yaml_file(path: Path, display_path: str | None = None) -> Any:
     shown = display_path or str(path)
     try:
-        text = path.read_text(encoding="utf-8")
-    except UnicodeDecodeError:
-        raise GenesisError("file is not UTF-8 text", Location(shown)) from None
+        with open(path, "rb") as fh:
+            data = fh.read(MAX_DOCUMENT_BYTES + 1)  # never more than the bound into memory
+        _check_size(len(data) if len(data) <= MAX_DOCUMENT_BYTES else path.stat().st_size, shown)
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise GenesisError("file is not UTF-8 text", _byte_location(data, exc.start, shown),
+                           hint=f"byte 0x{data[exc.start]:02x} is not valid UTF-8; save the file as UTF-8") from None
     except OSError as exc:
         raise GenesisError(f"cannot read file: {exc.strerror}", Location(shown)) from None
     return load_yaml_text(text, shown)
+
+
+def _byte_location(data: bytes, offset: int, path: str) -> Location:
+    """line:col of byte `offset`; the column counts characters, as editors show them."""
+    line_start = data.rfind(b"\n", 0, offset) + 1
+    column = len(data[line_start:offset].decode("utf-8", "replace")) + 1
+    return Location(path, data.count(b"\n", 0, offset) + 1, column)

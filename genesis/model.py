@@ -200,6 +200,7 @@ class Config:
     path: str = "genesis.yaml"
     history: Mapping[str, Any] = field(default_factory=dict)  # `history:` (YamlMap: keeps locations)
     alerts: Mapping[str, Any] = field(default_factory=dict)  # `alerts:` (YamlMap: keeps locations)
+    output_root: str | None = None  # where file destinations may write (default: the project)
 
 
 @dataclass(frozen=True)

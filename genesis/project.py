@@ -105,7 +105,7 @@ def _load_config(root: Path, errors: ErrorCollector) -> Config:
         errors.add(f"default_target '{default}' is not a target", document.loc_of("default_target"),
                    did_you_mean(default, targets))
     return Config(document["name"], default, targets, shown, document.get("history") or {},
-                  document.get("alerts") or {})
+                  document.get("alerts") or {}, document.get("output_root"))
 
 
 def _type(value: str, where: Location, errors: ErrorCollector) -> str | None:

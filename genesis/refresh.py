@@ -150,8 +150,11 @@ def local_path(project: Project, tracker: Tracker, settings) -> Path:
     """Where a tracker writes on a `destinations: local` target."""
     destination = tracker.destination
     if destination["type"] == "file":
-        path = Path(str(destination["path"]))
-        return path if path.is_absolute() else Path(project.root) / path
+        from .destinations import paths
+
+        path = paths.tracker_file_path(project, tracker)
+        paths.check_resolved(path, paths.output_root(project.root, project.config.output_root), destination)
+        return path
     return output_dir(project, settings) / f"{tracker.name}.csv"
 
 
@@ -211,7 +214,8 @@ def sync_destination(project: Project, tracker: Tracker, result: QueryResult, ke
             key=key, mode=tracker.mode, on_removed=tracker.on_removed,
             credentials_file=str(sheets["credentials"]),
             endpoint=str(sheets.get("endpoint") or "https://sheets.googleapis.com"),
-            touch_before=touch_before, dry_run=dry_run)
+            touch_before=touch_before, dry_run=dry_run,
+            deadline_seconds=_seconds(sheets, "deadline_seconds", f"google_sheets.deadline_seconds of target '{target.name}'"))
         return report
     if destination["type"] == "airtable":
         from .destinations.airtable import sync_airtable
@@ -222,11 +226,29 @@ def sync_destination(project: Project, tracker: Tracker, result: QueryResult, ke
         report = sync_airtable(
             result, base_id=str(destination["base_id"]), table=str(destination["table"]), key=key,
             mode=tracker.mode, on_removed=tracker.on_removed, token=str(airtable["token"]),
-            endpoint=str(airtable.get("endpoint") or "https://api.airtable.com"), dry_run=dry_run)
+            endpoint=str(airtable.get("endpoint") or "https://api.airtable.com"), dry_run=dry_run,
+            deadline_seconds=_seconds(airtable, "deadline_seconds", f"airtable.deadline_seconds of target '{target.name}'"))
         return report
     raise GenesisError(f"unknown destination type '{destination['type']}'", tracker.locs.get("destination"))
 
 
+def _seconds(settings: Mapping[str, Any], key: str, what: str) -> float:
+    from .destinations.retry import DEFAULT_DEADLINE_SECONDS
+
+    value = settings.get(key, DEFAULT_DEADLINE_SECONDS)
+    try:
+        seconds = float(value)
+    except (TypeError, ValueError):
+        seconds = 0.0
+    if not seconds > 0:
+        raise GenesisError(f"{what} must be a number of seconds above 0, not {value!r}")
+    return seconds
+
+
 def _sync_details(report) -> tuple[bool, dict]:
+    """(changed, details): changed when the refresh itself changed rows, not when it only
+    tried (a write rejected because another refresh wrote first is re-planned)."""
     details = {k: v for k, v in vars(report).items() if isinstance(v, (int, float, str))}
-    return bool(getattr(report, "write_calls", 1)) and not getattr(report, "stamp_only", False), details
+    changed = any(getattr(report, name, 0) for name in ("inserted", "updated", "deleted", "marked", "unmarked",
+                                                        "created_tab", "fields_created"))
+    return changed, details

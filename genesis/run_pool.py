@@ -38,7 +38,7 @@ from .api import execute
 from .checks import located_failures
 from .config import get_target, render_settings
 from .engines import Engine, open_engine
-from .errors import GenesisError
+from .errors import GenesisError, redact
 from .model import Project, Tracker
 from .refresh import RefreshReport, TrackerReport, describe_destination, params_for, write_destination
 from .scheduler import touch_before, write_lane
@@ -250,8 +250,8 @@ class _Run:
             first = (getattr(exc, "errors", None) or [exc])[0]
             report.location = str(first.location) if first.location else None
         else:
-            report.error = f"internal error: {type(exc).__name__}: {exc}"
-            report.details["traceback"] = "".join(traceback.format_exception(exc, limit=5))
+            report.error = redact(f"internal error: {type(exc).__name__}: {exc}")
+            report.details["traceback"] = redact("".join(traceback.format_exception(exc, limit=5)))
         self._finish(report, started)
 
     def _cancel(self, report: TrackerReport, started: float, why: str) -> None:

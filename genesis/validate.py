@@ -11,6 +11,7 @@ from pathlib import PurePath
 from .compiler import compile_input, compile_tracker
 from .compiler.expressions import parse_expression
 from .compiler.plan import field_expr
+from .destinations.paths import tracker_file_path
 from .errors import ErrorCollector, GenesisError, ValidationError, did_you_mean
 from .model import DataSource, Project, Tracker
 from .typecheck import quoted_parameters, type_problems
@@ -166,6 +167,7 @@ def _check_tracker(project: Project, tracker: Tracker, errors: ErrorCollector, p
         if suffix not in FILE_EXTENSIONS:
             errors.add(f"file destination '{destination.get('path')}' must end in one of {', '.join(FILE_EXTENSIONS)}",
                        loc.get("destination", tracker.loc), did_you_mean(suffix, FILE_EXTENSIONS))
+        _collect(errors, lambda: tracker_file_path(project, tracker))  # inside the project?
     compiled = _collect(errors, lambda: compile_tracker(project, tracker.name, params))
     if compiled is None:
         return None

@@ -514,3 +514,32 @@ def test_server_penalty_rejects_every_request_to_the_base():
         assert statuses == [200] * 5 + [429, 429]
         time.sleep(0.35 + 1.0 - 0.35)  # the penalty and the window have passed
         assert requests.get(url, headers=auth, timeout=5).status_code == 200
+
+
+def test_a_second_writers_delete_of_an_already_deleted_record_re_reads_instead_of_failing(server):
+    import threading
+
+    server.add_table(BASE, "Movies", [{"name": "movie_id", "type": "number", "options": {"precision": 0}}])
+    sync(server, make_result(30))
+    result = make_result(30, changed={1}, removed={23, 24, 25})
+    block = server.block_write(2)  # the first writer's delete waits at the door...
+    outcome = {}
+
+    def first():
+        try:
+            outcome["report"] = sync(server, result)
+        except Exception as err:  # noqa: BLE001 - handed to the test
+            outcome["error"] = err
+
+    thread = threading.Thread(target=first, daemon=True)
+    thread.start()
+    assert block.arrived.wait(30)
+    second = sync(server, result)  # ...while a second refresh does the same work
+    assert (second.deleted, second.replans) == (3, 0)
+    block.release(apply=True)  # the first one's delete now names records that are gone
+    thread.join(30)
+    assert "error" not in outcome, outcome.get("error")
+    report = outcome["report"]
+    assert report.replans == 1 and (report.deleted, report.updated) == (0, 0)
+    assert set(by_key(server)) == set(range(30)) - {23, 24, 25}
+    assert by_key(server)[1]["Title"] == make_result(30, changed={1}).table.to_pylist()[1]["Title"]

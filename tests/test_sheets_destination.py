@@ -249,7 +249,8 @@ def test_people_annotate_resort_insert_and_delete_rows_then_the_data_changes(h):
     assert h.srv.frozen_rows(h.sid, TAB) == 1
     calls = [e for e in h.genesis_calls() if e.kind != "token"]
     assert [e.kind for e in calls] == ["read", "write"]  # one read, one atomic write
-    assert set(calls[1].requests) <= {"appendDimension", "updateCells", "repeatCell", "deleteDimension"}
+    assert set(calls[1].requests) <= {"appendDimension", "updateCells", "repeatCell", "deleteDimension",
+                                      "deleteDeveloperMetadata", "createDeveloperMetadata"}  # + the lease
 
     h.srv.clear_log()
     again = h.sync(CHANGED)
@@ -458,7 +459,7 @@ def test_retry_after_is_honoured(h):
 def test_a_refresh_that_keeps_failing_stops_at_the_deadline(h):
     h.srv.fail_next(10_000, status=503)
     started = time.monotonic()
-    with pytest.raises(GenesisError, match="gave up at the deadline"):
+    with pytest.raises(GenesisError, match=r"gave up before the deadline of 0.5 s.*google_sheets.deadline_seconds"):
         h.sync(INITIAL, deadline_seconds=0.5)
     assert time.monotonic() - started < 2
     assert not h.genesis_calls("write")
@@ -566,3 +567,22 @@ def test_secrets_never_reach_messages_or_logs(h, caplog, capsys, private_key, tm
     key_lines = [line for line in private_key.splitlines() if "PRIVATE KEY" not in line]
     assert not any(line in text for line in key_lines)
     assert h.srv.tokens and not any(token in text for token in h.srv.tokens)
+
+
+def test_a_result_too_large_for_a_spreadsheet_is_refused_from_its_shape_before_any_call(h):
+    columns = tuple(OutputColumn("Movie ID" if i == 0 else f"c{i}", "bigint") for i in range(201))
+    ids = pa.array(range(50_000), pa.int64())
+    table = pa.Table.from_arrays([ids] * 201, names=[c.name for c in columns])
+    started = time.monotonic()
+    with pytest.raises(GenesisError, match=r"50,001 rows x 201 columns = 10,050,201 cells; a spreadsheet holds at most"):
+        h.sync(QueryResult(columns, table))
+    assert time.monotonic() - started < 10  # it took 54 s and 6.7 GB when checked after building
+    assert h.genesis_calls() == []  # refused before reading the tab, before building anything
+
+
+def test_an_oversized_cell_is_refused_from_the_column_before_any_call(h):
+    rows = [movie(i) for i in range(1, 4)]
+    rows[1]["Title"] = "x" * 50_001
+    with pytest.raises(GenesisError, match=r"column 'Title' of the row Movie ID=2 holds 50,001 characters"):
+        h.sync(rows)
+    assert h.genesis_calls() == []

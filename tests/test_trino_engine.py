@@ -309,3 +309,10 @@ def test_server_faults_can_be_reset(make_server):
     server.faults = Faults()  # counters start over with the new Faults
     assert engine_for(server).execute("SELECT 1 AS x").to_pylist() == [{"x": 1}]
     assert [p.status for p in server.posts] == [200]
+
+
+def test_a_single_500_is_retried(make_server):
+    server = make_server(fail_first=1, fail_status=500)
+    table = engine_for(server, max_attempts=3).execute("SELECT count(*) AS n FROM movie")
+    assert table.to_pylist() == [{"n": 25}]
+    assert [p.status for p in server.posts] == [500, 200]

@@ -119,3 +119,78 @@ def test_loader_never_raises_anything_but_located_errors(text):
         load_yaml_text(text, "f.yaml")
     except GenesisError as exc:
         assert exc.location is not None and exc.location.path == "f.yaml"
+
+
+# ---------------------------------------------------------------- hostile documents: bounded work
+
+def _alias_bomb(width: int, levels: int, key: str) -> str:
+    lines = [f"{key}:", f"  l0: &l0 [{', '.join(['lol'] * width)}]"]
+    for level in range(1, levels + 1):
+        lines.append(f"  l{level}: &l{level} [{', '.join([f'*l{level - 1}'] * width)}]")
+    return "name: bad\n" + "\n".join(lines) + "\n"
+
+
+def _deep(depth: int, flow: bool, key: str) -> str:
+    if flow:
+        return f"name: bad\n{key}: " + "[" * depth + "1" + "]" * depth + "\n"
+    return "name: bad\n" + "".join(f"{'  ' * i}{key if i == 0 else 'k'}:\n" for i in range(depth)) + "  " * depth + "1\n"
+
+
+def _bounded(run, seconds: float = 15.0, megabytes: int = 64):
+    """Run `run()`, which must raise a located GenesisError within the time and memory bound."""
+    import time
+    import tracemalloc
+
+    tracemalloc.start()
+    started = time.monotonic()
+    try:
+        with pytest.raises(GenesisError) as info:
+            run()
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert time.monotonic() - started < seconds
+    assert peak < megabytes * 2**20, f"peak {peak / 2**20:.0f} MiB"
+    errors = getattr(info.value, "errors", [info.value])
+    for error in errors:
+        assert error.location is not None and error.location.line >= 1, error.render()
+    return info.value
+
+
+@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(width=st.integers(2, 12), levels=st.integers(5, 12), key=st.sampled_from(["x_unknown", "fields", "filters"]),
+       kind=st.sampled_from(["inputs", "datasources", "trackers"]))
+def test_alias_bombs_are_refused_quickly(tmp_path_factory, width, levels, key, kind):
+    while width ** (levels + 1) < 10**7:
+        levels += 1  # every case a real bomb: expanded, far more than the bound
+    project = copy_project(tmp_path_factory.mktemp("bomb"))
+    (project / kind / "bomb.yaml").write_text(_alias_bomb(width, levels, key))
+    error = _bounded(lambda: validate_project(load_project(project)))
+    assert "expands to more than" in error.render()
+
+
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(depth=st.integers(65, 3000), flow=st.booleans(), key=st.sampled_from(["x_unknown", "fields"]))
+def test_deep_nesting_is_refused_with_a_location(depth, flow, key):
+    depth = depth if flow else min(depth, 1000)  # block style: 2 spaces a level, under the size bound
+    error = _bounded(lambda: load_yaml_text(_deep(depth, flow, key), "f.yaml"))
+    assert "nests deeper than 64 levels" in error.render() or "maximum nesting depth" in error.render()
+    assert "RecursionError" not in error.render()
+
+
+def test_huge_document_is_refused_before_parsing(tmp_path):
+    from genesis.loader import MAX_DOCUMENT_BYTES, load_yaml_file
+
+    path = tmp_path / "huge.yaml"
+    path.write_text("name: bad\nx: '" + "a" * MAX_DOCUMENT_BYTES + "'\n")
+    error = _bounded(lambda: load_yaml_file(path, "inputs/huge.yaml"))
+    assert error.render().startswith("inputs/huge.yaml:1:1: error: the file is ")
+
+
+def test_a_file_that_is_not_utf8_names_line_and_column(tmp_path):
+    from genesis.loader import load_yaml_file
+
+    path = tmp_path / "latin1.yaml"
+    path.write_bytes("name: bad\nlabel: 'Café'\n".encode("latin-1"))
+    error = _bounded(lambda: load_yaml_file(path, "inputs/latin1.yaml"))
+    assert error.render().startswith("inputs/latin1.yaml:2:12: error: file is not UTF-8 text")

@@ -15,10 +15,9 @@ from typing import Any, Callable, Iterator, Mapping
 
 import jinja2
 import sqlglot
-from jinja2.sandbox import SandboxedEnvironment
 from sqlglot import exp
 
-from .. import types
+from .. import templating, types
 from ..errors import GenesisError, Location, did_you_mean
 from ..model import Parameter
 
@@ -28,7 +27,6 @@ _FORBIDDEN = (exp.Select, exp.Subquery, exp.SetOperation, exp.Exists, exp.Query)
 _STATEMENTS = (exp.Insert, exp.Update, exp.Delete, exp.Drop, exp.Create, exp.Command, exp.Alter,
                exp.Merge, exp.Use, exp.Set, exp.Transaction)
 
-_JINJA = SandboxedEnvironment(undefined=jinja2.StrictUndefined, autoescape=False)
 
 
 # ---------------------------------------------------------------- parameters
@@ -152,20 +150,19 @@ def render_parameters(text: str, literals: Mapping[str, str], loc: Location | No
     if "{{" not in text and "{%" not in text:
         return text
     try:
-        return _template(text).render(**literals)
+        return templating.render(text, **literals)
     except jinja2.UndefinedError as exc:
         name = str(exc).split("'")[1] if "'" in str(exc) else str(exc)
         raise GenesisError(f"{what} uses unknown parameter '{name}'", loc,
                            did_you_mean(name, literals) or _declared(literals)) from None
+    except templating.TemplateRefused as exc:
+        raise GenesisError(f"{what}: {exc}", loc) from None
     except jinja2.exceptions.SecurityError as exc:
         raise GenesisError(f"{what} is not allowed: {exc}", loc) from None
     except jinja2.TemplateError as exc:
         raise GenesisError(f"{what} has a template error: {exc}", loc) from None
-
-
-@lru_cache(maxsize=4096)
-def _template(text: str) -> jinja2.Template:
-    return _JINJA.from_string(text)
+    except (OverflowError, MemoryError, RecursionError, ValueError, TypeError, ArithmeticError) as exc:
+        raise GenesisError(f"{what} cannot be rendered: {type(exc).__name__}: {exc}", loc) from None
 
 
 # ---------------------------------------------------------------- parsing

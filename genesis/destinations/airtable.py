@@ -28,7 +28,6 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import math
-import random
 import threading
 import time
 import urllib.parse
@@ -40,10 +39,11 @@ import requests
 from pyairtable import Api
 from requests.adapters import HTTPAdapter
 
-from ..errors import GenesisError
+from ..errors import GenesisError, redact, register_secret
 from ..formatting import format_value, raw_text, spreadsheet_number_format
 from ..result import OutputColumn, QueryResult
 from ..types import INTEGER_TYPES, array_element, decimal_scale, is_array, is_decimal
+from .retry import DEFAULT_DEADLINE_SECONDS, Backoff, Deadline, unreachable
 from .sync import (
     STATUS_COLUMN,
     STATUS_REMOVED,
@@ -101,6 +101,7 @@ class AirtableSyncReport:
     write_calls: int = 0
     meta_calls: int = 0  # schema reads, table and field creation
     retries: int = 0  # requests sent again after a 429, 5xx or lost connection
+    replans: int = 0  # re-reads after records vanished under a write (another refresh, a person)
     fields_created: tuple[str, ...] = ()
     seconds: float = 0.0
     dry_run: bool = False
@@ -202,7 +203,7 @@ class _Counters:
 class _GovernedAdapter(HTTPAdapter):
     """Paces, retries and counts requests; the requests library's documented extension point."""
 
-    def __init__(self, deadline: float, counters: _Counters):
+    def __init__(self, deadline: Deadline, counters: _Counters):
         super().__init__(max_retries=0)
         self.deadline = deadline
         self.counters = counters
@@ -211,7 +212,7 @@ class _GovernedAdapter(HTTPAdapter):
         base, kind = _classify(request.method or "GET", request.url or "")
         attempt = 0
         while True:
-            if time.monotonic() > self.deadline:
+            if self.deadline.remaining() <= 0:
                 raise DeadlineExceeded("it ran out of time")
             response, error = self._send_once(request, base, kind, kwargs)
             retry_in = self._retry_delay(response, error, base, attempt)
@@ -224,9 +225,9 @@ class _GovernedAdapter(HTTPAdapter):
             self._sleep(retry_in)
 
     def _send_once(self, request, base, kind, kwargs):
-        slot = LIMITER.acquire(base, self.deadline) if base else None
+        slot = LIMITER.acquire(base, self.deadline.at) if base else None
         setattr(self.counters, kind, getattr(self.counters, kind) + 1)
-        remaining = self.deadline - time.monotonic()
+        remaining = self.deadline.remaining()
         kwargs["timeout"] = max(0.1, min(SETTINGS.request_timeout_seconds, remaining))
         try:
             response = super().send(request, **kwargs)
@@ -244,16 +245,20 @@ class _GovernedAdapter(HTTPAdapter):
         if response is not None and response.status_code == 429:
             if base:
                 LIMITER.penalize(base, SETTINGS.penalty_seconds)
+            if not self.deadline.allows(SETTINGS.penalty_seconds):
+                raise DeadlineExceeded(f"Airtable's rate-limit penalty of {SETTINGS.penalty_seconds:g} s "
+                                       "would end after the deadline")
             log.warning("Airtable rate limit hit on base %s; waiting %.1f s", base, SETTINGS.penalty_seconds)
             return 0.0  # the limiter itself holds the next request until the penalty ends
+        if error is not None and unreachable(error):
+            return None  # connection refused, unknown host: retrying cannot help
         transient = error is not None or (response is not None and response.status_code >= 500)
         if not transient or attempt >= SETTINGS.max_retries:
             return None
-        backoff = min(SETTINGS.max_backoff_seconds, SETTINGS.backoff_seconds * 2**attempt)
-        return backoff * random.uniform(0.5, 1.0)  # jitter: trackers do not retry in step
+        return Backoff(SETTINGS.backoff_seconds, SETTINGS.max_backoff_seconds).delay(attempt)
 
     def _sleep(self, seconds: float) -> None:
-        if time.monotonic() + seconds > self.deadline:
+        if not self.deadline.allows(seconds):
             raise DeadlineExceeded("the Airtable refresh ran out of time retrying a failed request")
         time.sleep(seconds)
 
@@ -409,7 +414,7 @@ def _timestamp(value: dt.datetime | None) -> str | None:
 
 
 class _Table:
-    def __init__(self, base_id: str, name: str, token: str, endpoint: str, deadline: float):
+    def __init__(self, base_id: str, name: str, token: str, endpoint: str, deadline: Deadline):
         self.base_id, self.name = base_id, name
         self.counters = _Counters()
         self.api = Api(token, endpoint_url=endpoint, retry_strategy=None)
@@ -492,13 +497,11 @@ def _api_error(err: Exception, token: str, where: str) -> GenesisError:
                 429: "the base stayed rate limited; run again later"}.get(_status(err))
         if _status(err) >= 500:
             hint = "Airtable kept failing; the table is consistent, run again to finish"
+    elif unreachable(err):
+        text, hint = f"cannot reach Airtable: {unreachable(err)}", "check airtable.endpoint and the network"
     else:
-        text, hint = f"could not reach Airtable: {type(err).__name__}", "check the airtable endpoint"
-    return GenesisError(_redact(f"{where}: {text}", token), hint=hint)
-
-
-def _redact(text: str, token: str) -> str:
-    return text.replace(token, "***") if token else text
+        text, hint = f"could not reach Airtable: {type(err).__name__}", "check airtable.endpoint"
+    return GenesisError(redact(f"{where}: {text}"), hint=hint)  # the token is a registered secret
 
 
 # ---------------------------------------------------------------------------------------
@@ -516,7 +519,7 @@ def sync_airtable(
     on_removed: str = "delete",
     token: str,
     endpoint: str = DEFAULT_ENDPOINT,
-    deadline_seconds: float = 300,
+    deadline_seconds: float = DEFAULT_DEADLINE_SECONDS,
     dry_run: bool = False,
 ) -> AirtableSyncReport:
     """Make Airtable table `table` of base `base_id` hold `result`, keyed by the output
@@ -525,27 +528,53 @@ def sync_airtable(
     mode, policy = check_policy(mode, on_removed)
     if not token:
         raise GenesisError("no Airtable token", hint="set `airtable.token` in the target")
+    register_secret(token)  # masked in any output, whatever route it takes
     key = tuple(key)
     _check_key(result, key)
     where = f"Airtable base {base_id} table '{table}'"
-    remote = _Table(base_id, table, token, endpoint.rstrip("/"), started + deadline_seconds)
+    deadline = Deadline(deadline_seconds, "airtable.deadline_seconds")
+    remote = _Table(base_id, table, token, endpoint.rstrip("/"), deadline)
     refresh = _Refresh(result, remote, key, mode, policy, dry_run)
+    replans = 0
     try:
-        report = refresh.run()
+        while True:
+            try:
+                report = refresh.run()
+                break
+            except _Vanished as err:
+                replans += 1
+                log.info("%s: %s; reading the table again", where, err)
+                if replans > MAX_REPLANS:
+                    raise GenesisError(
+                        f"{where}: records kept disappearing while Genesis wrote ({err}); "
+                        f"re-read the table {MAX_REPLANS} times",
+                        hint="another refresh of this table, or a person, is deleting records right now; "
+                             "the table is consistent, run again when it is done") from None
     except DeadlineExceeded as err:
         raise GenesisError(
             f"{where}: stopped at its deadline of {deadline_seconds:g} s: {err.message} "
             f"({refresh.progress()})",
-            hint="the table is consistent; run again to finish",
+            hint=f"the table is consistent; run again to finish, or {deadline.hint()}",
         ) from None
     except requests.RequestException as err:
         raise _api_error(err, token, where) from None
     seconds = time.monotonic() - started
     c = remote.counters
     report = replace(report, read_calls=c.read, write_calls=c.write, meta_calls=c.meta,
-                     retries=c.retries, seconds=seconds)
+                     retries=c.retries, replans=replans, seconds=seconds)
     log.info("%s: %s in %.1f s, %d calls", where, _summary(report), seconds, report.calls)
     return report
+
+
+MAX_REPLANS = 5
+_GONE = {"MODEL_ID_NOT_FOUND", "ROW_DOES_NOT_EXIST", "RECORD_NOT_FOUND"}
+
+
+class _Vanished(Exception):
+    """A write named a record that no longer exists: someone deleted it after our read.
+    Airtable applies a batch whole or not at all, so the table is as another writer or a
+    person left it; the refresh reads it again and re-plans (a record already deleted is
+    then simply not there to delete)."""
 
 
 def _check_key(result: QueryResult, key: tuple[str, ...]) -> None:
@@ -602,7 +631,12 @@ class _Refresh:
     def _create_table(self) -> list[dict]:
         if not self.dry_run:
             ordered = sorted(self.columns, key=lambda c: c.name not in self.key)  # key first: primary
-            self.remote.create_table(ordered)
+            try:
+                self.remote.create_table(ordered)
+            except requests.HTTPError as err:
+                if _error_type(err) == "DUPLICATE_TABLE_NAME":  # another refresh created it first
+                    raise _Vanished("the table was created by another refresh after the read") from None
+                raise
             self.fields_created.extend(c.name for c in ordered)
             self.known_fields.update(c.name for c in ordered)
         return []
@@ -672,13 +706,20 @@ class _Refresh:
         for batch in _chunks(upserts):
             self._upsert(batch)
         for batch in _chunks(deletes):
-            self.remote.delete(batch)
+            try:
+                self.remote.delete(batch)
+            except requests.HTTPError as err:
+                if _error_type(err) in _GONE:
+                    raise _Vanished("a record to delete was already deleted (by another refresh or a person)") from None
+                raise
             self.writes_done += 1
 
     def _upsert(self, batch: list[dict]) -> None:
         try:
             self.remote.upsert(batch, self.key)
         except requests.HTTPError as err:
+            if _error_type(err) in _GONE:
+                raise _Vanished("a record to update was deleted after the read (by another refresh or a person)") from None
             # A field renamed or removed since the read: create it and send again, once.
             if _error_type(err) != "UNKNOWN_FIELD_NAME":
                 raise

@@ -38,8 +38,13 @@ given and the stamp is older: then it rewrites the stamp alone (one small write)
 stamp tells when the tracker was last refreshed successfully -- what `refresh --due`
 reads to catch up on missed schedules (see genesis/scheduler.py).
 
+Concurrent writers. Every write batchUpdate opens with a compare-and-swap on the tab's
+lease in developer metadata (see sheets_lease): a write planned on a read that another
+refresh has since changed is rejected whole, and the tab is read again and re-planned.
+
 Faults. 429 and 5xx are retried with jittered exponential backoff (Retry-After honoured)
-until `deadline_seconds` (which also bounds every request's timeout); other 4xx fail at
+until `deadline_seconds` (which also bounds every request's timeout; the target setting
+`google_sheets.deadline_seconds`); an unreachable endpoint fails at once; other 4xx fail at
 once with a message that names the service account to share the spreadsheet with. A
 write whose outcome is unknown (5xx, lost connection) is never re-sent blind: the tab is
 read again and re-planned, so a re-run converges to the state of an uninterrupted run
@@ -50,9 +55,10 @@ put in messages or logs. With an overridden endpoint, google-auth's background
 "regional access boundary" lookup at Google's IAM host is turned off (it would bypass
 the proxy).
 
-Known limits. Writes address rows by index, as the Sheets API requires: a person who
-sorts the tab in the seconds between the read and the write can see a refresh land on
-the wrong rows (the next refresh repairs owned cells, not a moved note). A write that
+Known limits. Writes address rows by index, as the Sheets API requires: the lease fences
+other refreshes, not people, so a person who sorts the tab in the seconds between the read
+and the write can see a refresh land on the wrong rows (the next refresh repairs owned
+cells, not a moved note). A write that
 times out on the client but is still applied by Google later can, when it deleted rows,
 delete again after the re-plan; Google gives no conditional writes to rule this out.
 """
@@ -68,9 +74,10 @@ import threading
 import time
 from collections import deque
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timezone
 from typing import Any, Callable, Mapping, Sequence
 
+import pyarrow as pa
 import requests
 from gspread.exceptions import APIError
 from gspread.http_client import HTTPClient
@@ -79,10 +86,12 @@ from gspread.utils import absolute_range_name, rowcol_to_a1
 
 from ..clock import now as clock_now
 from ..clock import parse_stamp_time, stamp_text
-from ..errors import GenesisError, did_you_mean
+from ..errors import GenesisError, did_you_mean, register_secret
 from ..formatting import format_value, spreadsheet_number_format
 from ..result import OutputColumn, QueryResult
 from ..types import is_array
+from . import sheets_lease as lease
+from .retry import DEFAULT_DEADLINE_SECONDS, Backoff, Deadline, unreachable, unreachable_error
 from .sync import (
     STATUS_COLUMN,
     STATUS_REMOVED,
@@ -103,8 +112,9 @@ MAX_REQUEST_BYTES = 2_000_000  # Google's recommended maximum payload of one req
 MAX_CELLS = 10_000_000  # per spreadsheet
 MAX_COLUMNS = 18_278  # per sheet
 MAX_CELL_CHARS = 50_000
+MAX_CONFLICTS = 20  # re-plans after another writer's change before giving up
 NEW_TAB_COLUMNS = 26  # a new tab gets at least these, like one made in the Sheets UI
-READ_FIELDS = ("sheets(properties(sheetId,title,gridProperties),"
+READ_FIELDS = (f"{lease.METADATA_FIELDS},sheets(properties(sheetId,title,gridProperties),"
                "data(rowData(values(userEnteredValue,userEnteredFormat/numberFormat,note))))")
 MASK_VALUE = "userEnteredValue"
 MASK_FORMATTED = "userEnteredValue,userEnteredFormat.numberFormat"  # only where the format changes
@@ -113,7 +123,7 @@ _ENVELOPE = b'{"requests":[', b"]}"
 
 @dataclass
 class RetryPolicy:
-    """Backoff and pacing; tests shorten every interval."""
+    """Backoff (the shared `retry.Backoff`) and pacing; tests shorten every interval."""
 
     base_seconds: float = 1.0
     max_seconds: float = 32.0
@@ -121,6 +131,10 @@ class RetryPolicy:
     reads_per_minute: int = 60  # Sheets' per-user read quota
     window_seconds: float = 61.0  # a minute, plus a second for clock and network skew
     request_timeout: float = 120.0
+
+    @property
+    def backoff(self) -> Backoff:
+        return Backoff(self.base_seconds, self.max_seconds)
 
 
 @dataclass
@@ -148,6 +162,8 @@ class SheetSyncReport:
     cells_written: int = 0  # owned cells the plan writes (inserted rows' cells, changed cells, status)
     plan: Plan | None = field(default=None, repr=False)  # for `genesis audit`
     existing: list = field(default_factory=list, repr=False)  # the rows read, as the diff saw them
+    conflicts: int = 0  # writes rejected because another writer changed the tab first; re-planned
+    waited_seconds: float = 0.0  # waiting for another refresh that held the tab
 
 
 POLICY = RetryPolicy()  # the pacing when a caller passes none; tests and the bench swap it
@@ -170,7 +186,7 @@ def sync_google_sheet(
     on_removed: str | None = "delete",
     credentials_file: str,
     endpoint: str = GOOGLE_ENDPOINT,
-    deadline_seconds: float = 300,
+    deadline_seconds: float = DEFAULT_DEADLINE_SECONDS,
     dry_run: bool = False,
     max_request_bytes: int = MAX_REQUEST_BYTES,
     retry: RetryPolicy | None = None,
@@ -180,15 +196,16 @@ def sync_google_sheet(
     started = time.monotonic()
     mode, policy = check_policy(mode, on_removed)
     columns = _columns(result, key)
+    _check_shape(result, worksheet, key)  # before any value is converted or any call made
     rows = _result_rows(result, columns, key)
     creds, email = load_credentials(credentials_file, endpoint)
     report = SheetSyncReport(spreadsheet_id, worksheet, mode, policy, rows=len(rows), dry_run=dry_run)
     retry = retry or POLICY
     api = _Api(_client(creds, endpoint, retry), spreadsheet_id, worksheet, email,
-               started + deadline_seconds, retry, report)
+               Deadline(deadline_seconds, "google_sheets.deadline_seconds"), retry, report)
     job = _Job(api, columns, list(key), rows, mode, policy, max_request_bytes, dry_run, touch_before)
     first_plan: Plan | None = None
-    attempt = 0
+    attempt = waits = 0
     while True:
         try:
             plan = job.run()
@@ -198,6 +215,18 @@ def sync_google_sheet(
             first_plan = first_plan or err.plan
             api.backoff(attempt, err.error)
             attempt += 1
+        except _Conflict:  # another writer changed the tab first: nothing of ours landed
+            first_plan = None  # what counts is the plan that is finally written
+            report.conflicts += 1
+            if report.conflicts > MAX_CONFLICTS:
+                raise GenesisError(
+                    f"tab '{worksheet}' kept changing while Genesis wrote it ({report.conflicts} writes "
+                    "rejected because other refreshes wrote first)",
+                    hint="several refreshes of this tab are running at once; nothing more was written") from None
+            time.sleep(random.uniform(0, retry.base_seconds))  # writers that collided do not collide again
+        except _Busy as err:
+            api.wait_for_holder(err.holder, waits)
+            waits += 1
     _count(report, first_plan)
     report.plan, report.existing = first_plan, job.existing
     report.seconds = round(time.monotonic() - started, 3)
@@ -314,6 +343,10 @@ def load_credentials(path: str, endpoint: str = GOOGLE_ENDPOINT):
     except (OSError, ValueError):
         raise GenesisError(f"Google Sheets credentials file {path} is not readable JSON",
                            hint="download the service account's JSON key again")
+    if isinstance(info, dict):  # its secrets are masked in any output from now on
+        for name, value in info.items():
+            if name not in _PUBLIC_CREDENTIAL_FIELDS:
+                register_secret(value)
     missing = [k for k in ("client_email", "private_key", "token_uri") if not info.get(k)] if isinstance(info, dict) else ["all"]
     if missing or info.get("type") != "service_account":
         raise GenesisError(f"{path} is not a service-account key file (missing: {', '.join(missing) or 'type'})",
@@ -323,6 +356,12 @@ def load_credentials(path: str, endpoint: str = GOOGLE_ENDPOINT):
     except Exception:  # the message could quote the key; say only what is wrong
         raise GenesisError(f"the private key in {path} cannot be loaded", hint="download the key again")
     return creds, info["client_email"]
+
+
+# Fields of a service-account file that say who and where, not how to prove it: shown in
+# hints ("share the spreadsheet with <client_email>"); every other field is a secret.
+_PUBLIC_CREDENTIAL_FIELDS = frozenset({"type", "client_email", "project_id", "token_uri", "auth_uri",
+                                       "auth_provider_x509_cert_url", "client_x509_cert_url", "universe_domain"})
 
 
 def _proxied_credentials_class():
@@ -369,6 +408,26 @@ class _MissingTab(Exception):
     pass
 
 
+class _Rejected(Exception):
+    """A fenced write refused with 400: a lost compare-and-swap, or a bad request."""
+
+    def __init__(self, error: APIError):
+        super().__init__(str(error))
+        self.error = error
+
+
+class _Conflict(Exception):
+    """Another writer changed the tab after our read; read again and re-plan."""
+
+
+class _Busy(Exception):
+    """Another refresh is in the middle of a multi-request write of the tab."""
+
+    def __init__(self, holder: lease.Holder):
+        super().__init__(holder.run)
+        self.holder = holder
+
+
 # (endpoint, service account, read|write) -> recent call times: the per-user quotas
 _CALLS: dict[tuple[str, str, str], deque] = {}
 _CALLS_LOCK = threading.Lock()
@@ -378,7 +437,7 @@ class _Api:
     """Calls with retries, pacing, the deadline and the user-facing error messages."""
 
     def __init__(self, http: EndpointHTTPClient, spreadsheet_id: str, worksheet: str, email: str,
-                 deadline: float, policy: RetryPolicy, report: SheetSyncReport):
+                 deadline: Deadline, policy: RetryPolicy, report: SheetSyncReport):
         self.http, self.spreadsheet_id, self.worksheet, self.email = http, spreadsheet_id, worksheet, email
         self.deadline, self.policy, self.report = deadline, policy, report
 
@@ -393,13 +452,37 @@ class _Api:
             return None
 
     def write(self, body: bytes) -> Any:
+        """One fenced batchUpdate; raises _Rejected on a 400 (see sheets_lease)."""
         url = SPREADSHEET_BATCH_UPDATE_URL % self.spreadsheet_id
         result = self._call("write", lambda: self.http.request(
-            "post", url, data=body, headers={"Content-Type": "application/json"}))
+            "post", url, data=body, headers={"Content-Type": "application/json"}), fenced=True)
         self.report.payload_bytes += len(body)
         return result
 
-    def _call(self, kind: str, fn: Callable[[], Any], missing_tab: bool = False) -> Any:
+    def lease_value(self) -> str | None:
+        """The tab's lease value as it is now (one small read)."""
+        doc = self.read(lambda: self.http.fetch_sheet_metadata(
+            self.spreadsheet_id, params={"fields": lease.METADATA_FIELDS}))
+        return lease.find(doc.get("developerMetadata"), self.worksheet)
+
+    def wait_for_holder(self, holder: lease.Holder, attempt: int) -> None:
+        """Sleep while another refresh holds the tab, or fail clearly at the deadline."""
+        delay = self.policy.backoff.delay(attempt)
+        until = datetime.fromtimestamp(holder.until, timezone.utc).strftime("%H:%M:%S")
+        if not self.deadline.allows(delay):
+            raise GenesisError(
+                f"another refresh holds tab '{self.worksheet}' of spreadsheet '{self.spreadsheet_id}' "
+                f"(it is writing in several steps; its hold ends by {until} UTC); nothing was written",
+                hint=f"run again when it has finished, or {self.deadline.hint()}")
+        log.warning("sheets %s: another refresh holds tab '%s' until %s UTC; waiting %.1fs",
+                    self.spreadsheet_id, self.worksheet, until, delay)
+        self.report.waited_seconds += delay
+        time.sleep(delay)
+
+    def remaining(self) -> float:
+        return self.deadline.remaining()
+
+    def _call(self, kind: str, fn: Callable[[], Any], missing_tab: bool = False, fenced: bool = False) -> Any:
         from google.auth import exceptions as auth_errors
 
         attempt = 0
@@ -412,12 +495,17 @@ class _Api:
             except APIError as err:
                 if missing_tab and err.code == 400 and "Unable to parse range" in str((err.error or {}).get("message")):
                     raise _MissingTab() from None
+                if fenced and err.code == 400:
+                    raise _Rejected(err) from None
                 if not _retryable(err):
                     raise self.user_error(err) from None
                 if kind == "write" and err.code != 429 and not _rate_limited(err):
                     raise _Ambiguous(err) from None
                 error: Exception = err
             except (requests.ConnectionError, requests.Timeout, auth_errors.TransportError) as err:
+                reason = unreachable(err)
+                if reason:  # nothing was sent: not worth a retry, and not an ambiguous write
+                    raise unreachable_error("Google Sheets", self.http.endpoint, reason, "google_sheets.endpoint") from None
                 if kind == "write":
                     raise _Ambiguous(err) from None
                 error = err
@@ -428,21 +516,21 @@ class _Api:
 
     def _bound_timeout(self) -> None:
         """No single request may outlive the refresh's deadline."""
-        remaining = self.deadline - time.monotonic()
+        remaining = self.deadline.remaining()
         if remaining <= 0:
             raise GenesisError(f"the refresh of spreadsheet '{self.spreadsheet_id}' reached its deadline",
-                               hint="the tab is consistent; the next refresh continues where this one stopped")
+                               hint=f"the tab is consistent; the next refresh continues where this one stopped; "
+                                    f"{self.deadline.hint()}")
         self.http.set_timeout((min(10.0, remaining), min(self.policy.request_timeout, remaining)))
 
     def backoff(self, attempt: int, error: Exception) -> None:
         """Sleep before a retry, or give up when the deadline would pass."""
-        delay = min(self.policy.max_seconds, self.policy.base_seconds * 2 ** attempt) * random.uniform(0.5, 1.0)
-        delay = max(delay, _retry_after(error))
-        if time.monotonic() + delay > self.deadline:
+        delay = self.policy.backoff.delay(attempt, _retry_after(error))
+        if not self.deadline.allows(delay):
             raise GenesisError(
                 f"Google Sheets kept failing for spreadsheet '{self.spreadsheet_id}' ({_describe(error)}); "
-                f"gave up at the deadline after {self.report.retries} retries",
-                hint="the tab is consistent; the next refresh continues where this one stopped")
+                f"gave up before the deadline of {self.deadline.seconds:g} s after {self.report.retries} retries",
+                hint=f"the tab is consistent; the next refresh continues where this one stopped; {self.deadline.hint()}")
         self.report.retries += 1
         log.warning("sheets %s: %s; retrying in %.2fs", self.spreadsheet_id, _describe(error), delay)
         time.sleep(delay)
@@ -460,9 +548,9 @@ class _Api:
                     times.append(now)
                     return
                 wait = times[0] + self.policy.window_seconds - now
-            if now + wait > self.deadline:
+            if not self.deadline.allows(wait):
                 raise GenesisError(f"the {kind} quota of {self.email} is used up until after the deadline",
-                                   hint="refresh fewer trackers at once or raise deadline_seconds")
+                                   hint=f"refresh fewer trackers at once, or {self.deadline.hint()}")
             time.sleep(wait)
 
     def user_error(self, err: APIError) -> GenesisError:
@@ -485,7 +573,8 @@ class _Api:
     def _auth_error(self, err: Exception) -> GenesisError:
         reason = "unknown error"
         if len(getattr(err, "args", ())) > 1 and isinstance(err.args[1], dict):
-            reason = str(err.args[1].get("error") or reason)  # the OAuth error code only
+            code = str(err.args[1].get("error") or "")
+            reason = code if re.fullmatch(r"[a-z_]{1,40}", code) else reason  # an OAuth error code, never the answer
         return GenesisError(f"could not get an access token for the service account {self.email} ({reason})",
                             hint="check the credentials file: the key may be revoked or its token_uri wrong")
 
@@ -525,6 +614,7 @@ class _Tab:
     rows: list[list[dict]]  # rowData values; rows[0] is the header
     exists: bool = True
     other_cells: int | None = None  # cells of the other tabs, when known
+    lease: str | None = None  # the tab's writer lease as read (see sheets_lease)
 
     def cell(self, r: int, c: int) -> dict:
         row = self.rows[r] if r < len(self.rows) else []
@@ -558,18 +648,21 @@ def _read_tab(api: _Api) -> _Tab | None:
     data = (sheet.get("data") or [{}])[0]
     rows = [r.get("values") or [] for r in data.get("rowData") or []]
     return _Tab(props.get("sheetId", 0), props.get("title", api.worksheet), grid.get("rowCount", 0),
-                grid.get("columnCount", 0), grid.get("frozenRowCount", 0), rows)
+                grid.get("columnCount", 0), grid.get("frozenRowCount", 0), rows,
+                lease=lease.find(doc.get("developerMetadata"), api.worksheet))
 
 
 def _new_tab(api: _Api) -> _Tab:
     """The tab to add: an unused sheet id, and what the other tabs use (for the cell limit)."""
-    doc = api.read(lambda: api.http.fetch_sheet_metadata(api.spreadsheet_id, params={"fields": "sheets.properties"}))
+    doc = api.read(lambda: api.http.fetch_sheet_metadata(
+        api.spreadsheet_id, params={"fields": f"{lease.METADATA_FIELDS},sheets.properties"}))
     props = [s.get("properties") or {} for s in doc.get("sheets") or []]
     used = {p.get("sheetId") for p in props}
     sheet_id = next(i for i in iter(lambda: secrets.randbelow(2**31 - 1) + 1, None) if i not in used)
     other = sum((p.get("gridProperties") or {}).get("rowCount", 0) * (p.get("gridProperties") or {}).get("columnCount", 0)
                 for p in props)
-    return _Tab(sheet_id, api.worksheet, 0, 0, 0, [], exists=False, other_cells=other)
+    return _Tab(sheet_id, api.worksheet, 0, 0, 0, [], exists=False, other_cells=other,
+                lease=lease.find(doc.get("developerMetadata"), api.worksheet))
 
 
 @dataclass
@@ -897,6 +990,28 @@ def _body(reqs: list[_Req]) -> bytes:
 
 # --------------------------------------------------------------------------- limits
 
+def _check_shape(result: QueryResult, worksheet: str, key: Sequence[str]) -> None:
+    """Google's limits checked from the result's shape alone: a result too large for a
+    spreadsheet is refused in milliseconds, before building a payload for it."""
+    rows, columns = result.table.num_rows + 1, len(result.columns)  # + the header row
+    _check_limits(_Tab(0, worksheet, 0, 0, 0, [], other_cells=0), rows, columns)
+    import pyarrow.compute as pc
+
+    for column in result.columns:
+        values = result.table.column(column.name)
+        if not (pa.types.is_string(values.type) or pa.types.is_large_string(values.type)) or not len(values):
+            continue
+        lengths = pc.utf8_length(values)
+        longest = pc.max(lengths).as_py()
+        if longest is not None and longest > MAX_CELL_CHARS:
+            i = pc.index(lengths, longest).as_py()
+            shown = ", ".join(f"{k}={result.table.column(k)[i].as_py()!r}" for k in key)
+            raise GenesisError(
+                f"column '{column.name}' of the row {shown} holds {longest:,} characters; "
+                f"a Google Sheets cell holds at most {MAX_CELL_CHARS:,}",
+                hint="shorten the value in the input (e.g. substr(...)); nothing was written")
+
+
 def _check_limits(tab: _Tab, rows: int, columns: int) -> None:
     if columns > MAX_COLUMNS:
         raise GenesisError(f"tab '{tab.title}' would need {columns:,} columns; Google Sheets allows {MAX_COLUMNS:,}",
@@ -918,13 +1033,18 @@ class _Job:
         self.mode, self.policy, self.limit, self.dry_run = mode, policy, max_request_bytes, dry_run
         self.touch_before = touch_before
         self.existing: list[ExistingRow] = []
+        self.run_id = secrets.token_hex(8)  # this refresh, in the tab's lease
 
     def run(self) -> Plan:
-        """Read, diff, write. Raises _Ambiguous when a write's outcome is unknown."""
+        """Read, diff, write. Raises _Ambiguous when a write's outcome is unknown, _Conflict
+        when another writer changed the tab first, _Busy while another refresh holds it."""
         tab = _read_tab(self.api)
         if tab is None:
             tab = _new_tab(self.api)
             self.api.report.created_tab = True
+        holder = lease.parse(tab.lease)
+        if holder is not None and holder.busy_for(self.run_id) and not self.dry_run:
+            raise _Busy(holder)
         layout = _layout(tab, self.columns, self.key)
         self.existing = layout.existing
         plan = plan_sync(layout.existing, self.rows, columns=[c.name for c in self.columns],
@@ -939,12 +1059,25 @@ class _Job:
                 return plan
             self.api.report.stamp_only = True  # unchanged data: only the stamp moves
         reqs.append(_stamp(tab, layout, self.key, plan, len(self.rows)))
-        for body in _pack(reqs, self.limit):
+        old = tab.lease
+        longest = lease.new_value(self.run_id, 2e9)  # a busy value: the longest there is
+        room = len(_fenced(_body([]), lease.fence(self.api.worksheet, max(old or "", longest, key=len), longest))) + 1
+        bodies = _pack(reqs, max(self.limit - room + len(_body([])), 1))
+        for i, body in enumerate(bodies):
+            last = i == len(bodies) - 1
+            # several bodies: the tab is busy until the last one has landed
+            busy_until = None if last else time.time() + self.api.remaining() + lease.EXPIRY_MARGIN_SECONDS
+            new = lease.new_value(self.run_id, busy_until)
             try:
-                self.api.write(body)
+                self.api.write(_fenced(body, lease.fence(self.api.worksheet, old, new)))
             except _Ambiguous as err:
                 err.plan = plan
                 raise
+            except _Rejected as err:
+                if self.api.lease_value() != old:
+                    raise _Conflict() from None
+                raise self.api.user_error(err.error) from None
+            old = new
         return plan
 
 
@@ -959,7 +1092,7 @@ def read_stamps(spreadsheet_id: str, worksheets: Sequence[str], *, credentials_f
     retry = retry or POLICY
     report = SheetSyncReport(spreadsheet_id, ",".join(worksheets), "stamps", "")
     api = _Api(_client(creds, endpoint, retry), spreadsheet_id, "", email,
-               time.monotonic() + deadline_seconds, retry, report)
+               Deadline(deadline_seconds, "google_sheets.deadline_seconds"), retry, report)
     titles = list(dict.fromkeys(worksheets))
     fields = "sheets(properties(title),data(rowData(values(note))))"
 
@@ -982,3 +1115,10 @@ def read_stamps(spreadsheet_id: str, worksheets: Sequence[str], *, credentials_f
         if title in stamps and times:
             stamps[title] = max(times)
     return stamps
+
+def _fenced(body: bytes, fence: list[dict]) -> bytes:
+    """`body` with the lease's compare-and-swap requests first."""
+    head = _ENVELOPE[0]
+    rest = body[len(head):]
+    joined = b",".join(_dumps(r) for r in fence)
+    return head + joined + (b"," + rest if rest != _ENVELOPE[1] else rest)

@@ -42,7 +42,7 @@ TRANSIENT_TRINO_ERRORS = {
     "REMOTE_TASK_ERROR", "PAGE_TRANSPORT_ERROR", "PAGE_TRANSPORT_TIMEOUT", "NO_NODES_AVAILABLE",
     "SERVER_SHUTTING_DOWN", "SERVER_STARTING_UP", "REMOTE_HOST_GONE", "TOO_MANY_REQUESTS_FAILED",
 }
-_TRANSIENT_STATUS = {429, 502, 503, 504}
+_TRANSIENT_STATUS = {429, 500, 502, 503, 504}  # a single 500 is usually a coordinator hiccup
 _HTTP_STATUS = re.compile(r"\berror (\d{3})\b")
 _UNREACHABLE = [
     (re.compile(r"Connection refused", re.I), "connection refused"),

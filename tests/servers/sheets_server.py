@@ -8,7 +8,12 @@ It serves what gspread 6.2 and genesis.destinations.sheets call:
 - `POST /v4/spreadsheets/{id}:batchUpdate`, atomic (all requests or none): updateCells,
   appendCells, insertDimension, deleteDimension, appendDimension, repeatCell,
   updateSheetProperties, addSheet, deleteSheet, updateDimensionProperties, sortRange,
-  moveDimension;
+  moveDimension, createDeveloperMetadata, updateDeveloperMetadata, deleteDeveloperMetadata;
+- developer metadata at the spreadsheet and sheet level: `developerMetadata` of the
+  spreadsheet and of each sheet in `spreadsheets.get`, `GET .../developerMetadata/{id}`;
+  a `metadataId` is unique in the spreadsheet, so creating one that exists fails (and with
+  it the whole batchUpdate); a `DeveloperMetadataLookup` matches when every field it sets
+  matches, and deleting or updating what matches nothing changes nothing;
 - values.get / batchGet (valueRenderOption FORMATTED_VALUE / UNFORMATTED_VALUE / FORMULA,
   dateTimeRenderOption SERIAL_NUMBER / FORMATTED_STRING), values.update / batchUpdate /
   append / clear / batchClear (valueInputOption RAW keeps text as text, USER_ENTERED parses
@@ -27,7 +32,8 @@ boolValue / formulaValue), `userEnteredFormat` (numberFormat, textFormat...) and
 
 Test API: `start()`, `stop()`, `url`, `create_spreadsheet()`, `write_service_account()`,
 `grid()`, `cell()`, `notes()`, `formats()`, `sheet_properties()`, `log` / `calls()`, and
-the fault methods `fail_next()`, `fail_write()`, `hold_write()`, `slow()`.
+the fault methods `fail_next()`, `fail_write()`, `hold_write()`, `slow()`, `gather_reads()`
+(reads held until n writers have read, so that they race).
 """
 
 from __future__ import annotations
@@ -467,12 +473,20 @@ class Book:
         self.id, self.title = spreadsheet_id, title
         self.sheets: list[Sheet] = []
         self.shared_with: set[str] | None = None  # None: every account may use it
+        self.metadata: dict[int, dict] = {}  # metadataId -> DeveloperMetadata (never mutated in place)
 
     def clone(self) -> "Book":
         other = Book(self.id, self.title)
         other.sheets = [s.clone() for s in self.sheets]
         other.shared_with = self.shared_with
+        other.metadata = dict(self.metadata)
         return other
+
+    def metadata_at(self, sheet_id: int | None) -> list[dict]:
+        """Developer metadata of the spreadsheet (None) or of one sheet, by id."""
+        want = {"locationType": "SPREADSHEET", "spreadsheet": True} if sheet_id is None else \
+            {"locationType": "SHEET", "sheetId": sheet_id}
+        return [copy.deepcopy(m) for _, m in sorted(self.metadata.items()) if m["location"] == want]
 
     def by_id(self, sheet_id: Any, where: str = "") -> Sheet:
         for s in self.sheets:
@@ -771,6 +785,7 @@ def op_delete_sheet(book: Book, req: dict, where: str) -> dict:
         raise bad(f"{where}You can't remove all the sheets in a document.")
     book.sheets.remove(sheet)
     book.reindex()
+    book.metadata = {i: m for i, m in book.metadata.items() if m["location"].get("sheetId") != sheet.id}
     return {}
 
 
@@ -841,7 +856,96 @@ def op_sort_range(book: Book, req: dict, where: str) -> dict:
     return {}
 
 
+# --------------------------------------------------------------------------- developer metadata
+
+_VISIBILITIES = ("DOCUMENT", "PROJECT")
+
+
+def _metadata_location(book: Book, location: Any, where: str) -> dict:
+    if not isinstance(location, dict):
+        raise bad(f"{where}Developer metadata must have a location.")
+    if location.get("spreadsheet") is True:
+        return {"locationType": "SPREADSHEET", "spreadsheet": True}
+    if "sheetId" in location:
+        return {"locationType": "SHEET", "sheetId": book.by_id(location["sheetId"], where).id}
+    if "dimensionRange" in location:
+        raise bad(f"{where}Row and column metadata are not supported by this test server.")
+    raise bad(f"{where}Developer metadata must have a location.")
+
+
+def _metadata_matches(book: Book, meta: dict, data_filter: Any, where: str) -> bool:
+    lookup = (data_filter or {}).get("developerMetadataLookup") if isinstance(data_filter, dict) else None
+    if not isinstance(lookup, dict) or not lookup:
+        raise bad(f"{where}A data filter must set developerMetadataLookup (a1Range and gridRange filters "
+                  "are not supported by this test server).")
+    for name in ("metadataId", "metadataKey", "metadataValue", "visibility"):
+        if name in lookup and meta.get(name) != lookup[name]:
+            return False
+    if "locationType" in lookup and meta["location"]["locationType"] != lookup["locationType"]:
+        return False
+    if "metadataLocation" in lookup:
+        return meta["location"] == _metadata_location(book, lookup["metadataLocation"], where)
+    return True
+
+
+def op_create_developer_metadata(book: Book, req: dict, where: str) -> dict:
+    given = req.get("developerMetadata")
+    if not isinstance(given, dict) or not given.get("metadataKey"):
+        raise bad(f"{where}Developer metadata must have a key.")
+    if given.get("visibility") not in _VISIBILITIES:
+        raise bad(f"{where}Developer metadata must have a visibility specified.")
+    metadata_id = given.get("metadataId")
+    if metadata_id is None:
+        metadata_id = next(i for i in iter(lambda: secrets.randbelow(2**31 - 1) + 1, None) if i not in book.metadata)
+    if not isinstance(metadata_id, int) or isinstance(metadata_id, bool) or metadata_id <= 0:
+        raise bad(f"{where}Developer metadata ID must be positive.")
+    if metadata_id in book.metadata:
+        raise bad(f"{where}Developer metadata with ID {metadata_id} already exists.")
+    meta = {"metadataId": metadata_id, "metadataKey": str(given["metadataKey"]),
+            "location": _metadata_location(book, given.get("location"), where), "visibility": given["visibility"]}
+    if given.get("metadataValue") is not None:
+        meta["metadataValue"] = str(given["metadataValue"])
+    book.metadata[metadata_id] = meta
+    return {"createDeveloperMetadata": {"developerMetadata": copy.deepcopy(meta)}}
+
+
+def op_update_developer_metadata(book: Book, req: dict, where: str) -> dict:
+    fields = [f.strip() for f in str(req.get("fields") or "").split(",") if f.strip()]
+    if not fields:
+        raise bad(f"{where}'fields' is required.")
+    unknown = [f for f in fields if f not in ("metadataKey", "metadataValue", "visibility", "location")]
+    if unknown:
+        raise bad(f"{where}Invalid field mask: {unknown[0]}.")
+    given = req.get("developerMetadata") or {}
+    changed = []
+    for metadata_id, meta in sorted(book.metadata.items()):
+        if not any(_metadata_matches(book, meta, f, where) for f in req.get("dataFilters") or []):
+            continue
+        meta = dict(meta)
+        for name in fields:
+            if name == "location":
+                meta["location"] = _metadata_location(book, given.get("location"), where)
+            elif given.get(name) is None:
+                meta.pop(name, None)
+            else:
+                meta[name] = str(given[name])
+        book.metadata[metadata_id] = meta
+        changed.append(copy.deepcopy(meta))
+    return {"updateDeveloperMetadata": {"developerMetadata": changed}}
+
+
+def op_delete_developer_metadata(book: Book, req: dict, where: str) -> dict:
+    data_filter = req.get("dataFilter")
+    gone = [m for m in book.metadata.values() if _metadata_matches(book, m, data_filter, where)]
+    for meta in gone:
+        del book.metadata[meta["metadataId"]]
+    return {"deleteDeveloperMetadata": {"deletedDeveloperMetadata": copy.deepcopy(gone)}}
+
+
 REQUESTS = {
+    "createDeveloperMetadata": op_create_developer_metadata,
+    "updateDeveloperMetadata": op_update_developer_metadata,
+    "deleteDeveloperMetadata": op_delete_developer_metadata,
     "updateCells": op_update_cells,
     "appendCells": op_append_cells,
     "insertDimension": op_insert_dimension,
@@ -1009,6 +1113,26 @@ class Hold:
         self._released.wait()
 
 
+class Gather:
+    """Reads held until n have arrived: see SheetsServer.gather_reads."""
+
+    def __init__(self, n: int, timeout: float):
+        self.n, self.timeout = n, timeout
+        self.arrived = 0
+        self._cond = threading.Condition()
+
+    def join(self) -> bool:
+        """Wait for the others; True for the read that completed the group."""
+        with self._cond:
+            self.arrived += 1
+            last = self.arrived >= self.n
+            if last:
+                self._cond.notify_all()
+            else:
+                self._cond.wait_for(lambda: self.arrived >= self.n, timeout=self.timeout)
+            return last
+
+
 class SheetsServer:
     """See the module docstring. Quotas and faults are attributes tests may set."""
 
@@ -1027,6 +1151,7 @@ class SheetsServer:
         self._holds: dict[int, Hold] = {}
         self._slow: list[tuple[float, str]] = []
         self._slow_all = 0.0
+        self._gathers: dict[str, "Gather"] = {}
         self._writes_seen = 0
         self._windows: dict[tuple[str, str], list] = {}
         self._httpd = ThreadingHTTPServer((host, 0), _handler(self))
@@ -1113,6 +1238,22 @@ class SheetsServer:
             else:
                 self._slow.extend((seconds, kind) for _ in range(n))
 
+    def gather_reads(self, spreadsheet_id: str, n: int, timeout: float = 5.0) -> "Gather":
+        """The next reads of `spreadsheet_id` wait until n of them have arrived (or `timeout`
+        passed), then go on together: n writers that read the same state, to race."""
+        gather = Gather(n, timeout)
+        with self._flock:
+            self._gathers[spreadsheet_id] = gather
+        return gather
+
+    def _gather(self, spreadsheet_id: str) -> None:
+        with self._flock:
+            gather = self._gathers.get(spreadsheet_id)
+        if gather is not None and gather.join():
+            with self._flock:
+                if self._gathers.get(spreadsheet_id) is gather:
+                    del self._gathers[spreadsheet_id]
+
     def reset_quota(self) -> None:
         with self._flock:
             self._windows.clear()
@@ -1170,6 +1311,11 @@ class SheetsServer:
             return {(r, c): cell["userEnteredFormat"] for r, row in enumerate(sheet.data)
                     for c, cell in enumerate(row) if cell and "userEnteredFormat" in cell}
 
+    def developer_metadata(self, spreadsheet_id: str) -> list[dict]:
+        """Every developer metadata entry of the spreadsheet, by id."""
+        with self._lock:
+            return [copy.deepcopy(m) for _, m in sorted(self.books[spreadsheet_id].metadata.items())]
+
     def sheet_properties(self, spreadsheet_id: str, tab: str) -> dict:
         with self._lock:
             return copy.deepcopy(self._sheet(spreadsheet_id, tab).props)
@@ -1193,6 +1339,8 @@ class SheetsServer:
                 return 200, self._token(body), {}, entry
             entry.user = self._authenticate(headers)
             self._delay(kind)
+            if kind == "read" and action == "get":
+                self._gather(args[0])
             fault, hold = self._inject(kind)
             self._check_quota(entry.user, kind)
             if hold is not None:
@@ -1237,6 +1385,8 @@ class SheetsServer:
                 return "write", "batch_update", (sid,)
             return None
         sid = unquote(parts[3])
+        if parts[4] == "developerMetadata" and len(parts) == 6 and method == "GET":
+            return "read", "metadata_get", (sid, parts[5])
         if parts[4] == "values:batchGet" and method == "GET":
             return "read", "values_batch_get", (sid,)
         if parts[4] == "values:batchUpdate" and method == "POST":
@@ -1356,6 +1506,8 @@ class SheetsServer:
                 if ranges and not mine:  # only the sheets the ranges touch
                     continue
                 entry: dict = {"properties": copy.deepcopy(sheet.props)}
+                if book.metadata_at(sheet.id):  # Google leaves out empty repeated fields
+                    entry["developerMetadata"] = book.metadata_at(sheet.id)
                 if want_data:
                     spans = [r[1:] for r in mine] or [(0, None, 0, None)]
                     entry["data"] = [grid_data(sheet, *span, data_mask) for span in spans]
@@ -1364,6 +1516,8 @@ class SheetsServer:
                    "properties": {"title": book.title, "locale": "en_US", "autoRecalc": "ON_CHANGE",
                                   "timeZone": "Etc/GMT"},
                    "sheets": sheets, "spreadsheetUrl": f"{self.url}/spreadsheets/d/{book.id}/edit"}
+            if book.metadata_at(None):
+                doc["developerMetadata"] = book.metadata_at(None)
         if mask is None:
             return doc
         if isinstance(mask.get("sheets"), dict) and "data" in mask["sheets"]:
@@ -1391,6 +1545,14 @@ class SheetsServer:
         if payload.get("includeSpreadsheetInResponse"):
             out["updatedSpreadsheet"] = self._do_get(user, {}, {}, sid)
         return out
+
+    def _do_metadata_get(self, user, query, payload, sid, metadata_id):
+        with self._lock:
+            book = self._book(user, sid)
+            meta = book.metadata.get(int(metadata_id)) if metadata_id.isdigit() else None
+            if meta is None:
+                raise ApiError(404, f"No developer metadata with ID: {metadata_id}", "NOT_FOUND")
+            return copy.deepcopy(meta)
 
     # values --------------------------------------------------------------------------
     def _do_values_get(self, user, query, payload, sid, rng):

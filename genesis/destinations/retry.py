@@ -1,0 +1,80 @@
+"""The one retry and deadline policy of the Google Sheets and Airtable destinations.
+
+- Transient failures (429, 5xx, a dropped connection, a timeout) are retried with
+  exponential backoff and full jitter (tenacity's `wait_random_exponential`), so trackers
+  that failed together do not retry in step; a server's Retry-After is honoured.
+- An endpoint that cannot be reached at all (connection refused, a host name that does
+  not resolve) is not transient: the refresh fails at once, naming the endpoint.
+- Every refresh has a deadline, `deadline_seconds` of the target's `google_sheets` or
+  `airtable` settings (default 300). No wait starts that would end after it, and no
+  request may outlive it; when it cannot be met the refresh stops with a message naming
+  that setting.
+"""
+
+from __future__ import annotations
+
+import socket
+import time
+from dataclasses import dataclass
+
+from tenacity import RetryCallState, wait_random_exponential
+
+from ..errors import GenesisError
+
+DEFAULT_DEADLINE_SECONDS = 300.0
+
+
+@dataclass(frozen=True)
+class Backoff:
+    """Exponential backoff with full jitter: attempt n waits up to min(cap, base * 2**n)."""
+
+    base_seconds: float = 1.0
+    max_seconds: float = 32.0
+
+    def delay(self, attempt: int, retry_after: float = 0.0) -> float:
+        wait = wait_random_exponential(multiplier=self.base_seconds, max=self.max_seconds)
+        state = RetryCallState(None, None, (), {})
+        state.attempt_number = min(attempt, 60) + 1
+        return max(wait(state), retry_after)
+
+
+class Deadline:
+    """When a refresh must be over; `setting` is the genesis.yaml key that sets it."""
+
+    def __init__(self, seconds: float, setting: str):
+        self.seconds, self.setting = float(seconds), setting
+        self.at = time.monotonic() + self.seconds
+
+    def remaining(self) -> float:
+        return max(0.0, self.at - time.monotonic())
+
+    def allows(self, wait: float) -> bool:
+        """Would a wait of `wait` seconds still end before the deadline?"""
+        return time.monotonic() + wait <= self.at
+
+    def hint(self) -> str:
+        return f"raise {self.setting} (now {self.seconds:g} s) in the target to wait longer"
+
+
+def unreachable(error: BaseException) -> str | None:
+    """'connection refused' or 'host not found' when `error` says the endpoint cannot be
+    reached at all (retrying would not help), else None."""
+    seen: set[int] = set()
+    stack: list[BaseException | None] = [error]
+    while stack:
+        current = stack.pop()
+        if current is None or id(current) in seen:
+            continue
+        seen.add(id(current))
+        if isinstance(current, ConnectionRefusedError):
+            return "connection refused"
+        if isinstance(current, socket.gaierror) or type(current).__name__ == "NameResolutionError":
+            return "host not found"
+        stack.extend([current.__cause__, current.__context__, getattr(current, "reason", None)])
+        stack.extend(a for a in getattr(current, "args", ()) if isinstance(a, BaseException))
+    return None
+
+
+def unreachable_error(service: str, endpoint: str, reason: str, setting: str) -> GenesisError:
+    return GenesisError(f"cannot reach {service} at {endpoint}: {reason}",
+                        hint=f"check {setting} and the network; nothing was written")
