@@ -77,9 +77,9 @@ def open_history(project: Project, target: Target, settings: Mapping[str, Any]) 
     table = history_table(project)
     if target.engine == "trino":
         return TrinoHistory(settings.get("trino") or {}, table)
-    from .config import warehouse_dir
+    from .config import warehouse_location
 
-    return IcebergHistory(warehouse_dir(project, settings), table)
+    return IcebergHistory(warehouse_location(project, settings), table)
 
 
 def utc_naive(value: dt.datetime | None) -> dt.datetime | None:
@@ -144,9 +144,10 @@ class IcebergHistory:
     """The history as an Iceberg table in a local pyiceberg warehouse."""
 
     def __init__(self, warehouse_dir: str | Path, table: str):
-        from .warehouse import split_name
+        from .warehouse import as_warehouse, split_name
 
-        self.warehouse_dir = Path(warehouse_dir)
+        self.warehouse = as_warehouse(warehouse_dir)  # a folder, or a Warehouse with a catalog_uri
+        self.warehouse_dir = self.warehouse.root
         self.table = table
         self.catalog_name, self.namespace, self.name = split_name(table)
 
@@ -156,7 +157,7 @@ class IcebergHistory:
     def _catalog(self, create: bool):
         from .warehouse import open_catalog
 
-        return open_catalog(self.warehouse_dir, self.catalog_name, create=create)
+        return open_catalog(self.warehouse, self.catalog_name, create=create)
 
     def ensure(self):
         """The table, created (with its namespace) when missing; safe against a concurrent create."""
@@ -230,7 +231,7 @@ class IcebergHistory:
         no history yet."""
         from .warehouse import CATALOG_FILE
 
-        if not (self.warehouse_dir / CATALOG_FILE).is_file():
+        if self.warehouse.catalog_uri is None and not (self.warehouse_dir / CATALOG_FILE).is_file():
             return to_table([])
         catalog = self._catalog(create=False)
         ident = (self.namespace, self.name)

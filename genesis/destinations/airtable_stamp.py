@@ -11,7 +11,6 @@ rate limiter as every other Airtable call of the process.
 from __future__ import annotations
 
 import re
-import time
 from datetime import datetime
 
 import requests
@@ -20,6 +19,7 @@ from ..clock import now as clock_now
 from ..clock import parse_stamp_time, stamp_text
 from ..errors import GenesisError
 from .airtable import DEFAULT_ENDPOINT, DeadlineExceeded, _api_error, _Table
+from .retry import Deadline
 
 STAMP_RE = re.compile(r"Refreshed by Genesis at (\d{4}-\d\d-\d\d \d\d:\d\d:\d\d) UTC\.?")
 MAX_DESCRIPTION = 20_000  # Airtable's limit for a table description
@@ -34,7 +34,7 @@ def read_stamps(base_id: str, tables: list[str], *, token: str, endpoint: str = 
                 deadline_seconds: float = 120) -> dict[str, datetime | None]:
     """table name -> its stamp's time (None: no such table or no stamp); one schema read."""
     remote = _Table(base_id, tables[0] if tables else "", token, endpoint.rstrip("/"),
-                    time.monotonic() + deadline_seconds)
+                    Deadline(deadline_seconds, "airtable.deadline_seconds"))
     try:
         schema = remote.api.base(base_id).schema(force=True)
     except (requests.RequestException, DeadlineExceeded) as err:
@@ -51,7 +51,7 @@ def write_stamp(base_id: str, table: str, *, token: str, endpoint: str = DEFAULT
     the old stamp is older than `touch_before`. True when written."""
     if touch_before is None:
         return False
-    remote = _Table(base_id, table, token, endpoint.rstrip("/"), time.monotonic() + deadline_seconds)
+    remote = _Table(base_id, table, token, endpoint.rstrip("/"), Deadline(deadline_seconds, "airtable.deadline_seconds"))
     try:
         schema = remote.table.schema(force=True)
         old = stamp_of_description(schema.description)

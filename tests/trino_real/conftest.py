@@ -120,6 +120,9 @@ def make_project(server: TrinoServer, source: Path, dataset: str, target_dir: Pa
         path.write_text(re.sub(r"^table:(\s*)iceberg\.", rf"table:\g<1>{catalog}.", text, flags=re.M))
     config = yaml.safe_load((root / "genesis.yaml").read_text())
     config["default_target"] = "local"
+    # These projects compare engines: a refresh must not add run-history rows that the
+    # example's tracker-health board would then read differently on the second engine.
+    config["history"] = {"enabled": False}
     config["targets"] = {
         "local": {"engine": "duckdb", "warehouse": ".genesis/warehouse", "catalog_uri": server.catalog_uri,
                   "destinations": "local", "output_dir": "out-duckdb"},

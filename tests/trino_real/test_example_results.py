@@ -4,16 +4,31 @@ and a refresh writes byte-identical files (CSV, and .xlsx with the trackers' for
 from __future__ import annotations
 
 
+import datetime as dt
 from pathlib import Path
 
 import pytest
 
-from genesis import demo
+from genesis import demo, history
 from tests.trino_real.conftest import assert_same_table, make_project, run_both
 
 REPO = Path(__file__).resolve().parents[2]
 EXAMPLE_INPUTS = sorted(p.stem for p in (REPO / "inputs").glob("*.yaml"))
 EXAMPLE_TRACKERS = sorted(p.stem for p in (REPO / "trackers").glob("*.yaml"))
+
+# The run history the `tracker-health` example reads: an ok run, then a failed one and a late one
+# (the health board lists the last two), so that input has rows on both engines.
+_AT = dt.datetime(2026, 1, 5, 6, 0, tzinfo=dt.timezone.utc)
+RUNS = history.to_table([
+    {"run_id": "r1", "tracker": "late-purchase-orders", "target": "local", "owner": "finance-ap", "status": "ok",
+     "started_at": _AT, "ended_at": _AT + dt.timedelta(seconds=2), "seconds": 2.0, "rows": 30},
+    {"run_id": "r2", "tracker": "late-purchase-orders", "target": "local", "owner": "finance-ap",
+     "status": "failed", "stage": "checks", "error": "checks failed, nothing written: min_rows",
+     "error_location": "trackers/late-purchase-orders.yaml:9:3",
+     "started_at": _AT + dt.timedelta(hours=1), "ended_at": _AT + dt.timedelta(hours=1, seconds=2), "seconds": 2.0},
+    {"run_id": "r2", "tracker": "upcoming-launches", "target": "local", "owner": "marketing-ops", "status": "late",
+     "started_at": _AT + dt.timedelta(hours=1), "ended_at": _AT + dt.timedelta(hours=1)},
+])
 
 
 
@@ -22,7 +37,7 @@ def example(trino_server, tmp_path_factory):
     def tables():
         generated = demo.generate()  # relative to today, as CURRENT_DATE in the inputs
         schema = demo.NAMESPACE.split(".", 1)[1]
-        return {f"{schema}.{name}": data for name, data in generated.items()}
+        return {f"{schema}.{name}": data for name, data in generated.items()} | {"genesis.runs": RUNS}
 
     made = make_project(trino_server, REPO, "example", tmp_path_factory.mktemp("example-trino"), tables)
     return made, made.load()
@@ -52,7 +67,7 @@ def test_refresh_writes_the_same_files_from_both_engines(example):
 
     def written(target: str) -> dict[str, bytes]:
         report = refresh(project, trackers, target=target)
-        failed = [f"{r.name}: {r.error}" for r in report.trackers if r.status == "failed"]
+        failed = [f"{r.tracker}: {r.error}" for r in report.trackers if r.status == "failed"]
         assert not failed, failed
         files = {}
         for path in sorted(made.root.glob("out*/**/*")):
