@@ -92,7 +92,7 @@ def gen_rows(rnd: Random, sources: list[SourceSpec], edges, one_to_one) -> Rows:
     keys: dict[str, list[tuple]] = {}
     ts = 0
     for i, s in enumerate(sources):
-        count = rnd.randint(0, 7)
+        count = rnd.randint(2, 8) if rnd.random() < 0.9 else 0
         if len(s.pk) == 2:
             candidates = [(a, b) for a in range(1, 6) for b in (1, 2)]
         else:
