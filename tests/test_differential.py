@@ -5,7 +5,7 @@ kind, composite keys, NULL and orphan foreign keys, a CDC log with updates, dele
 re-creations) written as real Iceberg tables, and GENESIS_DIFF_INPUTS random valid
 inputs over it, each compiled and run by Genesis and compared row by row with
 tests/reference/evaluator.py. The suite runs GENESIS_DIFF_EXAMPLES examples (default
-25 of 10 inputs, one to two minutes on two cores); the long run is in the README.
+60 of 10 inputs, about a minute and a half on two cores); the long run is in the README.
 
 Every mismatch the test ever found is kept below as a named regression case.
 """
@@ -31,7 +31,7 @@ from tests.test_aggregation_issue9 import issue_schema
 from tests.reference.generate import gen_input, gen_schema
 from tests.reference.project import GenesisRunner, input_yaml, same_rows, source_yaml, write_project
 
-EXAMPLES = int(os.environ.get("GENESIS_DIFF_EXAMPLES", "25"))
+EXAMPLES = int(os.environ.get("GENESIS_DIFF_EXAMPLES", "60"))
 INPUTS = int(os.environ.get("GENESIS_DIFF_INPUTS", "10"))
 SEEDS = int(os.environ.get("GENESIS_DIFF_SEEDS", "2"))  # plain-seed schemas, for the long run
 SEED_START = int(os.environ.get("GENESIS_DIFF_SEED_START", "0"))
