@@ -2,7 +2,9 @@
 
 A reference `PATH.member` names a member (field or measure) of a data source
 *instance*: the data source reached from the input's root by one join path. The
-same data source reached by two paths is two instances with two aliases.
+same data source reached by two paths is two instances with two aliases. A path may
+come back to a data source it passed (`the_order.order_lines` from a line: its
+siblings); docs/semantics.md says which rows every such path gives.
 """
 
 from __future__ import annotations
@@ -108,12 +110,6 @@ class JoinGraph:
                     f"'{current.name}' has no join '{segment}' (in reference '{text}')", loc,
                     did_you_mean(segment, current.joins) or _listing("its joins", current.joins),
                 )
-            previous_source = joins[-2].datasource if len(joins) > 1 else root
-            if joins and _reverses(joins[-1], join, previous_source):
-                raise GenesisError(
-                    f"'{text}' goes back along the join it came by ('{segment}' undoes "
-                    f"'{joins[-1].name}'): a cycle in the join path", loc,
-                    "drop the two segments: the rows are those of the data source before them")
             joins = joins + (join,)
             current = self.datasources[join.datasource]
         member = current.fields.get(member_name) or current.measures.get(member_name)
@@ -148,12 +144,6 @@ class JoinGraph:
             f"'{first}' in '{text}' is neither a join of '{root}' nor a data source", loc,
             did_you_mean(first, candidates) or _listing(f"joins of {root}", root_ds.joins),
         )
-
-
-def _reverses(previous: Join, join: Join, previous_source: str) -> bool:
-    """Does `join` lead straight back over `previous`: to where it started, on the same keys?"""
-    inverted = {(right, left) for left, right in previous.on}
-    return join.datasource == previous_source and set(join.on) == inverted
 
 
 def _first_field(ds: DataSource) -> str:

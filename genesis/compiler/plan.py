@@ -37,15 +37,32 @@ class PlanColumn:
     labels: Mapping[str, str] | None = None
     label_type: str | None = None  # the stored type the labels' codes compare to
     source: InputField | None = None
+    member_key: tuple | None = None  # (instance path, member name) of a plain field or measure
 
 
 @dataclass
 class Unit:
     node: exp.Expression  # an aggregate call inside some column / filter expression
-    grain: Instance
+    identity: tuple[Instance, ...]  # whose primary keys tell apart the rows it aggregates
     keyed: bool  # computed in a key sub-query (multiplied and not idempotent)
     alias: str  # the column that carries its value
-    grain_alias: str
+    grain_alias: str  # names its key sub-query
+
+
+@dataclass(frozen=True)
+class Grain:
+    """The rows an aggregate call sees (docs/semantics.md, "Which rows an aggregate sees").
+
+    `identity`: the instances whose rows, taken together, are one row of the aggregate
+    (their primary keys tell the rows apart when the joins repeat them); `scope`: the
+    paths whose columns it may read; `must_exist`: the instance whose row must be there,
+    not NULL-extended by a left join (None: every row of the scope is one).
+    """
+
+    identity: tuple[Instance, ...]
+    scope: frozenset[tuple[str, ...]]
+    must_exist: Instance | None
+    measure: bool
 
 
 @dataclass
@@ -119,6 +136,10 @@ class Planner:
         member = resolved.member
         if isinstance(member, Field):
             expr = field_expr(instance.datasource, member, alias)
+            if member.sql is not None and instance.path and not self.always_joined(instance) \
+                    and not null_when_missing(expr, {alias}):
+                # A derived field of a row a left join did not find is NULL, like its columns.
+                expr = exp.Case(ifs=[exp.If(this=self.exists(instance), true=expr)])
         else:
             expr = measure_expr(instance, member, alias, not instance.path)
             if member.sql in instance.datasource.fields:
@@ -168,26 +189,139 @@ class Planner:
         return (any(j.relationship == "many_to_one" for j in going_up)
                 or any(j.relationship == "one_to_many" for j in going_down))
 
-    def grain_of(self, unit: exp.Expression, loc: Location | None, what: str) -> Instance:
+    def grain_of(self, unit: exp.Expression, loc: Location | None, what: str) -> Grain:
         """Whose rows an aggregate call aggregates.
 
-        A named measure is computed at its own data source's grain. Any other aggregate
-        aggregates the rows of the query: the root's, or the rows of a one_to_many join it
-        reaches down to (SQL's meaning of `sum(orders.x)` over lineitem rows).
+        A named measure is computed at its own instance's grain: each of its rows once.
+        Any other aggregate aggregates the rows of the query's joins down to what it
+        reads: the root's rows, or the rows of the one_to_many joins on its path (a
+        line's part's price is read once per line, SQL's meaning of `sum(part.price)`
+        over lines). Two one_to_many joins on different branches would pair every row of
+        one with every row of the other: refused.
         """
         if id(unit) in self.measure_units:
-            return self.measure_units[id(unit)]
-        used = self.instances_in(unit)
-        for candidate in [self.root] + used:
-            if not any(self.fans_out(candidate, other) for other in used):
-                return candidate
-        names = ", ".join(self.alias(i) for i in used)
-        raise GenesisError(
-            f"{what} aggregates over {names}, which fan out from each other, so no row grain is right",
-            loc, "split it into one aggregate per data source")
+            instance = self.measure_units[id(unit)]
+            return Grain((instance,), frozenset({instance.path}), instance if instance.path else None, True)
+        scope = {()}
+        for instance in self.instances_in(unit):
+            scope.update(instance.path[:n] for n in range(len(instance.path) + 1))
+        fan = sorted((p for p in scope if p and self.instances[p].joins[-1].relationship == "one_to_many"),
+                     key=len)
+        for shorter, longer in zip(fan, fan[1:]):
+            if longer[:len(shorter)] != shorter:
+                a, b = self.instances[shorter], self.instances[longer]
+                raise GenesisError(
+                    f"{what} reads '{a.describe()}' and '{b.describe()}', two one_to_many joins on different "
+                    f"branches: every row of one would be paired with every row of the other, which is no "
+                    f"row of this input", loc, "split it into one aggregate per branch")
+        chain = [()] + fan
+        identity = [self.instances[p] for i, p in enumerate(chain)
+                    if i + 1 == len(chain) or not _determined_by(self.instances[chain[i + 1]], len(p))]
+        must_exist = self.instances[fan[-1]] if fan else None
+        return Grain(tuple(identity), frozenset(scope), must_exist, False)
 
-    def multiplied(self, grain: Instance) -> bool:
-        return any(self.fans_out(grain, other) for other in self.instances.values() if other is not grain)
+    def multiplied(self, grain: Grain) -> bool:
+        """Would the joins of this query repeat the rows this aggregate sees?"""
+        if grain.measure:
+            (instance,) = grain.identity
+            return any(self.fans_out(instance, other) for other in self.instances.values() if other is not instance)
+        for path, other in self.instances.items():
+            if path in grain.scope:
+                continue
+            attach = max(n for n in range(len(path)) if path[:n] in grain.scope)
+            if any(j.relationship == "one_to_many" for j in other.joins[attach:]):
+                return True
+        return False
+
+    def exists(self, instance: Instance) -> exp.Expression:
+        """True on a joined row, false on the NULL-extension of a left join that found none.
+
+        A matched row's join key equals its parent's, so it is not NULL."""
+        right = instance.joins[-1].on[0][1]
+        column = field_expr(instance.datasource, instance.datasource.fields[right], self.alias(instance))
+        return exp.Not(this=exp.Is(this=column, expression=exp.Null()))
+
+    def missing_aliases(self, instance: Instance) -> set[str]:
+        """Aliases whose columns are all NULL when `instance` is NULL-extended."""
+        n = len(instance.path)
+        return {self.aliases[p] for p in self.instances if p[:n] == instance.path}
+
+    def always_joined(self, instance: Instance) -> bool:
+        return all(j.type == "inner" for j in instance.joins)
+
+
+def _determined_by(below: Instance, depth: int) -> bool:
+    """Does a row of `below` fix the row of its ancestor at path length `depth`?
+
+    Going up a one_to_many or one_to_one join leads to one row; up a many_to_one, to many."""
+    return all(j.relationship in ("one_to_many", "one_to_one") for j in below.joins[depth:])
+
+
+def null_when_missing(node: exp.Expression, missing: set[str]) -> bool:
+    """Is `node` NULL whenever every column of the `missing` aliases is NULL?
+
+    Conservative: only operators and functions known to give NULL on NULL input count."""
+    if isinstance(node, exp.Column):
+        return node.table in missing
+    if isinstance(node, (exp.Paren, exp.Cast, exp.Neg, exp.Not, exp.Upper, exp.Lower, exp.Abs, exp.Length,
+                         exp.Year, exp.Month, exp.Day, exp.Trim)):
+        return null_when_missing(node.this, missing)
+    if isinstance(node, (exp.Add, exp.Sub, exp.Mul, exp.Div, exp.Mod, exp.EQ, exp.NEQ, exp.GT, exp.GTE, exp.LT,
+                         exp.LTE, exp.Like, exp.DPipe)):
+        return null_when_missing(node.left, missing) or null_when_missing(node.right, missing)
+    if isinstance(node, (exp.In, exp.Between)):
+        return null_when_missing(node.this, missing)
+    if isinstance(node, (exp.And, exp.Or)):
+        return null_when_missing(node.left, missing) and null_when_missing(node.right, missing)
+    if isinstance(node, exp.Coalesce):
+        return all(null_when_missing(a, missing) for a in [node.this, *node.expressions])
+    if isinstance(node, exp.Case):
+        default = node.args.get("default")
+        # A branch whose condition is not true on that row never gives its value.
+        return (all(false_when_missing(i.this, missing) or null_when_missing(i.args["true"], missing)
+                    for i in node.args.get("ifs") or [])
+                and (default is None or null_when_missing(default, missing)))
+    if isinstance(node, exp.Null):
+        return True
+    return False
+
+
+def false_when_missing(node: exp.Expression, missing: set[str]) -> bool:
+    """Is the condition `node` not true whenever every column of `missing` is NULL?"""
+    if isinstance(node, exp.Paren):
+        return false_when_missing(node.this, missing)
+    if isinstance(node, exp.And):
+        return false_when_missing(node.left, missing) or false_when_missing(node.right, missing)
+    if isinstance(node, exp.Or):
+        return false_when_missing(node.left, missing) and false_when_missing(node.right, missing)
+    if isinstance(node, exp.Not):
+        return null_when_missing(node.this, missing)
+    return null_when_missing(node, missing)
+
+
+def only_existing_rows(unit: exp.Expression, condition: exp.Expression, missing: set[str]) -> None:
+    """Make an aggregate skip the NULL-extended row of a left join that found no row.
+
+    `count(coalesce(line.code, '?'))` over an order without lines would count its one
+    NULL-extended row as a line. Aggregates whose argument is NULL on that row skip it
+    anyway and are left as they are (so most SQL does not change)."""
+    agg = unit.this if isinstance(unit, exp.Filter) else unit
+    holder = agg.this if isinstance(agg.this, exp.Distinct) else agg
+    argument = holder.expressions[0] if holder is not agg else agg.this
+    strict = argument is not None and not isinstance(argument, exp.Star) and null_when_missing(argument, missing)
+    if isinstance(unit, exp.Filter):
+        where = unit.expression
+        if not (strict or false_when_missing(where.this, missing)):
+            where.set("this", exp.and_(condition, exp.paren(where.this, copy=False), copy=False))
+        return
+    if strict:
+        return
+    value = exp.Literal.number(1) if argument is None or isinstance(argument, exp.Star) else argument.copy()
+    guarded = exp.Case(ifs=[exp.If(this=condition, true=value)])
+    if holder is agg:
+        holder.set("this", guarded)
+    else:
+        holder.set("expressions", [guarded])
 
 
 def field_expr(ds: DataSource, member: Field, alias: str) -> exp.Expression:
@@ -352,6 +486,7 @@ def build_plan(graph: JoinGraph, inp: Input, literals: Mapping[str, str]) -> Pla
             errors.add(f"{what} nests an aggregate inside another", loc)
     errors.raise_if_any()
 
+    where = [_only_existing_children(planner, tree) for tree in where]
     where = _semi_joins(planner, [c.expr for c in columns] + having, where)
     any_fanout = any(i.fans_out for i in planner.instances.values())
     grouped = metric_mode or bool(all_units) or any_fanout
@@ -373,16 +508,19 @@ def build_plan(graph: JoinGraph, inp: Input, literals: Mapping[str, str]) -> Pla
     for index, (node, loc, what) in enumerate(all_units):
         grain = planner.grain_of(node, loc, what)
         keyed = planner.multiplied(grain) and not ex.is_idempotent(node)
-        if keyed and not grain.datasource.primary_key:
-            raise GenesisError(
-                f"{what} sums rows of '{grain.datasource.name}' that the joins of this input repeat; "
-                f"counting each once needs its primary_key", loc,
-                f"declare primary_key in {grain.datasource.path}")
-        units.append(Unit(node, grain, keyed, f"_a{index}", planner.alias(grain)))
-        if keyed:
-            planner.references.update(f"{grain.datasource.name}.{k}" for k in grain.datasource.primary_key)
+        if grain.must_exist is not None and not planner.always_joined(grain.must_exist):
+            only_existing_rows(node, planner.exists(grain.must_exist), planner.missing_aliases(grain.must_exist))
+        for instance in grain.identity if keyed else ():
+            if not instance.datasource.primary_key:
+                raise GenesisError(
+                    f"{what} sums rows of '{instance.datasource.name}' that the joins of this input repeat; "
+                    f"counting each once needs its primary_key", loc,
+                    f"declare primary_key in {instance.datasource.path}")
+            planner.references.update(f"{instance.datasource.name}.{k}" for k in instance.datasource.primary_key)
+        grain_alias = "_".join(planner.alias(i) for i in grain.identity)
+        units.append(Unit(node, grain.identity, keyed, f"_a{index}", grain_alias))
 
-    sort = [_plan_sort(planner, item, columns, grouped) for item in inp.sort]
+    sort = [_plan_sort(planner, item, columns, grouped, metric_mode, hidden_keys) for item in inp.sort]
     plan = Plan(inp, planner.root, planner.instances, planner.aliases, columns, where, having,
                 [c.expr for c in dims], hidden_keys, grouped, units, sort, inp.limit, planner.references,
                 origins + _datasource_origins(planner))
@@ -457,6 +595,26 @@ def _semi_joins(planner: Planner, other_trees: list[exp.Expression], where: list
     return kept
 
 
+def _only_existing_children(planner: Planner, tree: exp.Expression) -> exp.Expression:
+    """A filter over a one_to_many join holds only on a row that join found.
+
+    `WHERE order_lines.code IS NULL` keeps the orders with a line without code, not the
+    orders without lines (as the EXISTS form of the same filter does)."""
+    fan = {p[:n] for i in planner.instances_in(tree) for p in [i.path] for n in range(1, len(p) + 1)
+           if planner.instances[p[:n]].joins[-1].relationship == "one_to_many"}
+    conditions = []
+    for path in sorted(fan, key=len, reverse=True):
+        instance = planner.instances[path]
+        if any(other[:len(path)] == path and other != path for other in fan):
+            continue  # a deeper one's row being there implies this one's
+        if planner.always_joined(instance) or false_when_missing(tree, planner.missing_aliases(instance)):
+            continue
+        conditions.append(planner.exists(instance))
+    if not conditions:
+        return tree
+    return exp.and_(*conditions, exp.paren(tree, copy=False), copy=False)
+
+
 def _exists(planner: Planner, branch, members, trees) -> exp.Exists:
     from .render import join_below, relation  # render builds FROM clauses; plan only decides
 
@@ -509,7 +667,8 @@ def _plan_column(planner: Planner, item: InputField) -> PlanColumn:
         _check_format(item, column_type)
         output = OutputColumn(item.name, column_type, item.format, None if item.agg else item.field)
         return PlanColumn(output, expr, bool(item.agg) or resolved.is_measure, labels,
-                          value_type if labels else None, item)
+                          value_type if labels else None, item,
+                          None if item.agg else (resolved.instance.path, member.name))
     expr = planner.parse_user_sql(item.sql, item.sql_loc, f"column '{item.name}'")
     if item.type:
         expr = ex.cast(expr, item.type)
@@ -546,7 +705,8 @@ def _check_boolean(tree: exp.Expression, flt, what: str, planner: Planner) -> No
                        "a filter must be true or false for each row, e.g. movie.status = 'PHOT'")
 
 
-def _plan_sort(planner: Planner, item, columns: list[PlanColumn], grouped: bool):
+def _plan_sort(planner: Planner, item, columns: list[PlanColumn], grouped: bool, metric_mode: bool,
+               hidden_keys: list[exp.Expression]):
     by_name = {c.output.name: c for c in columns}
     name = output_name(item.expression, by_name, item.loc, f"sort item '{item.expression}'")
     if name is not None:
@@ -554,12 +714,34 @@ def _plan_sort(planner: Planner, item, columns: list[PlanColumn], grouped: bool)
     for column in columns:
         if column.output.reference == item.expression:
             return exp.column(column.output.name, quoted=True), item.descending
+    reference = _single_reference(item.expression)
+    if reference is not None:  # `part.name` and `the_part.name` name the same column
+        resolved = planner.graph.resolve(planner.input.root, reference, item.loc)
+        for column in columns:
+            if column.member_key == (resolved.instance.path, resolved.member.name):
+                return exp.column(column.output.name, quoted=True), item.descending
     expr = planner.parse_user_sql(item.expression, item.loc, f"sort item '{item.expression}'")
     if any(i.fans_out for i in planner.instances_in(expr)):
         raise GenesisError(f"sort item '{item.expression}' is reached over a one_to_many join", item.loc,
                            "add it to `fields` with an `agg:` and sort by that column")
-    if grouped:
+    if ex.has_aggregate(expr):
+        raise GenesisError(f"sort item '{item.expression}' aggregates; it is not an output column", item.loc,
+                           "add it to `fields` and sort by that column's name")
+    if grouped and metric_mode:
         raise GenesisError(
-            f"sort item '{item.expression}' is not an output column of this grouped input", item.loc,
+            f"sort item '{item.expression}' is not an output column of this grouped input: its rows are "
+            f"groups of the other fields, which may hold several values of it", item.loc,
             did_you_mean(item.expression, by_name) or "sort by an output column name or add the field to `fields`")
+    if grouped:
+        # A listing groups by the root's primary key; a value of the root row (or of a row
+        # it reaches by many_to_one / one_to_one joins) is one per group: group by it too.
+        hidden_keys.append(expr)
     return expr, item.descending
+
+
+def _single_reference(text: str) -> str | None:
+    try:
+        node = ex.parse_expression(text, None, "sort item")
+    except GenesisError:
+        return None
+    return ex.reference_text(node)

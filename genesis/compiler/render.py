@@ -90,11 +90,12 @@ def _labelled(column: PlanColumn, expr: exp.Expression) -> exp.Expression:
     return labelled(expr, column.labels, column.label_type) if column.labels else expr
 
 
-def _sort_and_limit(plan: Plan, select: exp.Select) -> exp.Select:
+def _sort_and_limit(plan: Plan, select: exp.Select, over_output=lambda e: e.copy()) -> exp.Select:
     ordered = []
     named = set()
     for expr, desc in plan.sort:
-        ordered.append(exp.Ordered(this=expr.copy(), desc=desc, nulls_first=False))
+        is_name = isinstance(expr, exp.Column) and len(expr.parts) == 1
+        ordered.append(exp.Ordered(this=expr.copy() if is_name else over_output(expr), desc=desc, nulls_first=False))
         if isinstance(expr, exp.Column) and len(expr.parts) == 1:
             named.add(expr.name)
     # Tie-breakers make the row order, and so every written file, deterministic.
@@ -163,6 +164,8 @@ def _keyed_query(plan: Plan) -> exp.Select:
 
     base = exp.select(*[exp.alias_(k.copy(), n, copy=False) for k, n in zip(keys, key_names)])
     base = base.select(*[exp.alias_(u.node.copy(), u.alias) for u in plan.units if not u.keyed], copy=False)
+    if not base.selects:  # a global aggregate whose every aggregate is keyed: still one row
+        base = base.select(exp.alias_(exp.Count(this=exp.Star(), big_int=True), "_rows"), copy=False)
     base = _from(plan, base)
     if where is not None:
         base = base.where(where.copy(), copy=False)
@@ -172,12 +175,12 @@ def _keyed_query(plan: Plan) -> exp.Select:
         base = base.group_by(*[k.copy() for k in keys], copy=False)
 
     ctes = [("base", base)]
-    grains: dict[tuple[str, ...], list[Unit]] = {}
+    grains: dict[str, list[Unit]] = {}
     for unit in plan.units:
         if unit.keyed:
-            grains.setdefault(unit.grain.path, []).append(unit)
-    for path, units in grains.items():
-        ctes.append((f"grain_{plan.aliases[path]}", _grain_cte(plan, path, units, keys, key_names, where)))
+            grains.setdefault(unit.grain_alias, []).append(unit)
+    for grain_alias, units in grains.items():
+        ctes.append((f"grain_{grain_alias}", _grain_cte(plan, units, keys, key_names, where)))
 
     final = exp.select(*[
         exp.alias_(_labelled(c, _final_expr(c.expr, key_text, plan.units)), c.output.name, quoted=True)
@@ -193,15 +196,13 @@ def _keyed_query(plan: Plan) -> exp.Select:
                                      copy=False), copy=False)
     for name, cte in ctes:
         final = final.with_(name, as_=cte, copy=False)
-    return _sort_and_limit(plan, final)
+    return _sort_and_limit(plan, final, lambda e: _final_expr(e, key_text, plan.units))
 
 
-def _grain_cte(plan: Plan, path, units: list[Unit], keys, key_names, where) -> exp.Select:
+def _grain_cte(plan: Plan, units: list[Unit], keys, key_names, where) -> exp.Select:
     """DISTINCT (group keys, grain key, aggregate inputs), then aggregate: no row counted twice."""
-    instance = plan.instances[path]
-    alias = plan.aliases[path]
-    ds = instance.datasource
-    grain_keys = [field_expr(ds, ds.fields[k], alias) for k in ds.primary_key]
+    grain_keys = [field_expr(i.datasource, i.datasource.fields[k], plan.aliases[i.path])
+                  for i in units[0].identity for k in i.datasource.primary_key]
     inputs: dict[str, str] = {}
     for unit in units:
         for column in unit.node.find_all(exp.Column):
