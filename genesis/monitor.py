@@ -13,8 +13,7 @@ import uuid
 from typing import Any, Iterable, Mapping
 
 from .alerts import Change, configured, send
-from .config import SECRET_KEYS
-from .errors import GenesisError
+from .errors import GenesisError, redact, register_secret
 from .history import git_commit, history_enabled, history_table, open_history, run_url, sql_hash
 from .model import Project, Target
 from .status import due_since, is_late, late_after_seconds, rows_by_tracker, state_of
@@ -34,7 +33,7 @@ def before_refresh(project: Project, target: Target, settings: Mapping[str, Any]
     try:
         open_history(project, target, settings).ensure()
     except Exception as exc:  # noqa: BLE001 - the refresh goes on; the tracker reading it fails alone
-        return [f"run history table not created: {_describe(exc, secret_values(settings))}"]
+        return [f"run history table not created: {_describe(exc)}"]
     return []
 
 
@@ -43,11 +42,10 @@ def after_refresh(project: Project, target: Target, settings: Mapping[str, Any],
     """Record the refresh, alert owners whose tracker changed state; returns warnings."""
     if not history_enabled(project, target):
         return []
-    secrets = list(secret_values(settings))
     now = now or dt.datetime.now(dt.timezone.utc)
     run_id = uuid.uuid4().hex
     url = run_url()
-    records = [record_of(project, target, t, run_id, url, secrets) for t in report.trackers
+    records = [record_of(project, target, t, run_id, url) for t in report.trackers
                if t.status != "checked"]
     warnings: list[str] = []
     try:
@@ -56,18 +54,20 @@ def after_refresh(project: Project, target: Target, settings: Mapping[str, Any],
         records += late_records(project, target, past, {r["tracker"] for r in records}, now, run_id, url)
         store.append(records)
     except Exception as exc:  # noqa: BLE001 - the refresh itself is done; say why nothing was recorded
-        return [f"run history not recorded: {_describe(exc, secrets)}"]
+        return [f"run history not recorded: {_describe(exc)}"]
     if configured(project):
         try:
             changes = state_changes(project, target, past, records)
             _, alert_warnings, urls = send(project, changes)
         except Exception as exc:  # noqa: BLE001 - an alert problem never fails the refresh
             return [f"alerts not sent: {type(exc).__name__}"]
-        warnings += [redact_text(w, secrets + urls) for w in alert_warnings]
+        for channel_url in urls:  # a webhook URL carries its token: never shown
+            register_secret(channel_url)
+        warnings += [redact(w) for w in alert_warnings]
     return warnings
 
 
-def record_of(project: Project, target: Target, t, run_id: str, url: str | None, secrets: list[str]) -> dict:
+def record_of(project: Project, target: Target, t, run_id: str, url: str | None) -> dict:
     """The history row of one TrackerReport."""
     tracker = project.trackers.get(t.tracker)
     written, unit = _written(t)
@@ -75,7 +75,7 @@ def record_of(project: Project, target: Target, t, run_id: str, url: str | None,
         "run_id": run_id, "tracker": t.tracker, "target": target.name,
         "owner": tracker.owner if tracker else None, "status": t.status,
         "stage": t.stage if t.failed else None,
-        "error": redact_text(t.error, secrets) if t.error else None,
+        "error": redact(t.error) if t.error else None,  # the target's secrets were registered by render_settings
         "error_location": t.location,
         "started_at": t.started_at, "ended_at": t.ended_at, "seconds": round(t.seconds, 3),
         "rows": t.rows, "written": written, "written_unit": unit,
@@ -158,25 +158,6 @@ def state_changes(project: Project, target: Target, past: Mapping[str, list[dict
     return changes
 
 
-def secret_values(settings: Any, key: str = "") -> Iterable[str]:
-    """The rendered values of secret-looking settings (tokens, passwords, credentials)."""
-    if isinstance(settings, Mapping):
-        for k, v in settings.items():
-            yield from secret_values(v, str(k))
-    elif isinstance(settings, list):
-        for v in settings:
-            yield from secret_values(v, key)
-    elif isinstance(settings, str) and len(settings) >= 4 and any(w in key.lower() for w in SECRET_KEYS):
-        yield settings
-
-
-def _describe(exc: Exception, secrets: Iterable[str]) -> str:
+def _describe(exc: Exception) -> str:
     text = exc.render() if isinstance(exc, GenesisError) else f"{type(exc).__name__}: {exc}"
-    return redact_text(text, secrets)
-
-
-def redact_text(text: str, secrets: Iterable[str]) -> str:
-    for secret in sorted(set(secrets), key=len, reverse=True):
-        if secret and len(secret) >= 4:
-            text = text.replace(secret, "***")
-    return text
+    return redact(text)

@@ -668,15 +668,22 @@ def test_channel_urls(kind, url, problem):
     assert (found is None) if problem is None else (problem in found)
 
 
-def test_secrets_of_the_target_are_masked_in_recorded_errors():
-    from genesis.monitor import redact_text, secret_values
+def test_secrets_of_the_target_are_masked_in_recorded_errors(tmp_path):
+    """A history row's error goes through errors.redact: the values the target took from the
+    environment, and those of secret-named settings, are masked (registered when rendered)."""
+    from genesis.model import Target
+    from genesis.monitor import record_of
+    from genesis.refresh import TrackerReport
 
-    settings = {"trino": {"host": "h", "auth": {"type": "jwt", "token": "tok-123456"}},
+    settings = {"trino": {"host": "h", "auth": {"type": "jwt", "token": "{{ env.MON_TOKEN }}"}},
                 "airtable": {"token": "pat-abcdef", "endpoint": "https://api.airtable.com"},
                 "google_sheets": {"credentials": "/secrets/sa.json"}}
-    assert sorted(secret_values(settings)) == ["/secrets/sa.json", "pat-abcdef", "tok-123456"]
-    text = "401 for pat-abcdef with tok-123456 reading /secrets/sa.json on https://api.airtable.com"
-    assert redact_text(text, secret_values(settings)) == "401 for *** with *** reading *** on https://api.airtable.com"
+    render_settings(Target("t", "trino", settings), {"MON_TOKEN": "tok-123456"})
+    project = load_project(copy_project(tmp_path / "p"))
+    report = TrackerReport("nobody", status="failed", stage="write",
+                           error="401 for pat-abcdef with tok-123456 reading /secrets/sa.json on https://api.airtable.com")
+    record = record_of(project, Target("t", "trino", settings), report, "run", None)
+    assert record["error"] == "401 for *** with *** reading *** on https://api.airtable.com"
 
 
 def test_an_unwritable_history_is_a_warning_and_status_reads_an_absent_table(tmp_path):
