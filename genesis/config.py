@@ -110,3 +110,21 @@ def warehouse_location(project: Project, settings: Mapping[str, Any]):
 
     uri = settings.get("catalog_uri")
     return Warehouse(warehouse_dir(project, settings).resolve(), str(uri) if uri else None)
+
+
+def sheets_access(target: Target, settings: Mapping[str, Any]) -> tuple[str, str]:
+    """(credentials file, endpoint) of a target's Google Sheets settings, already rendered;
+    a clear error when the credentials are missing. One place for refresh and --due."""
+    sheets = settings.get("google_sheets") or {}
+    if not sheets.get("credentials"):
+        raise GenesisError(f"target '{target.name}' has no google_sheets.credentials")
+    return str(sheets["credentials"]), str(sheets.get("endpoint") or "https://sheets.googleapis.com")
+
+
+def airtable_access(target: Target, settings: Mapping[str, Any]) -> tuple[str, str]:
+    """(token, endpoint) of a target's Airtable settings, already rendered; a clear error
+    when the token is missing."""
+    airtable = settings.get("airtable") or {}
+    if not airtable.get("token"):
+        raise GenesisError(f"target '{target.name}' has no airtable.token")
+    return str(airtable["token"]), str(airtable.get("endpoint") or "https://api.airtable.com")

@@ -12,7 +12,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping
 
-from .config import get_target, output_dir, render_settings
+from .config import airtable_access, get_target, output_dir, render_settings, sheets_access
 from .errors import GenesisError, did_you_mean
 from .model import Project, Tracker
 from .result import QueryResult
@@ -190,9 +190,8 @@ def write_destination(project: Project, tracker: Tracker, result: QueryResult, k
     if destination["type"] == "airtable":
         from .destinations.airtable_stamp import write_stamp
 
-        airtable = settings.get("airtable") or {}
-        write_stamp(str(destination["base_id"]), str(destination["table"]), token=str(airtable["token"]),
-                    endpoint=str(airtable.get("endpoint") or "https://api.airtable.com"),
+        token, endpoint = airtable_access(target, settings)
+        write_stamp(str(destination["base_id"]), str(destination["table"]), token=token, endpoint=endpoint,
                     touch_before=touch_before, changed=changed or bool(report.fields_created))
     return changed, details
 
@@ -207,26 +206,21 @@ def sync_destination(project: Project, tracker: Tracker, result: QueryResult, ke
         from .destinations.sheets import sync_google_sheet
 
         sheets = settings.get("google_sheets") or {}
-        if not sheets.get("credentials"):
-            raise GenesisError(f"target '{target.name}' has no google_sheets.credentials")
+        credentials, endpoint = sheets_access(target, settings)
         report = sync_google_sheet(
             result, spreadsheet_id=str(destination["spreadsheet_id"]), worksheet=str(destination["worksheet"]),
             key=key, mode=tracker.mode, on_removed=tracker.on_removed,
-            credentials_file=str(sheets["credentials"]),
-            endpoint=str(sheets.get("endpoint") or "https://sheets.googleapis.com"),
-            touch_before=touch_before, dry_run=dry_run,
+            credentials_file=credentials, endpoint=endpoint, touch_before=touch_before, dry_run=dry_run,
             deadline_seconds=_seconds(sheets, "deadline_seconds", f"google_sheets.deadline_seconds of target '{target.name}'"))
         return report
     if destination["type"] == "airtable":
         from .destinations.airtable import sync_airtable
 
         airtable = settings.get("airtable") or {}
-        if not airtable.get("token"):
-            raise GenesisError(f"target '{target.name}' has no airtable.token")
+        token, endpoint = airtable_access(target, settings)
         report = sync_airtable(
             result, base_id=str(destination["base_id"]), table=str(destination["table"]), key=key,
-            mode=tracker.mode, on_removed=tracker.on_removed, token=str(airtable["token"]),
-            endpoint=str(airtable.get("endpoint") or "https://api.airtable.com"), dry_run=dry_run,
+            mode=tracker.mode, on_removed=tracker.on_removed, token=token, endpoint=endpoint, dry_run=dry_run,
             deadline_seconds=_seconds(airtable, "deadline_seconds", f"airtable.deadline_seconds of target '{target.name}'"))
         return report
     raise GenesisError(f"unknown destination type '{destination['type']}'", tracker.locs.get("destination"))

@@ -33,6 +33,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Mapping
 
+from .config import airtable_access, sheets_access
 from .errors import GenesisError
 from .model import Project, Tracker
 from .validate import cron_problem
@@ -129,21 +130,15 @@ def read_stamps(project: Project, trackers: list[Tracker], target, settings: Map
             if kind == "google_sheets":
                 from .destinations.sheets import read_stamps as sheet_stamps
 
-                sheets = settings.get("google_sheets") or {}
-                if not sheets.get("credentials"):
-                    raise GenesisError(f"target '{target.name}' has no google_sheets.credentials")
+                credentials, endpoint = sheets_access(target, settings)
                 found = sheet_stamps(ident, [str(t.destination["worksheet"]) for t in members],
-                                     credentials_file=str(sheets["credentials"]),
-                                     endpoint=str(sheets.get("endpoint") or "https://sheets.googleapis.com"))
+                                     credentials_file=credentials, endpoint=endpoint)
                 return {t.name: found.get(str(t.destination["worksheet"])) for t in members}
             from .destinations.airtable_stamp import read_stamps as table_stamps
 
-            airtable = settings.get("airtable") or {}
-            if not airtable.get("token"):
-                raise GenesisError(f"target '{target.name}' has no airtable.token")
+            token, endpoint = airtable_access(target, settings)
             found = table_stamps(ident, [str(t.destination["table"]) for t in members],
-                                 token=str(airtable["token"]),
-                                 endpoint=str(airtable.get("endpoint") or "https://api.airtable.com"))
+                                 token=token, endpoint=endpoint)
             return {t.name: found.get(str(t.destination["table"])) for t in members}
         except GenesisError as err:
             return {t.name: err for t in members}
