@@ -30,6 +30,8 @@ def preaggregate(plan: Plan, planner: Planner) -> Plan:
 
 def _try_branch(plan: Plan, planner: Planner, branch: tuple[str, ...]) -> None:
     members = [path for path in plan.instances if path[:len(branch)] == branch]
+    if any(plan.instances[path].joins[-1].type == "inner" for path in members):
+        return  # an inner join in the branch drops root rows without a match: keep it joined
     aliases = {plan.aliases[path] for path in members}
     units = [u for u in plan.units if _inside(u.node, aliases)]
     if not units or not all(_decomposable(u.node) for u in units):

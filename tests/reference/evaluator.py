@@ -10,7 +10,7 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Any
 
-from .expr import Agg, Env, Expr, Ref, aggregate, aggs_in, refs_in
+from .expr import Col, Env, Expr, Ref, aggregate, aggs_in, refs_in
 from .spec import InputSpec, JoinSpec, Rows, Schema, SourceSpec
 
 Path = tuple[str, ...]
@@ -100,7 +100,7 @@ class Evaluator:
                 rows.append(row)
         if spec.arg is None:
             values = None
-        elif getattr(spec.arg, "name", None) in source.fields and type(spec.arg).__name__ == "Col":
+        elif isinstance(spec.arg, Col) and spec.arg.name in source.fields:  # `sql:` names a field
             values = [self.field_value(source, spec.arg.name, row) for row in rows]
         else:
             values = [spec.arg.value(Env(column=lambda c, row=row: row[c])) for row in rows]

@@ -254,6 +254,10 @@ def gen_input(rnd: Random, schema: Schema, index: int) -> InputSpec:
             ref = field_ref(paths.items)
             if ref is not None:
                 items.append(Item(next(names), ref))
+        if rnd.random() < 0.2:  # a computed group field
+            ref = field_ref(paths.items, ("bigint",))
+            if ref is not None:
+                items.append(Item(next(names), sql=Arith("+", ref, Lit(1))))
         for _ in range(rnd.randint(1, 2)):
             measured = [(p, s) for p, s, _ in paths.items if s.measures]
             if rnd.random() < 0.5 and measured:
@@ -263,6 +267,10 @@ def gen_input(rnd: Random, schema: Schema, index: int) -> InputSpec:
                 expr = aggregate_expr()
                 if expr is not None and rnd.random() < 0.2 and expr.kind in ("count", "sum"):
                     expr = Arith("+", expr, Lit(1))
+                elif expr is not None and rnd.random() < 0.2 and expr.kind in ("count", "count_distinct"):
+                    other = aggregate_expr()  # two aggregates, maybe over different branches
+                    if other is not None and other.kind in ("count", "count_distinct"):
+                        expr = Arith(rnd.choice(["+", "-"]), expr, other)
                 if expr is not None:
                     items.append(Item(next(names), sql=expr))
         if not any(i.sql is not None or (i.ref and i.ref.member in paths_source(paths, i.ref).measures)
