@@ -78,8 +78,16 @@ def actionlint(files: list[Path]) -> list[str]:
 
 def test_actionlint_passes_on_the_workflows():
     files = sorted(WORKFLOWS.glob("*.yml"))
-    assert [f.name for f in files] == ["docs.yml", "pr.yml", "refresh.yml"]
+    assert [f.name for f in files] == ["docs.yml", "newest-deps.yml", "pr.yml", "refresh.yml"]
     assert actionlint(files) == []
+
+
+def test_newest_deps_runs_weekly_on_the_newest_releases_and_reports_the_changes():
+    data = workflow("newest-deps.yml")
+    assert data["on"]["schedule"][0]["cron"]
+    text = (WORKFLOWS / "newest-deps.yml").read_text()
+    assert "constraints.txt" in text and "--upgrade" in text and "GITHUB_STEP_SUMMARY" in text
+    assert "-c constraints.txt" not in text  # the point is to leave the pins
 
 
 def test_actionlint_catches_a_broken_workflow(tmp_path):

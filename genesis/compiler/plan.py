@@ -47,6 +47,7 @@ class Unit:
     keyed: bool  # computed in a key sub-query (multiplied and not idempotent)
     alias: str  # the column that carries its value
     grain_alias: str  # names its key sub-query
+    grain: "Grain | None" = None  # the rows it aggregates
 
 
 @dataclass(frozen=True)
@@ -86,6 +87,9 @@ class Plan:
     # sub-queries joined after the instances: (relation, condition, inner).
     replacements: dict[int, exp.Expression] = field(default_factory=dict)
     extra_joins: list[tuple[exp.Expression, exp.Expression, bool]] = field(default_factory=list)
+    # Filled by fewest_joins.py: per CTE of the keyed query ("base" or a grain alias), the
+    # instances it joins, its filters and whether it needs DISTINCT; a CTE not named joins all.
+    sources: dict[str, Any] = field(default_factory=dict)
 
 
 class Planner:
@@ -220,12 +224,13 @@ class Planner:
         must_exist = self.instances[fan[-1]] if fan else None
         return Grain(tuple(identity), frozenset(scope), must_exist, False)
 
-    def multiplied(self, grain: Grain) -> bool:
-        """Would the joins of this query repeat the rows this aggregate sees?"""
+    def multiplied(self, grain: Grain, paths=None) -> bool:
+        """Would the joins of this query (or only those to `paths`) repeat the rows this aggregate sees?"""
+        joined = {p: self.instances[p] for p in (self.instances if paths is None else paths)}
         if grain.measure:
             (instance,) = grain.identity
-            return any(self.fans_out(instance, other) for other in self.instances.values() if other is not instance)
-        for path, other in self.instances.items():
+            return any(self.fans_out(instance, other) for other in joined.values() if other is not instance)
+        for path, other in joined.items():
             if path in grain.scope:
                 continue
             attach = max(n for n in range(len(path)) if path[:n] in grain.scope)
@@ -518,15 +523,16 @@ def build_plan(graph: JoinGraph, inp: Input, literals: Mapping[str, str]) -> Pla
                     f"declare primary_key in {instance.datasource.path}")
             planner.references.update(f"{instance.datasource.name}.{k}" for k in instance.datasource.primary_key)
         grain_alias = "_".join(planner.alias(i) for i in grain.identity)
-        units.append(Unit(node, grain.identity, keyed, f"_a{index}", grain_alias))
+        units.append(Unit(node, grain.identity, keyed, f"_a{index}", grain_alias, grain))
 
     sort = [_plan_sort(planner, item, columns, grouped, metric_mode, hidden_keys) for item in inp.sort]
     plan = Plan(inp, planner.root, planner.instances, planner.aliases, columns, where, having,
                 [c.expr for c in dims], hidden_keys, grouped, units, sort, inp.limit, planner.references,
                 origins + _datasource_origins(planner))
-    from .preaggregate import preaggregate  # a pass over the finished plan
+    from .fewest_joins import fewest_joins  # passes over the finished plan
+    from .preaggregate import preaggregate
 
-    return preaggregate(plan, planner)
+    return fewest_joins(preaggregate(plan, planner), planner)
 
 
 def _datasource_origins(planner: Planner) -> list[tuple[Any, Location]]:
@@ -589,7 +595,7 @@ def _semi_joins(planner: Planner, other_trees: list[exp.Expression], where: list
                 i.path in members for t in other_filters for i in planner.instances_in(t)):
             kept.extend(trees)
             continue
-        kept.append(_exists(planner, branch, members, trees))
+        kept.append(exists_subquery(planner, branch, members, trees))
         for path in members:  # the outer query no longer joins this branch
             del planner.instances[path]
     return kept
@@ -615,7 +621,7 @@ def _only_existing_children(planner: Planner, tree: exp.Expression) -> exp.Expre
     return exp.and_(*conditions, exp.paren(tree, copy=False), copy=False)
 
 
-def _exists(planner: Planner, branch, members, trees) -> exp.Exists:
+def exists_subquery(planner: Planner, branch, members, trees) -> exp.Exists:
     from .render import join_below, relation  # render builds FROM clauses; plan only decides
 
     head = planner.instances[branch]

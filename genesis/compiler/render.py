@@ -15,6 +15,7 @@ from sqlglot import exp
 
 from ..model import DataSource
 from . import expressions as ex
+from .order import tie_breakers
 from .plan import Plan, PlanColumn, Unit, field_expr, join_condition, labelled
 
 
@@ -59,9 +60,10 @@ def _unqualified(node: exp.Expression) -> exp.Expression:
     return node
 
 
-def _from(plan: Plan, select: exp.Select) -> exp.Select:
+def _from(plan: Plan, select: exp.Select, paths=None) -> exp.Select:
+    """FROM the root, joined to every instance of the plan (or only to `paths`)."""
     select = select.from_(relation(plan.root.datasource, plan.aliases[()]), copy=False)
-    join_below(select, plan.instances, plan.aliases, list(plan.instances), ())
+    join_below(select, plan.instances, plan.aliases, list(plan.instances) if paths is None else paths, ())
     for subquery, condition, inner in plan.extra_joins:
         add_join(select, subquery.copy(), condition.copy(), inner=inner)
     return select
@@ -90,20 +92,21 @@ def _labelled(column: PlanColumn, expr: exp.Expression) -> exp.Expression:
     return labelled(expr, column.labels, column.label_type) if column.labels else expr
 
 
+def _is_name(expr: exp.Expression) -> bool:
+    return isinstance(expr, exp.Column) and len(expr.parts) == 1
+
+
 def _sort_and_limit(plan: Plan, select: exp.Select, over_output=lambda e: e.copy()) -> exp.Select:
     ordered = []
-    named = set()
     for expr, desc in plan.sort:
-        is_name = isinstance(expr, exp.Column) and len(expr.parts) == 1
-        ordered.append(exp.Ordered(this=expr.copy() if is_name else over_output(expr), desc=desc, nulls_first=False))
-        if isinstance(expr, exp.Column) and len(expr.parts) == 1:
-            named.add(expr.name)
-    # Tie-breakers make the row order, and so every written file, deterministic.
-    for column in plan.columns:
-        if column.output.name not in named:
-            ordered.append(exp.Ordered(this=exp.column(column.output.name, quoted=True), desc=False,
-                                       nulls_first=False))
-    select = select.order_by(*ordered, copy=False)
+        ordered.append(exp.Ordered(this=expr.copy() if _is_name(expr) else over_output(expr), desc=desc,
+                                   nulls_first=False))
+    # Tie-breakers make the row order, and so every written file, deterministic (order.py).
+    for expr in tie_breakers(plan):
+        ordered.append(exp.Ordered(this=expr if _is_name(expr) else over_output(expr), desc=False,
+                                   nulls_first=False))
+    if ordered:
+        select = select.order_by(*ordered, copy=False)
     if plan.limit:
         select = select.limit(plan.limit, copy=False)
     return select
@@ -160,15 +163,14 @@ def _keyed_query(plan: Plan) -> exp.Select:
     keys = _distinct([d.copy() for d in plan.dims] + [k.copy() for k in plan.hidden_keys])
     key_names = [f"_k{i}" for i in range(len(keys))]
     key_text = {k.sql(ex.DIALECT): name for k, name in zip(keys, key_names)}
-    where = exp.and_(*[exp.paren(w.copy()) for w in plan.where], copy=False) if plan.where else None
-
     base = exp.select(*[exp.alias_(k.copy(), n, copy=False) for k, n in zip(keys, key_names)])
     base = base.select(*[exp.alias_(u.node.copy(), u.alias) for u in plan.units if not u.keyed], copy=False)
     if not base.selects:  # a global aggregate whose every aggregate is keyed: still one row
         base = base.select(exp.alias_(exp.Count(this=exp.Star(), big_int=True), "_rows"), copy=False)
-    base = _from(plan, base)
+    paths, where, _ = _source(plan, "base")
+    base = _from(plan, base, paths)
     if where is not None:
-        base = base.where(where.copy(), copy=False)
+        base = base.where(where, copy=False)
     if keys:
         # The key expressions, not their aliases: Trino resolves GROUP BY names against the
         # FROM clause only (`_k0` "cannot be resolved"); DuckDB accepts either.
@@ -180,7 +182,7 @@ def _keyed_query(plan: Plan) -> exp.Select:
         if unit.keyed:
             grains.setdefault(unit.grain_alias, []).append(unit)
     for grain_alias, units in grains.items():
-        ctes.append((f"grain_{grain_alias}", _grain_cte(plan, units, keys, key_names, where)))
+        ctes.append((f"grain_{grain_alias}", _grain_cte(plan, units, keys, key_names)))
 
     final = exp.select(*[
         exp.alias_(_labelled(c, _final_expr(c.expr, key_text, plan.units)), c.output.name, quoted=True)
@@ -199,8 +201,20 @@ def _keyed_query(plan: Plan) -> exp.Select:
     return _sort_and_limit(plan, final, lambda e: _final_expr(e, key_text, plan.units))
 
 
-def _grain_cte(plan: Plan, units: list[Unit], keys, key_names, where) -> exp.Select:
-    """DISTINCT (group keys, grain key, aggregate inputs), then aggregate: no row counted twice."""
+def _source(plan: Plan, name: str):
+    """(paths to join or None for all, WHERE condition or None, needs DISTINCT) of one CTE."""
+    source = plan.sources.get(name)
+    where = list(plan.where) if source is None else list(source.where)
+    condition = exp.and_(*[exp.paren(w.copy()) for w in where], copy=False) if where else None
+    if source is None:
+        return None, condition, True
+    return list(source.paths), condition, source.distinct
+
+
+def _grain_cte(plan: Plan, units: list[Unit], keys, key_names) -> exp.Select:
+    """DISTINCT (group keys, grain key, aggregate inputs), then aggregate: no row counted twice.
+
+    With fewer joins (fewest_joins.py) the rows may not repeat at all: then no DISTINCT."""
     grain_keys = [field_expr(i.datasource, i.datasource.fields[k], plan.aliases[i.path])
                   for i in units[0].identity for k in i.datasource.primary_key]
     inputs: dict[str, str] = {}
@@ -211,9 +225,10 @@ def _grain_cte(plan: Plan, units: list[Unit], keys, key_names, where) -> exp.Sel
     keyed = keyed.select(*[exp.alias_(k, f"_g{i}") for i, k in enumerate(grain_keys)], copy=False)
     keyed = keyed.select(*[exp.alias_(ex.parse_expression(text, None, "input"), name) for text, name in inputs.items()],
                          copy=False)
-    keyed = _from(plan, keyed.distinct(copy=False))
+    paths, where, distinct = _source(plan, units[0].grain_alias)
+    keyed = _from(plan, keyed.distinct(copy=False) if distinct else keyed, paths)
     if where is not None:
-        keyed = keyed.where(where.copy(), copy=False)
+        keyed = keyed.where(where, copy=False)
     aggregates = []
     for unit in units:
         node = unit.node.copy()

@@ -174,11 +174,11 @@ class Evaluator:
             values = {i.name: self.item_value(root, i, group, params) for i in inp.items}
             sort_values = [values[key] if isinstance(key, str) else
                            (self.ref_value(root, key, group[0]) if group else None) for key, _ in inp.sort]
-            out.append((values, sort_values))
-        # Sort: the input's items, then every output column ascending; NULLs last either way.
-        named = {key for key, _ in inp.sort if isinstance(key, str)}
+            out.append((values, sort_values, group[0][()] if group else None))
+        # Sort: the input's items, then the fewest tie-breakers that leave no two rows tied
+        # (docs/semantics.md, "Row order"); NULLs last either way.
         keys = [(lambda o, n=n: o[1][n], desc) for n, (_, desc) in enumerate(inp.sort)]
-        keys += [(lambda o, name=i.name: o[0][name], False) for i in inp.items if i.name not in named]
+        keys += [(getter, False) for getter in self.tie_breakers(inp, metric)]
         for getter, desc in reversed(keys):
             present = [o for o in out if getter(o) is not None]
             absent = [o for o in out if getter(o) is None]
@@ -186,7 +186,43 @@ class Evaluator:
             out = present + absent
         if inp.limit:
             out = out[:inp.limit]
-        return [tuple(values[i.name] for i in inp.items) for values, _ in out]
+        return [tuple(values[i.name] for i in inp.items) for values, _, _ in out]
+
+    def tie_breakers(self, inp: InputSpec, metric: bool) -> list:
+        """Getters over (values, sort values, root row) that make the order total.
+
+        A listing: the root's primary key. A grouped input: the primary key of the shortest
+        path whose key is among the group keys and fixes all of them (every other key a field
+        reached from it over many_to_one / one_to_one joins); else the group keys, or every
+        output column when a group key shows labels; a global aggregate: none."""
+        root = inp.root
+        by_name = [lambda o, name=i.name: o[0][name] for i in inp.items]
+        if not metric:
+            pk = self.schema[root].pk
+            if not pk:
+                return by_name
+            return [lambda o, k=k: None if o[2] is None else o[2][k] for k in pk]
+        dims = [i for i in inp.items if not (i.agg or (i.ref is not None and self.is_measure(root, i.ref))
+                                             or (i.sql is not None and (aggs_in(i.sql) or any(
+                                                 self.is_measure(root, r) for r in refs_in(i.sql)))))]
+        if not dims:
+            return []
+        labelled = [i for i in dims if i.ref is not None
+                    and self.source_at(root, i.ref.path).fields[i.ref.member].labels]
+        if all(i.ref is not None for i in dims):
+            for path in sorted({i.ref.path for i in dims}, key=lambda p: (len(p), p)):
+                pk = self.source_at(root, path).pk
+                key_items = [next((i for i in dims if i.ref.path == path and i.ref.member == k
+                                   and i not in labelled), None) for k in pk]
+                if not pk or None in key_items:
+                    continue
+                if all(i.ref.path[:len(path)] == path and all(
+                        self.join_at(root, i.ref.path[:n]).relationship in ("many_to_one", "one_to_one")
+                        for n in range(len(path) + 1, len(i.ref.path) + 1)) for i in dims):
+                    return [lambda o, name=i.name: o[0][name] for i in key_items]
+        if labelled:
+            return by_name
+        return [lambda o, name=i.name: o[0][name] for i in dims]
 
     def dim_value(self, root: str, item, full: FullRow, params: dict) -> Any:
         if item.ref is not None:
