@@ -71,7 +71,7 @@ def test_refresh_writes_the_same_files_from_both_engines(example):
         assert not failed, failed
         files = {}
         for path in sorted(made.root.glob("out*/**/*")):
-            if path.is_file():
+            if path.is_file() and not path.name.endswith(".genesis-stamp.json"):  # --due's sidecars
                 files[str(path.relative_to(made.root)).split("/", 1)[1]] = path.read_bytes()
                 path.unlink()  # the other engine must write it again, not find it unchanged
         return files
