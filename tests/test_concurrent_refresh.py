@@ -21,6 +21,7 @@ from genesis.destinations.sheets import EndpointHTTPClient, load_credentials
 from tests.mini_data import build_warehouse, copy_project
 from tests.servers.airtable_server import AirtableServer
 from tests.servers.sheets_server import SheetsServer, new_private_key
+from tests.test_live_refresh import LIVE_TARGET
 
 TOKEN = "pat-concurrency-test-token"
 GENESIS = "genesis@genesis-test.iam.gserviceaccount.com"
@@ -28,18 +29,7 @@ PERSON = "person@studio.example"
 TAB = "Movies"
 ROUNDS = (2, 3, 3, 2)  # writers per round (each round starts 3 to 4 processes)
 
-TARGET = """
-  live:
-    engine: duckdb
-    warehouse: .genesis/warehouse
-    destinations: live
-    google_sheets:
-      credentials: "{{ env.GENESIS_TEST_SA }}"
-      endpoint: "{{ env.GENESIS_TEST_SHEETS_URL }}"
-    airtable:
-      token: "{{ env.GENESIS_TEST_AIRTABLE_TOKEN }}"
-      endpoint: "{{ env.GENESIS_TEST_AIRTABLE_URL }}"
-"""
+TARGET = LIVE_TARGET  # the live target of the live-refresh test, over the local servers
 
 
 def _trackers(suffix: str, sheet: str, base: str, path: str) -> dict[str, str]:

@@ -33,24 +33,14 @@ from tests.mini_data import build_warehouse, copy_project, tables
 from tests.servers.airtable_server import AirtableServer
 from tests.servers.sheets_server import SheetsServer, new_private_key
 from tests.servers.trino_server import TrinoProtocolServer
+from tests.test_live_refresh import LIVE_TARGET
 
 TOKEN = "pat-monitoring-secret-token"
 HOOK_SECRET = "hook-secret-Zx81"
 GENESIS_SA = "genesis@genesis-test.iam.gserviceaccount.com"
 PERSON_SA = "person@studio.example"
 
-CONFIG_EXTRA = """
-  live:
-    engine: duckdb
-    warehouse: .genesis/warehouse
-    destinations: live
-    google_sheets:
-      credentials: "{{ env.GENESIS_TEST_SA }}"
-      endpoint: "{{ env.GENESIS_TEST_SHEETS_URL }}"
-    airtable:
-      token: "{{ env.GENESIS_TEST_AIRTABLE_TOKEN }}"
-      endpoint: "{{ env.GENESIS_TEST_AIRTABLE_URL }}"
-history:
+CONFIG_EXTRA = LIVE_TARGET + """history:
   late_after: 30m
 alerts:
   channels:

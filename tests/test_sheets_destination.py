@@ -37,7 +37,7 @@ from tests.servers.sheets_server import SheetsServer, new_private_key
 ROOT = Path(__file__).resolve().parents[1]
 GENESIS = "genesis@genesis-test.iam.gserviceaccount.com"
 PERSON = "person@studio.example"
-FAST = RetryPolicy(base_seconds=0.01, max_seconds=0.05, writes_per_minute=100_000)
+FAST = RetryPolicy(base_seconds=0.01, max_seconds=0.05, writes_per_minute=100_000, reads_per_minute=100_000)
 COLUMNS = (
     OutputColumn("Movie ID", "bigint"),
     OutputColumn("Title", "varchar"),

@@ -111,7 +111,7 @@ def _remove_stale_temps(path: Path) -> None:
     prefix = f"{TEMP_PREFIX}{path.name}."
     with os.scandir(path.parent) as entries:
         stale = [e.path for e in entries if e.name.startswith(prefix)
-                 and not _process_alive(_temp_pid(e.name[len(prefix):]))]
+                 and not process_alive(_temp_pid(e.name[len(prefix):]))]
     for name in stale:
         _unlink_quietly(name)
 
@@ -121,7 +121,8 @@ def _temp_pid(rest: str) -> int:
     return int(text) if text.isdigit() else 0
 
 
-def _process_alive(pid: int) -> bool:
+def process_alive(pid: int) -> bool:
+    """Is process `pid` running on this machine (a temp file's or a lease's writer)?"""
     if pid <= 0:
         return False
     if pid == os.getpid():

@@ -40,6 +40,8 @@ import zlib
 from dataclasses import dataclass
 from typing import Any, Iterable
 
+from .file import process_alive
+
 LEASE_KEY = "genesis.tab-writer"
 METADATA_FIELDS = "developerMetadata(metadataId,metadataKey,metadataValue)"
 EXPIRY_MARGIN_SECONDS = 60  # a busy mark outlives its writer's deadline by this much
@@ -64,7 +66,7 @@ class Holder:
         process is gone (killed, interrupted) holds nothing, whatever `until` says."""
         if not self.until or self.run == run or self.until <= (time.time() if now is None else now):
             return False
-        return not (self.host == _HOST and self.pid and not _alive(self.pid))
+        return not (self.host == _HOST and self.pid and not process_alive(self.pid))
 
 
 def parse(value: str | None) -> Holder | None:
@@ -79,16 +81,6 @@ def parse(value: str | None) -> Holder | None:
 
 
 _HOST = socket.gethostname()
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except OSError:
-        return True  # exists, owned by someone else
-    return True
 
 
 def find(metadata: Iterable[dict] | None, title: str) -> str | None:
