@@ -116,9 +116,9 @@ FROM o JOIN l ON o.o_orderpriority = l.o_orderpriority ORDER BY o.o_orderpriorit
         "fields": ["orders_log.o_orderpriority", "orders_log.total_price", "orders_log.order_count"],
     }, f"""
 SELECT o_orderpriority, sum(o_totalprice) AS total_price, count(*) AS order_count
-FROM (SELECT * FROM {T}.orders_log
-      QUALIFY row_number() OVER (PARTITION BY o_orderkey ORDER BY version DESC) = 1)
-WHERE op <> 'D' GROUP BY o_orderpriority ORDER BY o_orderpriority"""),
+FROM (SELECT *, row_number() OVER (PARTITION BY o_orderkey ORDER BY version DESC) AS rn
+      FROM {T}.orders_log) AS latest
+WHERE rn = 1 AND op <> 'D' GROUP BY o_orderpriority ORDER BY o_orderpriority"""),
 
     Shape("having", {
         "from": "orders",
@@ -207,34 +207,23 @@ class DuckDBRunner:
 
 
 class TrinoRunner:
-    """A Trino whose `iceberg.tpch` schema holds the TPC-H tables (and `orders_log`)."""
+    """A Trino server: the TPC-H tables are CTAS-loaded once from its tpch connector into
+    `iceberg.bench_sf<N>` (bench/tpch.py's loader), plus the `orders_log` CDC table; every
+    query's `iceberg.tpch.` names are pointed there."""
 
-    def __init__(self, url: str):
-        from urllib.parse import urlparse
+    def __init__(self, url: str, sf: float, data_dir: Path):
+        from bench.tpch import TrinoRunner as TpchLoader
 
-        import trino
-
-        parsed = urlparse(url)
-        self.con = trino.dbapi.connect(host=parsed.hostname, port=parsed.port or 8080, user="genesis-bench",
-                                       http_scheme=parsed.scheme or "http")
-        self.version = f"Trino {self._one('SELECT version()')} at {url}"
-        self.dialect = "trino"
-        self._one(f"DROP TABLE IF EXISTS {T}.orders_log")
-        self._one(_ORDERS_LOG_SQL.replace("1::BIGINT", "CAST(1 AS BIGINT)"))
-
-    def _one(self, sql: str):
-        cursor = self.con.cursor()
-        cursor.execute(sql)
-        return cursor.fetchall()[0][0] if cursor.description else None
+        loader = TpchLoader(url, sf, data_dir)  # loads the tables when missing
+        self.engine, self.schema, self.dialect = loader.engine, loader.schema, "trino"
+        version = self.engine.execute("SELECT version() AS v").column(0)[0].as_py()
+        self.version = f"Trino {version} at {url}"
+        self.run(f"DROP TABLE IF EXISTS {T}.orders_log")
+        self.run(_ORDERS_LOG_SQL.replace("1::BIGINT", "CAST(1 AS BIGINT)"))
 
     def run(self, sql: str):
-        import pyarrow as pa
-
-        cursor = self.con.cursor()
-        cursor.execute(sql)
-        rows = cursor.fetchall()
-        names = [d[0] for d in cursor.description]
-        return pa.table({n: [r[i] for r in rows] for i, n in enumerate(names)})
+        return self.engine.execute(sql.replace("iceberg.tpch.", f"iceberg.{self.schema}.").strip().rstrip(";"),
+                                   label="shapes")
 
 
 def timed(runner, sql: str) -> float:
@@ -264,7 +253,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.engine == "trino":
         if not args.trino_url:
             parser.error("--engine trino needs --trino-url")
-        runner = TrinoRunner(args.trino_url)
+        runner = TrinoRunner(args.trino_url, args.sf, args.data_dir)
     else:
         runner = DuckDBRunner(prepare_data(args.sf, args.data_dir))
 
