@@ -12,11 +12,6 @@ from .result import QueryResult
 from .text import plural
 
 
-def failed_checks(result: QueryResult, checks: Checks, compiled: CompiledQuery) -> list[str]:
-    """One sentence per failed check; an empty list means the result may be written."""
-    return [text for text, _ in located_failures(result, checks, compiled)]
-
-
 def located_failures(result: QueryResult, checks: Checks,
                      compiled: CompiledQuery) -> list[tuple[str, Location]]:
     """Each failed check's sentence with where that check is written (its own line)."""

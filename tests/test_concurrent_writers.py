@@ -124,4 +124,4 @@ def test_a_live_hold_from_another_machine_is_respected(h):
     setup_annotated(h, h.sid)
     _lease(h, {"run": "other", "write": "x", "until": int(time.time()) + 600, "host": "runner-7", "pid": 1})
     with pytest.raises(GenesisError, match="another refresh holds tab"):
-        h.sync(BIG_CHANGE, deadline_seconds=0.5)
+        h.sync(BIG_CHANGE, deadline_seconds=3)  # room for its own reads on a loaded machine
