@@ -16,6 +16,7 @@ from __future__ import annotations
 import socket
 import time
 from dataclasses import dataclass
+from typing import Any, Callable, Mapping
 
 from tenacity import RetryCallState, wait_random_exponential
 
@@ -53,7 +54,47 @@ class Deadline:
         return time.monotonic() + wait <= self.at
 
     def hint(self) -> str:
+        """How to give the refresh more time, for error hints."""
         return f"raise {self.setting} (now {self.seconds:g} s) in the target to wait longer"
+
+    def sleep(self, seconds: float, fail: Callable[[], BaseException]) -> None:
+        """Wait `seconds` when the wait ends before the deadline; else raise `fail()` at
+        once, so a refresh never starts a wait it cannot finish."""
+        if not self.allows(seconds):
+            raise fail()
+        time.sleep(seconds)
+
+    def timeout(self, cap: float, fail: Callable[[], BaseException]) -> float:
+        """The timeout of the next request: at most `cap` and never past the deadline;
+        raises `fail()` when the deadline has already passed."""
+        remaining = self.remaining()
+        if remaining <= 0:
+            raise fail()
+        return min(cap, remaining)
+
+
+def retry_after(error: BaseException) -> float:
+    """The seconds a server's Retry-After header asks for (0 when it names none)."""
+    response = getattr(error, "response", None)
+    value = response.headers.get("Retry-After") if response is not None else None
+    try:
+        return max(0.0, float(value)) if value else 0.0
+    except ValueError:
+        return 0.0
+
+
+def deadline_setting(settings: Mapping[str, Any], section: str, target: str) -> float:
+    """`<section>.deadline_seconds` of a target's rendered settings (default 300), or a
+    clear error when it is not a number of seconds above 0."""
+    value = (settings.get(section) or {}).get("deadline_seconds", DEFAULT_DEADLINE_SECONDS)
+    try:
+        seconds = float(value)
+    except (TypeError, ValueError):
+        seconds = 0.0
+    if not seconds > 0:
+        raise GenesisError(f"{section}.deadline_seconds of target '{target}' must be a number of seconds "
+                           f"above 0, not {value!r}")
+    return seconds
 
 
 def unreachable(error: BaseException) -> str | None:
@@ -76,5 +117,6 @@ def unreachable(error: BaseException) -> str | None:
 
 
 def unreachable_error(service: str, endpoint: str, reason: str, setting: str) -> GenesisError:
+    """The error of an endpoint that cannot be reached: names it and the setting to check."""
     return GenesisError(f"cannot reach {service} at {endpoint}: {reason}",
                         hint=f"check {setting} and the network; nothing was written")
