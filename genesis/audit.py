@@ -61,7 +61,7 @@ def audit(project: Project, trackers: list[Tracker], target: str | None = None) 
                 compiled = check_tracker(project, tracker)
                 query = execute(compiled, engine, label=tracker.name, timeout=tracker.timeout_seconds)
                 result.rows = query.table.num_rows
-                if chosen.destinations == "local" or tracker.destination["type"] == "file":
+                if chosen.destinations == "local" or not tracker.destination.live:
                     _audit_file(project, tracker, query, settings, result)
                 else:
                     key = [compiled.column_for(k).name for k in tracker.key]

@@ -18,7 +18,7 @@ from markupsafe import Markup, escape
 
 from .compiler import CompiledQuery, compile_input, compile_tracker
 from .errors import GenesisError
-from .gitops import describe_destination, expand_references
+from .gitops import expand_references
 from .model import DataSource, Input, Project, Tracker
 
 TEMPLATES = Path(__file__).parent / "templates"
@@ -208,8 +208,8 @@ def _tracker_view(tracker: Tracker, compiled: CompiledQuery | None, dialect: str
     return {
         "name": tracker.name, "description": tracker.description, "input": tracker.input, "owner": tracker.owner,
         "schedule": tracker.schedule, "schedule_text": describe_cron(tracker.schedule),
-        "destination": describe_destination(tracker.destination),
-        "destination_type": str(tracker.destination.get("type", "")),
+        "destination": tracker.destination.describe(),
+        "destination_type": tracker.destination.kind,
         "key": list(tracker.key), "mode": tracker.mode, "checks": check_items, "path": tracker.path,
         "parameters": {k: _plain(v) for k, v in tracker.parameters.items()},
         "datasources": sorted(compiled.datasources) if compiled else [],

@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any, Iterator, Mapping
 
 from .compiler import CompiledQuery, compile_input, compile_tracker, graph_of
+from .destinations.kinds import describe_destination
 from .errors import GenesisError, ValidationError, did_you_mean
 from .model import DataSource, Input, Project
 from .project import CONFIG_FILE, KIND_DIRS, load_project
@@ -622,17 +623,6 @@ def public_reference(key: str) -> str:
 def _tracker_summary(tracker) -> dict:
     return {"name": tracker.name, "input": tracker.input, "owner": tracker.owner,
             "schedule": tracker.schedule, "destination": describe_destination(tracker.destination)}
-
-
-def describe_destination(destination: Mapping[str, Any]) -> str:
-    kind = destination.get("type", "?")
-    if kind == "file":
-        return f"file {destination.get('path', '')}"
-    if kind == "google_sheets":
-        return f"Google Sheets {destination.get('spreadsheet_id', '')} / {destination.get('worksheet', '')}"
-    if kind == "airtable":
-        return f"Airtable {destination.get('base_id', '')} / {destination.get('table', '')}"
-    return str(kind)
 
 
 def _via(project: Project, inp: Input, uses: set[str]) -> list[str]:

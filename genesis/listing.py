@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 from typing import Iterable, Sequence
 
-from .gitops import describe_destination
 from .model import Project
 from .selection import select
 from .text import plural
@@ -28,7 +27,7 @@ def list_project(project: Project, selectors: Sequence[str], exclude: Sequence[s
         else:
             t = project.trackers[node.name]
             rows.append({"kind": "tracker", "name": t.name, "input": t.input, "owner": t.owner,
-                         "schedule": t.schedule, "destination": describe_destination(t.destination),
+                         "schedule": t.schedule, "destination": t.destination.describe(),
                          "path": t.path, "description": t.description})
     return rows
 

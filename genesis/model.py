@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
+from .destinations.kinds import AirtableDestination, AnyDestination, FileDestination, SheetsDestination, destination_of
 from .errors import Location
 
 RELATIONSHIPS = ("many_to_one", "one_to_one", "one_to_many")
@@ -159,7 +160,7 @@ class Checks:
 class Tracker:
     name: str
     input: str
-    destination: Mapping[str, Any]  # {type: google_sheets|airtable|file, ...}
+    destination: AnyDestination  # typed when the project loads (destinations/kinds.py)
     parameters: Mapping[str, Any] = field(default_factory=dict)
     schedule: str | None = None
     owner: str | None = None
@@ -173,6 +174,12 @@ class Tracker:
     loc: Location = Location("")
     locs: Mapping[str, Location] = field(default_factory=dict)  # where each top-level key's value is
     key_locs: tuple[Location, ...] = ()  # where each `key` item is
+
+    def __post_init__(self) -> None:
+        # A tracker built from a YAML-shaped mapping (a test, a fanned-out copy) gets the
+        # typed destination too, so every stage can rely on it.
+        if not isinstance(self.destination, (FileDestination, SheetsDestination, AirtableDestination)):
+            object.__setattr__(self, "destination", destination_of(self.destination, self.locs.get("destination")))
 
     def key_loc(self, index: int) -> Location:
         if 0 <= index < len(self.key_locs):

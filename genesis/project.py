@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from . import types
+from .destinations.kinds import destination_of
 from .errors import ErrorCollector, GenesisError, Location
 from .loader import YamlList, YamlMap, load_yaml_file
 from .model import (
@@ -258,7 +259,7 @@ def _tracker(doc: YamlMap, path: str, errors: ErrorCollector) -> Tracker | None:
                    checks.loc_of("max_rows"))
         return None
     return Tracker(
-        name=doc["name"], input=doc["input"], destination=doc["destination"],
+        name=doc["name"], input=doc["input"], destination=destination_of(doc["destination"], doc.loc_of("destination")),
         parameters=doc.get("parameters") or {}, schedule=doc.get("schedule"), owner=doc.get("owner"),
         key=tuple(doc.get("key") or ()), mode=doc.get("mode", "upsert"),
         on_removed=doc.get("on_removed", "delete"), checks=checks,

@@ -12,7 +12,9 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping
 
-from .config import airtable_access, get_target, output_dir, render_settings, sheets_access
+from .config import get_target, output_dir, render_settings
+from .destinations.kinds import AirtableDestination, FileDestination, SheetsDestination
+from .destinations.report import SyncReport
 from .errors import GenesisError, did_you_mean
 from .model import Project, Tracker
 from .result import QueryResult
@@ -149,7 +151,7 @@ def _declared(project: Project, tracker: Tracker):
 def local_path(project: Project, tracker: Tracker, settings) -> Path:
     """Where a tracker writes on a `destinations: local` target."""
     destination = tracker.destination
-    if destination["type"] == "file":
+    if isinstance(destination, FileDestination):
         from .destinations import paths
 
         path = paths.tracker_file_path(project, tracker)
@@ -160,14 +162,12 @@ def local_path(project: Project, tracker: Tracker, settings) -> Path:
 
 def describe_destination(project: Project, tracker: Tracker, target) -> str:
     """Where this tracker writes on this target: a file path, or the live sheet or table."""
-    from .gitops import describe_destination as declared
-
     destination = tracker.destination
-    if destination["type"] == "file":
-        return str(destination["path"])
+    if isinstance(destination, FileDestination):
+        return destination.path
     if target.destinations == "local":
         return f"out/{tracker.name}.csv"
-    return declared(destination)
+    return destination.describe()
 
 
 def write_destination(project: Project, tracker: Tracker, result: QueryResult, key: list[str], target,
@@ -178,7 +178,7 @@ def write_destination(project: Project, tracker: Tracker, result: QueryResult, k
     from . import clock
 
     destination = tracker.destination
-    if target.destinations == "local" or destination["type"] == "file":
+    if target.destinations == "local" or not destination.live:
         from .destinations.file import write_file
         from .scheduler import write_file_stamp
 
@@ -186,63 +186,16 @@ def write_destination(project: Project, tracker: Tracker, result: QueryResult, k
         write_file_stamp(written.path, tracker.name, clock.now(), written.changed, touch_before)
         return written.changed, {"path": str(written.path), "bytes": written.bytes}
     report = sync_destination(project, tracker, result, key, target, settings, touch_before=touch_before)
-    changed, details = _sync_details(report)
-    if destination["type"] == "airtable":
-        from .destinations.airtable_stamp import write_stamp
-
-        token, endpoint = airtable_access(target, settings)
-        write_stamp(str(destination["base_id"]), str(destination["table"]), token=token, endpoint=endpoint,
-                    touch_before=touch_before, changed=changed or bool(report.fields_created))
-    return changed, details
+    return report.changed, report.numbers()
 
 
 def sync_destination(project: Project, tracker: Tracker, result: QueryResult, key: list[str], target,
-                     settings, *, dry_run: bool = False, touch_before: dt.datetime | None = None):
-    """Sync a Google Sheets or Airtable destination; returns its report (with the plan).
-
-    With `dry_run` the destination is read and diffed but not written (`genesis audit`)."""
+                     settings, *, dry_run: bool = False, touch_before: dt.datetime | None = None) -> SyncReport:
+    """Sync a live destination (Google Sheets, Airtable) and leave its stamp; returns its
+    report (with the plan). With `dry_run` the destination is read and diffed but not
+    written (`genesis audit`)."""
     destination = tracker.destination
-    if destination["type"] == "google_sheets":
-        from .destinations.sheets import sync_google_sheet
-
-        sheets = settings.get("google_sheets") or {}
-        credentials, endpoint = sheets_access(target, settings)
-        report = sync_google_sheet(
-            result, spreadsheet_id=str(destination["spreadsheet_id"]), worksheet=str(destination["worksheet"]),
-            key=key, mode=tracker.mode, on_removed=tracker.on_removed,
-            credentials_file=credentials, endpoint=endpoint, touch_before=touch_before, dry_run=dry_run,
-            deadline_seconds=_seconds(sheets, "deadline_seconds", f"google_sheets.deadline_seconds of target '{target.name}'"))
-        return report
-    if destination["type"] == "airtable":
-        from .destinations.airtable import sync_airtable
-
-        airtable = settings.get("airtable") or {}
-        token, endpoint = airtable_access(target, settings)
-        report = sync_airtable(
-            result, base_id=str(destination["base_id"]), table=str(destination["table"]), key=key,
-            mode=tracker.mode, on_removed=tracker.on_removed, token=token, endpoint=endpoint, dry_run=dry_run,
-            deadline_seconds=_seconds(airtable, "deadline_seconds", f"airtable.deadline_seconds of target '{target.name}'"))
-        return report
-    raise GenesisError(f"unknown destination type '{destination['type']}'", tracker.locs.get("destination"))
-
-
-def _seconds(settings: Mapping[str, Any], key: str, what: str) -> float:
-    from .destinations.retry import DEFAULT_DEADLINE_SECONDS
-
-    value = settings.get(key, DEFAULT_DEADLINE_SECONDS)
-    try:
-        seconds = float(value)
-    except (TypeError, ValueError):
-        seconds = 0.0
-    if not seconds > 0:
-        raise GenesisError(f"{what} must be a number of seconds above 0, not {value!r}")
-    return seconds
-
-
-def _sync_details(report) -> tuple[bool, dict]:
-    """(changed, details): changed when the refresh itself changed rows, not when it only
-    tried (a write rejected because another refresh wrote first is re-planned)."""
-    details = {k: v for k, v in vars(report).items() if isinstance(v, (int, float, str))}
-    changed = any(getattr(report, name, 0) for name in ("inserted", "updated", "deleted", "marked", "unmarked",
-                                                        "created_tab", "fields_created"))
-    return changed, details
+    if not isinstance(destination, (SheetsDestination, AirtableDestination)):
+        raise GenesisError(f"a {destination.kind} destination is not synced by key", tracker.locs.get("destination"))
+    return destination.sync(result, key=key, mode=tracker.mode, on_removed=tracker.on_removed, target=target,
+                            settings=settings, dry_run=dry_run, touch_before=touch_before)

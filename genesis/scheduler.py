@@ -33,7 +33,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Mapping
 
-from .config import airtable_access, sheets_access
+from .destinations.kinds import DESTINATIONS
 from .errors import GenesisError
 from .model import Project, Tracker
 from .validate import cron_problem
@@ -74,7 +74,7 @@ def is_due(tracker: Tracker, stamp: dt.datetime | None, now: dt.datetime, window
 def write_lane(project: Project, tracker: Tracker, target, settings: Mapping[str, Any]) -> str:
     """What one writer at a time may write: a spreadsheet, an Airtable base or a file."""
     destination = tracker.destination
-    if target.destinations == "local" or destination["type"] == "file":
+    if target.destinations == "local" or not destination.live:
         from .refresh import local_path
 
         path = local_path(project, tracker, settings).resolve()
@@ -82,9 +82,7 @@ def write_lane(project: Project, tracker: Tracker, target, settings: Mapping[str
             return "file:" + path.relative_to(Path(project.root).resolve()).as_posix()
         except ValueError:
             return "file:" + path.as_posix()
-    if destination["type"] == "google_sheets":
-        return f"sheets:{destination['spreadsheet_id']}"
-    return f"airtable:{destination.get('base_id')}"
+    return f"{destination.service}:{destination.group}"
 
 
 def parse_shard(text: str) -> tuple[int, int]:
@@ -116,30 +114,17 @@ def read_stamps(project: Project, trackers: list[Tracker], target, settings: Map
     out: dict[str, Any] = {}
     for tracker in trackers:
         destination = tracker.destination
-        if target.destinations == "local" or destination["type"] == "file":
+        if target.destinations == "local" or not destination.live:
             out[tracker.name] = _file_stamp(project, tracker, settings)
-        elif destination["type"] in ("google_sheets", "airtable"):
-            ident = destination.get("spreadsheet_id") or destination.get("base_id")
-            groups.setdefault((destination["type"], str(ident)), []).append(tracker)
         else:
-            out[tracker.name] = None
+            groups.setdefault((destination.kind, destination.group), []).append(tracker)
 
     def read(group: tuple, members: list[Tracker]) -> dict:
         kind, ident = group
         try:
-            if kind == "google_sheets":
-                from .destinations.sheets import read_stamps as sheet_stamps
-
-                credentials, endpoint = sheets_access(target, settings)
-                found = sheet_stamps(ident, [str(t.destination["worksheet"]) for t in members],
-                                     credentials_file=credentials, endpoint=endpoint)
-                return {t.name: found.get(str(t.destination["worksheet"])) for t in members}
-            from .destinations.airtable_stamp import read_stamps as table_stamps
-
-            token, endpoint = airtable_access(target, settings)
-            found = table_stamps(ident, [str(t.destination["table"]) for t in members],
-                                 token=token, endpoint=endpoint)
-            return {t.name: found.get(str(t.destination["table"])) for t in members}
+            names = [t.destination.name_in_group for t in members]
+            found = DESTINATIONS[kind].read_stamps(ident, names, target, settings)
+            return {t.name: found.get(t.destination.name_in_group) for t in members}
         except GenesisError as err:
             return {t.name: err for t in members}
         except Exception as err:  # noqa: BLE001 - an unreadable stamp makes the tracker due

@@ -49,7 +49,7 @@ def project_nodes(project: Project) -> list[Node]:
         nodes = [Node("datasource", name) for name in sorted(project.datasources)]
         nodes += [Node("input", name, datasources=reads[name]) for name in sorted(project.inputs)]
         nodes += [Node("tracker", t.name, owner=t.owner, input=t.input,
-                       datasources=reads.get(t.input, frozenset()), destination=str(t.destination.get("type")))
+                       datasources=reads.get(t.input, frozenset()), destination=t.destination.kind)
                   for t in sorted(project.trackers.values(), key=lambda t: t.name)]
         return nodes
 

@@ -231,7 +231,7 @@ def _summing_hint(name: str) -> str:
 
 
 def _mode_problems(tracker: Tracker) -> Iterator[GenesisError]:
-    if tracker.destination.get("type") == "file" and "mode" in tracker.locs and tracker.mode != "replace":
+    if tracker.destination.kind == "file" and "mode" in tracker.locs and tracker.mode != "replace":
         yield GenesisError(
             f"mode: {tracker.mode} does not apply to a file destination: a file is always written whole",
             tracker.locs["mode"], "remove `mode`, or write mode: replace")

@@ -11,6 +11,7 @@ from pathlib import PurePath
 from .compiler import compile_input, compile_tracker
 from .compiler.expressions import parse_expression
 from .compiler.plan import field_expr
+from .destinations.kinds import FileDestination
 from .destinations.paths import tracker_file_path
 from .errors import ErrorCollector, GenesisError, ValidationError, did_you_mean
 from .model import DataSource, Project, Tracker
@@ -162,10 +163,10 @@ def _check_tracker(project: Project, tracker: Tracker, errors: ErrorCollector, p
             errors.add(f"schedule '{tracker.schedule}' is not a valid cron expression: {problem}",
                        loc.get("schedule", tracker.loc), "five fields: minute hour day-of-month month day-of-week")
     destination = tracker.destination
-    if destination.get("type") == "file":
-        suffix = PurePath(str(destination.get("path", ""))).suffix.lower()
+    if isinstance(destination, FileDestination):
+        suffix = PurePath(destination.path).suffix.lower()
         if suffix not in FILE_EXTENSIONS:
-            errors.add(f"file destination '{destination.get('path')}' must end in one of {', '.join(FILE_EXTENSIONS)}",
+            errors.add(f"file destination '{destination.path}' must end in one of {', '.join(FILE_EXTENSIONS)}",
                        loc.get("destination", tracker.loc), did_you_mean(suffix, FILE_EXTENSIONS))
         _collect(errors, lambda: tracker_file_path(project, tracker))  # inside the project?
     compiled = _collect(errors, lambda: compile_tracker(project, tracker.name, params))
@@ -184,8 +185,8 @@ def _check_tracker(project: Project, tracker: Tracker, errors: ErrorCollector, p
         from .freshness import freshness_problems
 
         errors.extend(freshness_problems(project, tracker))
-    if destination.get("type") in ("google_sheets", "airtable") and not tracker.key and tracker.mode != "append":
-        errors.add(f"tracker '{tracker.name}' writes to {destination['type']} in {tracker.mode} mode and needs a `key`",
+    if destination.live and not tracker.key and tracker.mode != "append":
+        errors.add(f"tracker '{tracker.name}' writes to {destination.kind} in {tracker.mode} mode and needs a `key`",
                    tracker.loc, "key: [the reference that identifies a row, e.g. movie.movie_id]")
     return compiled
 

@@ -18,14 +18,22 @@ import requests
 from ..clock import now as clock_now
 from ..clock import parse_stamp_time, stamp_text
 from ..errors import GenesisError
-from .airtable import DEFAULT_ENDPOINT, DeadlineExceeded, _api_error, _Table
+from .airtable_client import DEFAULT_ENDPOINT, AirtableTable, DeadlineExceeded, Settings, api_error
 from .retry import Deadline
 
 STAMP_RE = re.compile(r"Refreshed by Genesis at (\d{4}-\d\d-\d\d \d\d:\d\d:\d\d) UTC\.?")
 MAX_DESCRIPTION = 20_000  # Airtable's limit for a table description
 
 
+def _settings() -> Settings:
+    """The pacing every Airtable call of the process uses (tests swap `airtable.SETTINGS`)."""
+    from . import airtable
+
+    return airtable.SETTINGS
+
+
 def stamp_of_description(description: str | None) -> datetime | None:
+    """The time of the Genesis stamp in a table's description, or None."""
     match = STAMP_RE.search(description or "")
     return parse_stamp_time(match.group(1)) if match else None
 
@@ -33,8 +41,8 @@ def stamp_of_description(description: str | None) -> datetime | None:
 def read_stamps(base_id: str, tables: list[str], *, token: str, endpoint: str = DEFAULT_ENDPOINT,
                 deadline_seconds: float = 120) -> dict[str, datetime | None]:
     """table name -> its stamp's time (None: no such table or no stamp); one schema read."""
-    remote = _Table(base_id, tables[0] if tables else "", token, endpoint.rstrip("/"),
-                    Deadline(deadline_seconds, "airtable.deadline_seconds"))
+    remote = AirtableTable(base_id, tables[0] if tables else "", token, endpoint.rstrip("/"),
+                           Deadline(deadline_seconds, "airtable.deadline_seconds"), _settings())
     try:
         schema = remote.api.base(base_id).schema(force=True)
     except (requests.RequestException, DeadlineExceeded) as err:
@@ -51,7 +59,8 @@ def write_stamp(base_id: str, table: str, *, token: str, endpoint: str = DEFAULT
     the old stamp is older than `touch_before`. True when written."""
     if touch_before is None:
         return False
-    remote = _Table(base_id, table, token, endpoint.rstrip("/"), Deadline(deadline_seconds, "airtable.deadline_seconds"))
+    remote = AirtableTable(base_id, table, token, endpoint.rstrip("/"),
+                           Deadline(deadline_seconds, "airtable.deadline_seconds"), _settings())
     try:
         schema = remote.table.schema(force=True)
         old = stamp_of_description(schema.description)
@@ -69,4 +78,4 @@ def write_stamp(base_id: str, table: str, *, token: str, endpoint: str = DEFAULT
 def _error(err: Exception, token: str, base_id: str) -> GenesisError:
     if isinstance(err, GenesisError):
         return GenesisError(f"Airtable base {base_id}: {err.message}")
-    return _api_error(err, token, f"Airtable base {base_id}")
+    return api_error(err, token, f"Airtable base {base_id}")

@@ -19,6 +19,7 @@ from pathlib import Path, PurePosixPath, PureWindowsPath
 from typing import Any, Mapping
 
 from ..errors import GenesisError, Location
+from .kinds import FileDestination, destination_of
 
 _SYSTEM = ("/dev", "/proc", "/sys")
 
@@ -32,10 +33,12 @@ def output_root(project_root: str | Path, configured: str | None) -> Path:
     return Path(os.path.abspath(root))
 
 
-def file_path(root: Path, destination: Mapping[str, Any], where: Location | None = None) -> Path:
+def file_path(root: Path, destination: FileDestination | Mapping[str, Any], where: Location | None = None) -> Path:
     """The absolute path a file destination writes to, or a located GenesisError."""
-    text = str(destination.get("path", ""))
-    allowed = destination.get("allow_outside_project") is True
+    typed = destination_of(destination, where)
+    if not isinstance(typed, FileDestination):
+        raise GenesisError(f"a {typed.kind} destination has no file path", where)
+    text, allowed = typed.path, typed.allow_outside_project
     if text.startswith("~"):
         raise GenesisError(f"file destination '{text}' starts with '~', which Genesis does not expand", where,
                            hint="write the path relative to the project (or an absolute path with "
@@ -53,13 +56,13 @@ def file_path(root: Path, destination: Mapping[str, Any], where: Location | None
     return path
 
 
-def check_resolved(path: Path, root: Path, destination: Mapping[str, Any]) -> None:
+def check_resolved(path: Path, root: Path, destination: FileDestination) -> None:
     """At write time: symlinks may not lead a path out of the root, or onto a device."""
     real = Path(os.path.realpath(path))
     if _is_system(real):
-        raise GenesisError(f"file destination '{destination.get('path')}' resolves to a device or system path")
-    if destination.get("allow_outside_project") is not True and not _inside(real, Path(os.path.realpath(root))):
-        raise GenesisError(f"file destination '{destination.get('path')}' resolves outside the project "
+        raise GenesisError(f"file destination '{destination.path}' resolves to a device or system path")
+    if not destination.allow_outside_project and not _inside(real, Path(os.path.realpath(root))):
+        raise GenesisError(f"file destination '{destination.path}' resolves outside the project "
                            f"(through a symbolic link)", hint=_HINT)
 
 
@@ -80,7 +83,7 @@ def _is_system(path: Path) -> bool:
     return any(text == p or text.startswith(p + "/") for p in _SYSTEM)
 
 
-def tracker_file_path(project, tracker) -> Path:
+def tracker_file_path(project: Any, tracker: Any) -> Path:
     """A tracker's file destination path, inside the project or output_root."""
     root = output_root(project.root, project.config.output_root)
     return file_path(root, tracker.destination, tracker.locs.get("destination", tracker.loc))
