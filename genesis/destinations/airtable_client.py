@@ -25,7 +25,7 @@ from requests.adapters import HTTPAdapter
 from ..errors import GenesisError, redact
 from .airtable_fields import Column
 from .report import SyncReport
-from .retry import Backoff, Deadline, unreachable
+from .retry import Backoff, Deadline, retrying, unreachable
 
 log = logging.getLogger("genesis.destinations.airtable")
 
@@ -142,20 +142,19 @@ class _GovernedAdapter(HTTPAdapter):
         """Send `request` through the base's rate limiter, retrying 429/5xx/lost
         connections within the deadline; the answer, or the last error."""
         base, kind = _classify(request.method or "GET", request.url or "")
-        attempt = 0
-        while True:
+
+        def once() -> tuple[requests.Response | None, BaseException | None]:
             if self.deadline.remaining() <= 0:
                 raise DeadlineExceeded("it ran out of time")
-            response, error = self._send_once(request, base, kind, kwargs)
-            retry_in = self._retry_delay(response, error, base, attempt)
-            if retry_in is None:
-                if error is not None:
-                    raise error
-                return response
-            attempt += 1
-            self.report.retries += 1
-            self.deadline.sleep(retry_in, lambda: DeadlineExceeded(
-                "the Airtable refresh ran out of time retrying a failed request"))
+            return self._send_once(request, base, kind, kwargs)
+
+        response = retrying(once, lambda answer, error, attempt: self._retry_delay(answer, error, base, attempt),
+                            self.deadline, _gave_up, self._retried)
+        assert response is not None  # an attempt without an answer ends with its error
+        return response
+
+    def _retried(self, error: BaseException | None, wait: float) -> None:
+        self.report.retries += 1
 
     def _send_once(self, request, base, kind, kwargs):
         slot = LIMITER.acquire(base, self.deadline.at, self.settings) if base else None
@@ -189,6 +188,10 @@ class _GovernedAdapter(HTTPAdapter):
         if not transient or attempt >= self.settings.max_retries:
             return None
         return Backoff(self.settings.backoff_seconds, self.settings.max_backoff_seconds).delay(attempt)
+
+
+def _gave_up(error: BaseException | None) -> DeadlineExceeded:
+    return DeadlineExceeded("the Airtable refresh ran out of time retrying a failed request")
 
 
 def _classify(method: str, url: str) -> tuple[str | None, str]:
@@ -227,12 +230,12 @@ class AirtableTable:
         self.api.session.mount("http://", adapter)
         self.api.session.mount("https://", adapter)
         self.table = self.api.table(base_id, name)
-        self._schema = None
+        self._schema: Any = None  # pyairtable's TableSchema, once read
 
     def records(self) -> list[dict] | None:
         """Every record (pages of 100, comment counts included), or None if no such table."""
         try:
-            return self.table.all(page_size=PAGE_SIZE, count_comments=True)
+            return [dict(r) for r in self.table.all(page_size=PAGE_SIZE, count_comments=True)]
         except requests.HTTPError as err:
             if status_of(err) == 404 and error_type(err) == "TABLE_NOT_FOUND":
                 return None
@@ -283,7 +286,7 @@ def status_of(err: requests.HTTPError) -> int:
 
 def _error_body(err: requests.HTTPError) -> Any:
     try:
-        return err.response.json().get("error")
+        return err.response.json().get("error")  # type: ignore[union-attr]  # no answer: caught below
     except Exception:
         return None
 

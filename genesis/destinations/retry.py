@@ -16,13 +16,14 @@ from __future__ import annotations
 import socket
 import time
 from dataclasses import dataclass
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, Mapping, TypeVar, cast
 
 from tenacity import RetryCallState, wait_random_exponential
 
 from ..errors import GenesisError
 
 DEFAULT_DEADLINE_SECONDS = 300.0
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -34,7 +35,7 @@ class Backoff:
 
     def delay(self, attempt: int, retry_after: float = 0.0) -> float:
         wait = wait_random_exponential(multiplier=self.base_seconds, max=self.max_seconds)
-        state = RetryCallState(None, None, (), {})
+        state = RetryCallState(cast(Any, None), None, (), {})  # the wait reads only the attempt number
         state.attempt_number = min(attempt, 60) + 1
         return max(wait(state), retry_after)
 
@@ -71,6 +72,30 @@ class Deadline:
         if remaining <= 0:
             raise fail()
         return min(cap, remaining)
+
+
+def retrying(send: Callable[[], tuple[T, BaseException | None]],
+             delay: Callable[[T, BaseException | None, int], float | None], deadline: Deadline,
+             give_up: Callable[[BaseException | None], BaseException],
+             on_retry: Callable[[BaseException | None, float], None]) -> T:
+    """The one retry loop of the live destinations. `send()` makes one attempt and returns
+    (answer, error); `delay(answer, error, attempt)` says whether it is final (None) or how
+    long to wait before sending again (a transient failure). A wait that would end after
+    the deadline is never started: `give_up(error)` is raised instead. A final error is
+    raised, a final answer returned; `on_retry(error, wait)` counts and logs each retry."""
+    attempt = 0
+    while True:
+        answer, error = send()
+        wait = delay(answer, error, attempt)
+        if wait is None:
+            if error is not None:
+                raise error
+            return answer
+        if not deadline.allows(wait):
+            raise give_up(error)
+        on_retry(error, wait)
+        time.sleep(wait)
+        attempt += 1
 
 
 def retry_after(error: BaseException) -> float:

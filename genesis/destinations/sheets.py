@@ -75,7 +75,7 @@ import random
 import secrets
 import time
 from datetime import datetime
-from typing import Sequence
+from typing import Any, Sequence
 
 from gspread.utils import absolute_range_name
 
@@ -201,8 +201,8 @@ class _Job:
         if self.dry_run:
             return plan
         if not reqs:
-            old = old_stamp(tab, layout, self.key)
-            if self.touch_before is None or (old is not None and old >= self.touch_before):
+            stamped = old_stamp(tab, layout, self.key)
+            if self.touch_before is None or (stamped is not None and stamped >= self.touch_before):
                 return plan
             self.api.report.stamp_only = True  # unchanged data: only the stamp moves
         reqs.append(stamp_request(tab, layout, self.key, plan, len(self.rows)))
@@ -244,7 +244,7 @@ def read_stamps(spreadsheet_id: str, worksheets: Sequence[str], *, credentials_f
     fields = "sheets(properties(title),data(rowData(values(note))))"
 
     def header_notes(tabs: list[str]):
-        params = {"ranges": [absolute_range_name(t, "1:1") for t in tabs], "fields": fields}
+        params: dict[str, Any] = {"ranges": [absolute_range_name(t, "1:1") for t in tabs], "fields": fields}
         return api.read_tab(lambda: api.http.spreadsheets_get(spreadsheet_id, params=params))
 
     doc = header_notes(titles) if titles else {"sheets": []}

@@ -29,7 +29,7 @@ from gspread.urls import SPREADSHEET_BATCH_UPDATE_URL
 from ..errors import GenesisError, register_secret
 from .report import SyncReport
 from . import sheets_lease as lease
-from .retry import Backoff, Deadline, retry_after, unreachable, unreachable_error
+from .retry import Backoff, Deadline, retry_after, retrying, unreachable, unreachable_error
 from .sync import Plan
 
 log = logging.getLogger("genesis.destinations.sheets")
@@ -214,13 +214,12 @@ class SheetsApi:
     def _call(self, kind: str, fn: Callable[[], Any], missing_tab: bool = False, fenced: bool = False) -> Any:
         from google.auth import exceptions as auth_errors
 
-        attempt = 0
-        while True:
+        def once() -> tuple[Any, Exception | None]:
             self._pace(kind)
             self._bound_timeout()
             setattr(self.report, f"{kind}_calls", getattr(self.report, f"{kind}_calls") + 1)
             try:
-                return fn()
+                return fn(), None
             except APIError as err:
                 if missing_tab and err.code == 400 and "Unable to parse range" in str((err.error or {}).get("message")):
                     raise _MissingTab() from None
@@ -230,18 +229,19 @@ class SheetsApi:
                     raise self.user_error(err) from None
                 if kind == "write" and err.code != 429 and not _rate_limited(err):
                     raise Ambiguous(err) from None
-                error: Exception = err
+                return None, err
             except (requests.ConnectionError, requests.Timeout, auth_errors.TransportError) as err:
                 reason = unreachable(err)
                 if reason:  # nothing was sent: not worth a retry, and not an ambiguous write
                     raise unreachable_error("Google Sheets", self.http.endpoint, reason, "google_sheets.endpoint") from None
                 if kind == "write":
                     raise Ambiguous(err) from None
-                error = err
+                return None, err
             except auth_errors.RefreshError as err:
                 raise self._auth_error(err) from None
-            self.backoff(attempt, error)
-            attempt += 1
+
+        return retrying(once, lambda _, error, attempt: None if error is None else self._wait(attempt, error),
+                        self.deadline, self._gave_up, self._retried)
 
     def _bound_timeout(self) -> None:
         """No single request may outlive the refresh's deadline."""
@@ -251,15 +251,26 @@ class SheetsApi:
         self.http.set_timeout((min(10.0, remaining), remaining))
 
     def backoff(self, attempt: int, error: Exception) -> None:
-        """Sleep before a retry, or give up when the deadline would pass."""
-        delay = self.policy.backoff.delay(attempt, retry_after(error))
-        if self.deadline.allows(delay):
-            self.report.retries += 1
-            log.warning("sheets %s: %s; retrying in %.2fs", self.spreadsheet_id, _describe(error), delay)
-        self.deadline.sleep(delay, lambda: GenesisError(
+        """Wait before reading again after a write whose outcome is unknown, with the same
+        backoff and deadline as a retried call; give up when the deadline would pass."""
+        wait = self._wait(attempt, error)
+        if not self.deadline.allows(wait):
+            raise self._gave_up(error)
+        self._retried(error, wait)
+        time.sleep(wait)
+
+    def _wait(self, attempt: int, error: BaseException | None) -> float:
+        return self.policy.backoff.delay(attempt, retry_after(error) if error is not None else 0.0)
+
+    def _retried(self, error: BaseException | None, wait: float) -> None:
+        self.report.retries += 1
+        log.warning("sheets %s: %s; retrying in %.2fs", self.spreadsheet_id, _describe(error), wait)
+
+    def _gave_up(self, error: BaseException | None) -> GenesisError:
+        return GenesisError(
             f"Google Sheets kept failing for spreadsheet '{self.spreadsheet_id}' ({_describe(error)}); "
             f"gave up before the deadline of {self.deadline.seconds:g} s after {self.report.retries} retries",
-            hint=f"the tab is consistent; the next refresh continues where this one stopped; {self.deadline.hint()}"))
+            hint=f"the tab is consistent; the next refresh continues where this one stopped; {self.deadline.hint()}")
 
     def _pace(self, kind: str) -> None:
         """Stay under the per-user read and write quotas instead of collecting 429s."""
@@ -313,7 +324,7 @@ def _rate_limited(err: APIError) -> bool:
     return err.code == 403 and (err.error or {}).get("status") == "RESOURCE_EXHAUSTED"
 
 
-def _describe(error: Exception) -> str:
+def _describe(error: BaseException | None) -> str:
     if isinstance(error, APIError):
         return f"HTTP {error.code} {(error.error or {}).get('status', '')}".strip()
     return type(error).__name__

@@ -167,7 +167,7 @@ def _entered(cell: dict) -> Any:
 def read_tab(api: SheetsApi) -> Tab | None:
     """The tab's whole grid in one read (values, number formats, notes, its lease), or
     None when the spreadsheet has no such tab."""
-    params = {"ranges": absolute_range_name(api.worksheet), "fields": READ_FIELDS}
+    params: dict[str, Any] = {"ranges": absolute_range_name(api.worksheet), "fields": READ_FIELDS}
     doc = api.read_tab(lambda: api.http.spreadsheets_get(api.spreadsheet_id, params=params))
     if doc is None:
         return None

@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 from collections import deque
 from datetime import datetime
-from typing import Any
+from typing import Any, Iterator, cast
 
 from ..clock import now as clock_now
 from ..clock import stamp_text
@@ -65,7 +65,7 @@ class Req:
         if "start" in body:
             body["start"]["rowIndex"] += start
         part = Req(self.kind, body, [])
-        part.rows = self.rows[start:end]
+        part.rows = (self.rows or [])[start:end]
         return part
 
 
@@ -131,8 +131,8 @@ def requests_for(plan: Plan, tab: Tab, layout: Layout, columns: list[Column]) ->
         reqs.append(Req("updateCells", {"start": {"sheetId": tab.sheet_id, "rowIndex": 0, "columnIndex": first},
                                          "fields": "userEnteredValue,userEnteredFormat.textFormat.bold"},
                          [{"values": cells}]))
-    cells = _changed_cells(plan, layout, columns, status, start)
-    reqs.extend(_cell_requests(cells, tab.sheet_id))
+    changed = _changed_cells(plan, layout, columns, status, start)
+    reqs.extend(_cell_requests(changed, tab.sheet_id))
     reqs.extend(_insert_formats(plan, tab.sheet_id, layout, columns, start))
     reqs.extend(_delete_requests(plan, tab.sheet_id))
     return reqs, width, height
@@ -156,7 +156,7 @@ def _changed_cells(plan: Plan, layout: Layout, columns: list[Column], status: in
             mask = MASK_FORMATTED if refresh_format else MASK_VALUE
             cells[layout.positions[name]] = (mask, _cell_data(new, with_format=refresh_format))
     for row_id, value in [(r, STATUS_REMOVED) for r in plan.marks] + [(r, None) for r in plan.unmarks]:
-        per_row.setdefault(row_id - 1, {})[status] = (MASK_VALUE, _cell_data(value))
+        per_row.setdefault(row_id - 1, {})[cast(int, status)] = (MASK_VALUE, _cell_data(value))  # set when marking
     order = [(layout.positions[c.name], c.name) for c in columns]
     for i, row in enumerate(plan.inserts):
         per_row[start + i] = {c: (MASK_VALUE, _cell_data(row.values.get(name), with_format=False)) for c, name in order}
@@ -184,10 +184,10 @@ def _cell_requests(per_row: dict[int, dict[int, tuple[str, dict]]], sheet_id: in
             for shape, (r0, rows) in done]
 
 
-def _segments(cells: dict[int, tuple[str, dict]]):
+def _segments(cells: dict[int, tuple[str, dict]]) -> Iterator[tuple[tuple[int, str], list[dict]]]:
     """Runs of adjacent columns sharing a field mask: ((first column, mask), [CellData])."""
-    run: list = []
-    start = mask = None
+    run: list[dict] = []
+    start, mask = 0, ""
     for c in sorted(cells):
         kind, data = cells[c]
         if run and (c != start + len(run) or kind != mask):
@@ -252,7 +252,9 @@ def stamp_request(tab: Tab, layout: Layout, key: list[str], plan: Plan, rows: in
 
 def pack(reqs: list[Req], limit: int) -> list[bytes]:
     """Request bodies of at most `limit` bytes, in order, splitting row requests to fill each."""
-    bodies, current, used = [], [], len(ENVELOPE[0]) + len(ENVELOPE[1])
+    bodies: list[bytes] = []
+    current: list[Req] = []
+    used = len(ENVELOPE[0]) + len(ENVELOPE[1])
     pending = deque(reqs)
     while pending:
         req = pending.popleft()

@@ -226,7 +226,12 @@ def plan_sync(
         return Plan(inserts=tuple(inserts), unchanged=tuple(r.row_id for r in old_by_key.values()),
                     ignored=tuple(r.row_id for r in keyless), mode=mode, on_removed=policy)
 
-    updates, unchanged, deletes, marks, unmarks, kept = [], [], [], [], [], []
+    updates: list[Update] = []
+    unchanged: list[Any] = []
+    deletes: list[Any] = []
+    marks: list[Any] = []
+    unmarks: list[Any] = []
+    kept: list[Any] = []
     for k, old in old_by_key.items():
         new = new_by_key.get(k)
         if new is None:

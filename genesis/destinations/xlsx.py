@@ -30,7 +30,7 @@ import zipfile
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
-from typing import Any, BinaryIO, Iterator
+from typing import IO, Any, BinaryIO, Iterator
 
 import numpy as np
 import pyarrow as pa
@@ -106,7 +106,7 @@ def sheet_title(path: Path) -> str:
 def _zip_info(name: str) -> zipfile.ZipInfo:
     info = zipfile.ZipInfo(name, date_time=_ZIP_TIME)
     info.compress_type = zipfile.ZIP_DEFLATED
-    info._compresslevel = _COMPRESS_LEVEL  # what ZipFile.open(name) would set
+    info._compresslevel = _COMPRESS_LEVEL  # type: ignore[attr-defined]  # what ZipFile.open(name) would set
     info.create_system = 0
     info.external_attr = 0o644 << 16
     return info
@@ -303,7 +303,7 @@ def column_letter(number: int) -> str:
 # --------------------------------------------------------------------------- the sheet
 
 
-def _write_sheet(result: QueryResult, plans: list[_Plan], out: BinaryIO) -> list[tuple[int, int, str]]:
+def _write_sheet(result: QueryResult, plans: list[_Plan], out: IO[bytes]) -> list[tuple[int, int, str]]:
     """Stream sheet1.xml to `out`; returns the hyperlinks (row, column, target) in cell order."""
     rows = result.table.num_rows
     last = f"{column_letter(len(plans))}{rows + 1}" if plans else "A1"
@@ -574,7 +574,7 @@ def _xml_text(strings: pa.Array) -> pa.Array:
 
 
 def _links(plans: list[_Plan], arrays: list[pa.Array], first_row: int) -> list[tuple[int, int, str]]:
-    links = []
+    links: list[tuple[int, int, str]] = []
     for plan, array in zip(plans, arrays):
         if plan.link:
             column, fmt = plan.column, plan.column.format or {}
