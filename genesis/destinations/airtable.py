@@ -81,7 +81,8 @@ def sync_airtable(
     check_key(result, key, "Airtable", max_fields=3)
     where = f"Airtable base {base_id} table '{table}'"
     deadline = Deadline(deadline_seconds, "airtable.deadline_seconds")
-    report = SyncReport(base_id, table, mode, policy, rows=result.table.num_rows, dry_run=dry_run)
+    report = SyncReport(base_id, table, mode, policy, rows=result.table.num_rows, dry_run=dry_run,
+                        service="airtable")
     remote = AirtableTable(base_id, table, token, endpoint.rstrip("/"), deadline, SETTINGS, report)
     refresh = _Refresh(result, remote, key, mode, policy, dry_run)
     try:

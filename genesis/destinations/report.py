@@ -49,6 +49,7 @@ class SyncReport:
     created_tab: bool = False  # Sheets: the tab was missing and was created
     stamp_only: bool = False  # Sheets: the data was unchanged; only the stamp was rewritten
     fields_created: tuple[str, ...] = ()  # Airtable: the table's fields Genesis created
+    service: str = ""  # google_sheets | airtable: names the report's details (see `numbers`)
     plan: Plan | None = field(default=None, repr=False, compare=False)  # for `genesis audit`
     existing: Sequence[ExistingRow] = field(default=(), repr=False, compare=False)  # the rows the diff saw
 
@@ -77,8 +78,24 @@ class SyncReport:
                 f"{self.marked} marked, {self.unchanged} unchanged")
 
     def numbers(self) -> dict[str, Any]:
-        """The report's plain values (numbers, text, flags) for a tracker's `details`."""
-        return {k: v for k, v in vars(self).items() if isinstance(v, (int, float, str))}
+        """The report's plain values (numbers, text, flags) for a tracker's `details`, under
+        the service's own names (`spreadsheet_id`/`worksheet`, `base_id`/`table`) and
+        without the figures the service does not have: the run history reads the written
+        unit from them (cells for Google Sheets, records for Airtable)."""
+        names, absent = _DETAILS.get(self.service, (("destination", "place"), frozenset()))
+        out: dict[str, Any] = {names[0]: self.destination, names[1]: self.place}
+        out.update((k, v) for k, v in vars(self).items()
+                   if isinstance(v, (int, float, str)) and k not in absent and k not in _NAMED)
+        return out
+
+
+_NAMED = frozenset({"destination", "place", "service"})
+# service -> (names of `destination` and `place` in details, figures it does not have)
+_DETAILS: dict[str, tuple[tuple[str, str], frozenset[str]]] = {
+    "google_sheets": (("spreadsheet_id", "worksheet"), frozenset({"meta_calls", "replans"})),
+    "airtable": (("base_id", "table"), frozenset({"rows", "conflicts", "payload_bytes", "cells_written",
+                                                  "waited_seconds", "created_tab", "stamp_only"})),
+}
 
 
 def check_key(result: QueryResult, key: Sequence[str], service: str, max_fields: int | None = None) -> None:

@@ -133,7 +133,8 @@ def sync_google_sheet(
     check_shape(result, worksheet, key)  # before any value is converted or any call made
     rows = sheet_rows(result, columns, key)
     creds, email = load_credentials(credentials_file, endpoint)
-    report = SyncReport(spreadsheet_id, worksheet, mode, policy, rows=len(rows), dry_run=dry_run)
+    report = SyncReport(spreadsheet_id, worksheet, mode, policy, rows=len(rows), dry_run=dry_run,
+                        service="google_sheets")
     retry = retry or POLICY
     api = SheetsApi(http_client(creds, endpoint, retry), spreadsheet_id, worksheet, email,
                     Deadline(deadline_seconds, "google_sheets.deadline_seconds"), retry, report)
