@@ -207,3 +207,13 @@ def test_a_format_problem_is_reported_once_with_the_trackers_it_breaks(tmp_path,
     result = CliRunner().invoke(main, ["validate", "--project", str(root)])
     lines = [line for line in result.output.splitlines() if "format of" in line]
     assert lines == [CASES["format.fits_type"].expected + " (breaks trackers: one, two)"]
+
+
+def test_refresh_writes_a_file_whatever_its_mode_says(tmp_path, monkeypatch):
+    """`mode` on a file changes nothing written: validate refuses it, a refresh does not."""
+    root = _project(tmp_path, CASES["destination.file_mode"])
+    monkeypatch.chdir(root)
+    project = load_project(root)
+    assert check_tracker(project, project.trackers["bad"]).input.name == "movie_listing"
+    with pytest.raises(ValidationError):
+        validate_project(project)

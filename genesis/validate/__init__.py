@@ -134,14 +134,14 @@ def _with_trackers(error: GenesisError, trackers: set[str]) -> GenesisError:
     return InputError(error, sorted(trackers)) if trackers else error
 
 
-def _tracker_rules() -> list[Rule]:
-    return [rule for rule in all_rules() if not rule.gate and not rule.always]
+def _refresh_rules() -> list[Rule]:
+    return [rule for rule in all_rules() if not rule.gate and not rule.always and rule.refresh]
 
 
 def check_tracker(project: Project, tracker: Tracker, params: Mapping[str, Any] | None = None) -> CompiledQuery:
     """Compile one tracker (with --param `params`, which win) and run the tracker rules on
     it before a refresh; raises ValidationError, returns the CompiledQuery."""
-    compiled, problems = _tracker_check(project, tracker, _tracker_rules(), params)
+    compiled, problems = _tracker_check(project, tracker, _refresh_rules(), params)
     if problems:
         raise ValidationError(problems)
     assert compiled is not None  # no problem: the input exists and compiled
@@ -150,4 +150,5 @@ def check_tracker(project: Project, tracker: Tracker, params: Mapping[str, Any] 
 
 def tracker_problems(project: Project, tracker: Tracker) -> list[GenesisError]:
     """Every problem of one tracker that the tracker rules find (its input's included)."""
-    return _tracker_check(project, tracker, _tracker_rules())[1]
+    rules = [rule for rule in all_rules() if not rule.gate and not rule.always]
+    return _tracker_check(project, tracker, rules)[1]

@@ -43,6 +43,8 @@ class Rule:
     `gate`: a structural check of the data sources; when one finds a problem, the rules
     that read inputs and trackers are skipped, since every input over that data source
     would only repeat it. `always`: runs even then (it reads neither inputs nor trackers).
+    `refresh`: its tracker parts also run before a refresh writes (`check_tracker`); False
+    for a check whose problem does not change what is written.
     """
 
     name: str
@@ -54,6 +56,7 @@ class Rule:
     project: ProjectCheck | None = None
     gate: bool = False
     always: bool = False
+    refresh: bool = True
 
     def __call__(self, project: Project) -> list[GenesisError]:
         """Every problem this rule finds in `project` (rule(project) -> problems)."""

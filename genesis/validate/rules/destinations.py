@@ -108,7 +108,7 @@ def sheets_column_limit(project: Project, tracker: Tracker, compiled: CompiledQu
 RULES = (
     Rule("destination.file_extension", tracker=file_extension),
     Rule("destination.file_path", tracker=file_inside_project),
-    Rule("destination.file_mode", tracker=file_mode),
+    Rule("destination.file_mode", tracker=file_mode, refresh=False),  # a file is written whole anyway
     Rule("destination.key_required", tracker=key_required),
     Rule("destination.replace_keeps_removed", tracker=replace_keeps_removed),
     Rule("destination.airtable_key_size", tracker=airtable_key_size),
