@@ -28,8 +28,12 @@ def _without_compiler_format_check(monkeypatch: pytest.MonkeyPatch) -> None:
     """The compiler stops checking formats (issue 12 moves that to the format rule): here
     the rule alone must find the problem. raising=False: after that change there is
     nothing left to switch off."""
-    import genesis.compiler.plan as plan
+    import importlib
 
+    try:
+        plan = importlib.import_module("genesis.compiler.plan")
+    except ImportError:  # the compiler's modules were reorganised: nothing to switch off
+        return
     monkeypatch.setattr(plan, "_check_format", lambda *args: None, raising=False)
 
 

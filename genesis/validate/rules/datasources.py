@@ -29,10 +29,11 @@ def sql_snippets_parse(project: Project, ds: DataSource) -> Iterator[GenesisErro
     SQL reads only its own table's columns."""
     for f in ds.fields.values():
         if f.sql is not None:
-            yield from attempt(lambda f=f: field_expr(ds, f, ds.name))[1]
+            yield from attempt(lambda: field_expr(ds, f, ds.name))[1]
     for m in ds.measures.values():
-        if m.sql is not None and m.sql not in ds.fields:
-            yield from attempt(lambda m=m: parse_expression(m.sql, m.sql_loc, f"measure '{ds.name}.{m.name}'"))[1]
+        sql = m.sql
+        if sql is not None and sql not in ds.fields:
+            yield from attempt(lambda: parse_expression(sql, m.sql_loc, f"measure '{ds.name}.{m.name}'"))[1]
     latest = ds.latest
     if latest is not None:
         yield from attempt(lambda: parse_expression(latest.order_by, latest.loc, "latest.order_by"))[1]
