@@ -8,8 +8,7 @@ without this pass a project could validate locally and fail in production:
 - a comparison (`=`, `<`, `BETWEEN`, `IN`, ...) between values of kinds Trino does not
   compare without a cast (it has no implicit coercion between them: "Cannot apply operator:
   date < varchar(10)"): numbers, text, dates and booleans each only with their own kind;
-- a parameter written inside quotes (`'{{ n }}'`): its value is already a SQL literal;
-- `mode: upsert` / `append` on a file destination, which is always written whole.
+- a parameter written inside quotes (`'{{ n }}'`): its value is already a SQL literal.
 
 Types come from the declarations (fields, measures, parameters) and from the static
 inference in genesis.compiler.typing; where a type cannot be told, nothing is reported
@@ -30,7 +29,7 @@ from .compiler.expressions import (
 )
 from .compiler.typing import infer_type
 from .errors import GenesisError, Location
-from .model import DataSource, Input, Project, Tracker
+from .model import DataSource, Input, Project
 
 _COMPARISONS = (exp.EQ, exp.NEQ, exp.GT, exp.GTE, exp.LT, exp.LTE, exp.NullSafeEQ, exp.NullSafeNEQ)
 _NOT_COMPARABLE = {frozenset(pair) for pair in (("number", "date"), ("number", "text"), ("number", "boolean"),
@@ -44,19 +43,18 @@ def type_problems(project: Project, skip_inputs: frozenset[str] = frozenset()) -
     compile, so already have an error) are left out."""
     problems: list[GenesisError] = []
     for ds in project.datasources.values():
-        problems.extend(_measure_problems(ds))
+        problems.extend(measure_problems(ds))
     for inp in project.inputs.values():
-        if inp.name not in skip_inputs and inp.root in project.datasources:
-            problems.extend(_input_problems(project, inp))
-    for tracker in project.trackers.values():
-        problems.extend(_mode_problems(tracker))
+        if inp.name not in skip_inputs:
+            problems.extend(input_type_problems(project, inp))
     return problems
 
 
 # ----------------------------------------------------------------------------- data sources
 
 
-def _measure_problems(ds: DataSource) -> Iterator[GenesisError]:
+def measure_problems(ds: DataSource) -> Iterator[GenesisError]:
+    """A `sum` / `avg` measure over a value that is not a number."""
     for measure in ds.measures.values():
         if measure.agg not in _SUMMING or measure.sql is None:
             continue
@@ -79,7 +77,11 @@ def _measure_problems(ds: DataSource) -> Iterator[GenesisError]:
 # ----------------------------------------------------------------------------- inputs
 
 
-def _input_problems(project: Project, inp: Input) -> Iterator[GenesisError]:
+def input_type_problems(project: Project, inp: Input) -> Iterator[GenesisError]:
+    """An input's `agg: sum/avg` over non-numbers, and its computed columns' and filters'
+    sums and comparisons of kinds Trino does not mix (see the module docstring)."""
+    if inp.root not in project.datasources:
+        return
     graph = graph_of(project)
     for item in inp.fields:
         if item.field is not None and item.agg in _SUMMING:
@@ -225,13 +227,3 @@ def _shown(node: exp.Expression) -> str:
 
 def _summing_hint(name: str) -> str:
     return "use count, count_distinct, min or max, or cast the value to a number"
-
-
-# ----------------------------------------------------------------------------- trackers
-
-
-def _mode_problems(tracker: Tracker) -> Iterator[GenesisError]:
-    if tracker.destination.kind == "file" and "mode" in tracker.locs and tracker.mode != "replace":
-        yield GenesisError(
-            f"mode: {tracker.mode} does not apply to a file destination: a file is always written whole",
-            tracker.locs["mode"], "remove `mode`, or write mode: replace")

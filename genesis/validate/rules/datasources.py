@@ -1,0 +1,66 @@
+"""Data sources: keys, joins and SQL snippets that every input over them relies on.
+
+These rules gate the rest: while a data source is broken, the inputs and trackers over it
+are not checked, since each would only repeat the data source's problem.
+"""
+
+from __future__ import annotations
+
+from typing import Iterator
+
+from ...compiler.expressions import parse_expression
+from ...compiler.plan import field_expr
+from ...errors import GenesisError, did_you_mean
+from ...model import DataSource, Project
+from ..outcomes import attempt
+from ..registry import Rule
+
+
+def primary_key_fields(project: Project, ds: DataSource) -> Iterator[GenesisError]:
+    """Each primary_key column is a field of the data source."""
+    for key in ds.primary_key:
+        if key not in ds.fields:
+            yield GenesisError(f"primary_key '{key}' is not a field of '{ds.name}'",
+                               ds.locs.get("primary_key", ds.loc), did_you_mean(key, ds.fields))
+
+
+def sql_snippets_parse(project: Project, ds: DataSource) -> Iterator[GenesisError]:
+    """Each field's and measure's `sql:` and the `latest` expressions parse, and a field's
+    SQL reads only its own table's columns."""
+    for f in ds.fields.values():
+        if f.sql is not None:
+            yield from attempt(lambda: field_expr(ds, f, ds.name))[1]
+    for m in ds.measures.values():
+        sql = m.sql
+        if sql is not None and sql not in ds.fields:
+            yield from attempt(lambda: parse_expression(sql, m.sql_loc, f"measure '{ds.name}.{m.name}'"))[1]
+    latest = ds.latest
+    if latest is not None:
+        yield from attempt(lambda: parse_expression(latest.order_by, latest.loc, "latest.order_by"))[1]
+        deleted = latest.deleted
+        if deleted:
+            yield from attempt(lambda: parse_expression(deleted, latest.loc, "latest.deleted"))[1]
+
+
+def joins_resolve(project: Project, ds: DataSource) -> Iterator[GenesisError]:
+    """Each join points at a known data source, on fields both sides have."""
+    for join in ds.joins.values():
+        target = project.datasources.get(join.datasource)
+        if target is None:
+            yield GenesisError(f"join '{join.name}' points at unknown data source '{join.datasource}'", join.loc,
+                               did_you_mean(join.datasource, project.datasources))
+            continue
+        for left, right in join.on:
+            if left not in ds.fields:
+                yield GenesisError(f"join '{join.name}': '{left}' is not a field of '{ds.name}'", join.loc,
+                                   did_you_mean(left, ds.fields))
+            if right not in target.fields:
+                yield GenesisError(f"join '{join.name}': '{right}' is not a field of '{target.name}'", join.loc,
+                                   did_you_mean(right, target.fields))
+
+
+RULES = (
+    Rule("datasource.primary_key", datasource=primary_key_fields, gate=True),
+    Rule("datasource.sql", datasource=sql_snippets_parse, gate=True),
+    Rule("datasource.joins", datasource=joins_resolve, gate=True),
+)
