@@ -40,9 +40,9 @@ def _without_compiler_format_check(monkeypatch: pytest.MonkeyPatch) -> None:
 def _few_sheet_columns(monkeypatch: pytest.MonkeyPatch) -> None:
     """A tab that holds 3 columns, so that an 8-column input overflows it without
     compiling 18,279 columns."""
-    from genesis.destinations import sheets
+    from genesis.destinations import sheets_layout
 
-    monkeypatch.setattr(sheets, "MAX_COLUMNS", 3)
+    monkeypatch.setattr(sheets_layout, "MAX_COLUMNS", 3)
 
 
 @dataclass(frozen=True)

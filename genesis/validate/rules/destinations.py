@@ -101,11 +101,11 @@ def sheets_column_limit(project: Project, tracker: Tracker, compiled: CompiledQu
     """A Google Sheets tab holds the input's columns (Google allows 18,278 a sheet)."""
     if _type(tracker) != "google_sheets":
         return
-    from ...destinations import sheets
+    from ...destinations import sheets_layout
 
-    if len(compiled.columns) > sheets.MAX_COLUMNS:
+    if len(compiled.columns) > sheets_layout.MAX_COLUMNS:
         yield GenesisError(f"tab '{getattr(tracker.destination, 'worksheet', None)}' would need {len(compiled.columns):,} "
-                           f"columns; Google Sheets allows {sheets.MAX_COLUMNS:,}",
+                           f"columns; Google Sheets allows {sheets_layout.MAX_COLUMNS:,}",
                            _where(tracker, "destination"), "remove columns from the input")
 
 
