@@ -18,7 +18,7 @@ from markupsafe import Markup, escape
 
 from .compiler import CompiledQuery, compile_input, compile_tracker
 from .errors import GenesisError
-from .gitops import describe_destination, expand_references
+from .review import describe_destination, expand_references
 from .model import DataSource, Input, Project, Tracker
 
 TEMPLATES = Path(__file__).parent / "templates"

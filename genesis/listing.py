@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from typing import Iterable, Sequence
 
-from .gitops import describe_destination
+from .review import describe_destination
 from .model import Project
 from .selection import select
 from .text import plural

@@ -18,7 +18,7 @@ import pytest
 from click.testing import CliRunner
 
 from genesis.cli import main
-from genesis.gitops import diff_against, diff_rows, find_impact, render_diff
+from genesis.review import diff_against, diff_rows, find_impact, render_diff
 from genesis.project import load_project
 
 GENESIS_YAML = """\

@@ -24,11 +24,11 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any, Iterator, Mapping
 
-from .compiler import CompiledQuery, compile_input, compile_tracker, graph_of
-from .errors import GenesisError, ValidationError, did_you_mean
-from .model import DataSource, Input, Project
-from .project import CONFIG_FILE, KIND_DIRS, load_project
-from .text import plural
+from ..compiler import CompiledQuery, compile_input, compile_tracker, graph_of
+from ..errors import GenesisError, ValidationError, did_you_mean
+from ..model import DataSource, Input, Project
+from ..project import CONFIG_FILE, KIND_DIRS, load_project
+from ..text import plural
 
 STATUSES = ("changed", "added", "removed", "error", "unchanged")
 # Keys that describe a definition without changing what it computes.
@@ -244,7 +244,7 @@ class DiffReport:
 def diff_against(project_dir: str | Path, base: str, *, dialect: str | None = None,
                  data_target: str | None = None, run_data: bool = False) -> DiffReport:
     """Compare every tracker of the working tree's project with the one at git ref `base`."""
-    from .config import get_target
+    from ..config import get_target
 
     head = load_project(project_dir)
     # The SQL is shown as the target under review runs it: `data_target` (--target) or the
@@ -398,8 +398,8 @@ def _set_sql_diff(change: TrackerChange, old_sql: str, new_sql: str, base_name: 
 
 def add_row_diffs(report: DiffReport, base: Project, head: Project, target: str | None) -> None:
     """Run each changed tracker at both refs on `target` and attach the row diff."""
-    from .config import get_target
-    from .engines import open_engine
+    from ..config import get_target
+    from ..engines import open_engine
 
     report.target = get_target(head, target).name
     changed = report.by_status("changed")
@@ -414,7 +414,7 @@ def add_row_diffs(report: DiffReport, base: Project, head: Project, target: str 
 
 
 def _row_diff_for(base: Project, head: Project, name: str, engine) -> dict:
-    from .api import execute
+    from ..api import execute
 
     results = []
     for side, project in (("base", base), ("head", head)):
@@ -648,7 +648,7 @@ def input_usage(project: Project, inp: Input) -> dict[str, set[str]]:
     Join keys (`ds.join:name`) are credited to the places whose path goes through them.
     Best effort: a part that does not resolve is skipped (validation reports it).
     """
-    from .compiler import expressions as ex
+    from ..compiler import expressions as ex
 
     cache = project.derived("_usage", dict)
     if inp.name in cache:
