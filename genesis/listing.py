@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from typing import Iterable, Sequence
 
-from .review import describe_destination
+from .review.output import describe_destination
 from .model import Project
 from .selection import select
 from .text import plural

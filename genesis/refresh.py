@@ -160,7 +160,7 @@ def local_path(project: Project, tracker: Tracker, settings) -> Path:
 
 def describe_destination(project: Project, tracker: Tracker, target) -> str:
     """Where this tracker writes on this target: a file path, or the live sheet or table."""
-    from .review import describe_destination as declared
+    from .review.output import describe_destination as declared
 
     destination = tracker.destination
     if destination["type"] == "file":
