@@ -787,7 +787,9 @@ def _plan_sort(planner: Planner, item, columns: list[PlanColumn], grouped: bool,
 
 def _sort_uses_column(planner: Planner, column: int) -> None:
     """A sort item naming a column's reference reads what that column reads."""
-    planner.uses += [use._replace(part=planner.part) for use in planner.uses if use.part == ("fields", column)]
+    sort = planner.part
+    if sort is not None:
+        planner.uses += [use._replace(part=sort) for use in planner.uses if use.part == ("fields", column)]
 
 
 def _single_reference(text: str) -> str | None:

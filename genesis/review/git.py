@@ -34,7 +34,7 @@ def _git(args: list[str], cwd: Path, stdin: bytes | None = None) -> bytes:
     if done.returncode != 0:
         lines = done.stderr.decode(errors="replace").strip().splitlines()
         fatal = [line for line in lines if line.startswith(("fatal:", "error:"))]
-        raise GenesisError(f"git {args[0]} failed: {(fatal or lines or [done.returncode])[0]}")
+        raise GenesisError(f"git {args[0]} failed: {(fatal or lines or [str(done.returncode)])[0]}")
     return done.stdout
 
 

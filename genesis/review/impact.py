@@ -13,7 +13,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..compiler import CompiledQuery, ReferenceUse, compile_input
+from ..compiler import CompiledQuery, compile_input
+from ..compiler.plan import ReferenceUse
 from ..errors import GenesisError, did_you_mean
 from ..model import Input, Project, Tracker
 from .output import describe_destination
