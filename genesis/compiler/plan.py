@@ -21,7 +21,7 @@ from sqlglot import exp
 
 from .. import types
 from ..errors import ErrorCollector, GenesisError, Location, did_you_mean
-from ..model import DataSource, Field, Input, InputField, Measure
+from ..model import DataSource, Field, Input, InputField, Join, Measure
 from ..result import OutputColumn
 from ..semantic import Instance, JoinGraph, Resolved
 from . import expressions as ex
@@ -129,9 +129,7 @@ class Planner:
         if instance.path:
             self._use(self.graph.instance(self.input.root, instance.joins[:-1]))
             parent, join = self.instances[instance.parent_path].datasource, instance.joins[-1]
-            self.references.add(f"{parent.name}.join:{join.name}")
-            for left, right in join.on:  # a join reads its key fields on both sides
-                self.references.update((f"{parent.name}.{left}", f"{instance.datasource.name}.{right}"))
+            self.references.update(join_reads(parent.name, join))
         alias = self.input.root if not instance.path else "__".join(instance.path)
         while alias in self.by_alias:
             alias += "_"
@@ -180,10 +178,7 @@ class Planner:
             self.uses.append(ReferenceUse(f"{ds.name}.{member.sql}", self.part))
         current = self.input.root
         for join in resolved.instance.joins:
-            self.uses.append(ReferenceUse(f"{current}.join:{join.name}", self.part, True))
-            for left, right in join.on:
-                self.uses.append(ReferenceUse(f"{current}.{left}", self.part, True))
-                self.uses.append(ReferenceUse(f"{join.datasource}.{right}", self.part, True))
+            self.uses += [ReferenceUse(key, self.part, True) for key in join_reads(current, join)]
             current = join.datasource
 
     def parse_user_sql(self, text: str, loc: Location | None, what: str,
@@ -284,6 +279,12 @@ class Planner:
 
     def always_joined(self, instance: Instance) -> bool:
         return all(j.type == "inner" for j in instance.joins)
+
+
+def join_reads(parent: str, join: Join) -> list[str]:
+    """The references a join of data source `parent` reads: itself and its key fields on both sides."""
+    return [f"{parent}.join:{join.name}"] + [key for left, right in join.on
+                                             for key in (f"{parent}.{left}", f"{join.datasource}.{right}")]
 
 
 def _determined_by(below: Instance, depth: int) -> bool:
