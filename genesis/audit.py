@@ -21,7 +21,7 @@ from .destinations.sync import describe_key as describe
 from .engines import open_engine
 from .errors import GenesisError
 from .model import Project, Tracker
-from .refresh import describe_destination, local_path, sync_destination
+from .refresh import destination_on_target, local_path, sync_destination
 from .validate import check_tracker
 from .text import plural
 
@@ -55,7 +55,7 @@ def audit(project: Project, trackers: list[Tracker], target: str | None = None) 
     out = []
     try:
         for tracker in trackers:
-            result = TrackerAudit(tracker.name, describe_destination(project, tracker, chosen))
+            result = TrackerAudit(tracker.name, destination_on_target(project, tracker, chosen))
             try:
                 engine = engine or open_engine(project, chosen.name)
                 compiled = check_tracker(project, tracker)

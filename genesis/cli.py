@@ -451,7 +451,7 @@ def diff(base, project_dir, fmt, dialect, run_data, target) -> None:
       genesis diff --base origin/main --format markdown
       genesis diff --base HEAD~1 --data --target local
     """
-    from .gitops import diff_against, render_diff
+    from .review import diff_against, render_diff
 
     report = diff_against(project_dir, base, dialect=dialect, data_target=target, run_data=run_data)
     echo(render_diff(report, fmt))
@@ -475,7 +475,7 @@ def impact(ref, project_dir, fmt) -> None:
       genesis impact movie.status
       genesis impact movie.cast --format json
     """
-    from .gitops import find_impact, render_impact
+    from .review import find_impact, render_impact
 
     echo(render_impact(find_impact(load(project_dir), ref), fmt))
 

@@ -18,8 +18,9 @@ from markupsafe import Markup, escape
 
 from .compiler import CompiledQuery, compile_input, compile_tracker
 from .errors import GenesisError
-from .gitops import expand_references
 from .model import DataSource, Input, Project, Tracker
+from .review.impact import used_names
+from .review.output import DIALECT_NAMES, sql_shown
 
 TEMPLATES = Path(__file__).parent / "templates"
 
@@ -43,9 +44,6 @@ class Usage:
 
     def inputs_of(self, key: str) -> list[str]:
         return sorted(self.inputs.get(key, ()))
-
-
-_DIALECT_NAMES = {"trino": "Trino", "duckdb": "DuckDB"}
 
 
 def build_docs(project: Project, out_dir: str | Path, *, dialect: str | None = None,
@@ -72,14 +70,13 @@ def render_catalog(project: Project, dialect: str, generated_at: datetime, targe
     from .status import catalog_runs
 
     compiled_inputs, compiled_trackers, problems = _compile_all(project)
-    usage = _usage(project, compiled_inputs, compiled_trackers)
+    usage = _usage(compiled_inputs, compiled_trackers)
     runs = catalog_runs(project)  # each tracker's last refresh, when the run history is reachable
     context = {
         "project": project.config.name,
         "dialect": dialect,
-        "dialect_label": _DIALECT_NAMES.get(dialect, dialect),
-        "sql_shown": (f"SQL shown as target '{target}' runs it ({_DIALECT_NAMES.get(dialect, dialect)})" if target
-                      else f"SQL shown in the {_DIALECT_NAMES.get(dialect, dialect)} dialect"),
+        "dialect_label": DIALECT_NAMES.get(dialect, dialect),
+        "sql_shown": sql_shown(dialect, target),
         "generated_at": generated_at.strftime("%Y-%m-%d %H:%M UTC"),
         "datasources": [_datasource_view(ds, usage) for ds in _sorted(project.datasources)],
         "inputs": [_input_view(project, inp, compiled_inputs.get(inp.name), usage, dialect)
@@ -139,12 +136,13 @@ def _compile_all(project: Project):
     return inputs, trackers, problems
 
 
-def _usage(project: Project, inputs: dict[str, CompiledQuery], trackers: dict[str, CompiledQuery]) -> Usage:
+def _usage(inputs: dict[str, CompiledQuery], trackers: dict[str, CompiledQuery]) -> Usage:
+    """Who uses what, from the compiler's record of each input and tracker."""
     usage = Usage()
     for name, compiled in inputs.items():
-        usage.add(expand_references(project, compiled.references) | set(compiled.datasources), inp=name)
+        usage.add(used_names(compiled), inp=name)
     for name, compiled in trackers.items():
-        usage.add(expand_references(project, compiled.references) | set(compiled.datasources), tracker=name)
+        usage.add(used_names(compiled), tracker=name)
     return usage
 
 

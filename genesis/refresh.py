@@ -160,7 +160,7 @@ def local_path(project: Project, tracker: Tracker, settings) -> Path:
     return output_dir(project, settings) / f"{tracker.name}.csv"
 
 
-def describe_destination(project: Project, tracker: Tracker, target) -> str:
+def destination_on_target(project: Project, tracker: Tracker, target) -> str:
     """Where this tracker writes on this target: a file path, or the live sheet or table."""
     destination = tracker.destination
     if isinstance(destination, FileDestination):

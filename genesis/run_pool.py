@@ -40,7 +40,7 @@ from .config import get_target, render_settings
 from .engines import Engine, open_engine
 from .errors import GenesisError, redact
 from .model import Project, Tracker
-from .refresh import RefreshReport, TrackerReport, describe_destination, params_for, write_destination
+from .refresh import RefreshReport, TrackerReport, destination_on_target, params_for, write_destination
 from .scheduler import touch_before, write_lane
 from .validate import check_tracker
 
@@ -121,7 +121,7 @@ class _Run:
         # The target's settings are the same for every tracker: a missing environment
         # variable is one error for the whole run, raised before any tracker starts.
         self.settings = render_settings(self.target)
-        self.reports = [TrackerReport(t.name, destination=describe_destination(project, t, self.target))
+        self.reports = [TrackerReport(t.name, destination=destination_on_target(project, t, self.target))
                         for t in trackers]
         self.inline = jobs == 1  # one at a time: query, then write, then the next tracker
         self._engine: Engine | None = None

@@ -18,7 +18,9 @@ import pytest
 from click.testing import CliRunner
 
 from genesis.cli import main
-from genesis.gitops import diff_against, diff_rows, find_impact, render_diff
+from genesis.compiler import compile_input
+from genesis.compiler.plan import ReferenceUse
+from genesis.review import diff_against, diff_rows, find_impact, render_diff
 from genesis.project import load_project
 
 GENESIS_YAML = """\
@@ -359,6 +361,27 @@ def test_impact_explains_where_a_reference_is_used(repo):
     join = find_impact(load_project(repo / "analytics"), "movie.production").inputs[0]
     assert join["uses"] == ["movie.production"]  # the name people write, not the internal key
     assert "join path of column 'Shoot start'" in join["via"]
+
+
+def test_impact_reads_where_from_the_compilers_record(repo):
+    """`via` comes from CompiledQuery.uses: a sort naming a column's reference reads what the
+    column reads, a measure's field is read by the measure's column, a join and its key
+    fields by the join path; `references` holds every one of them (nothing resolved twice)."""
+    project = load_project(repo / "analytics")
+
+    def via(ref: str, name: str) -> list[str]:
+        return next(item["via"] for item in find_impact(project, ref).inputs if item["name"] == name)
+
+    assert via("movie.movie_id", "movie_list") == ["column 'movie_id'", "sort"]
+    assert via("movie.budget", "budgets") == ["column 'Budget'"]
+    assert via("production.movie_id", "schedule") == ["join path of column 'Shoot start'", "join path of filter 1"]
+    assert via("movie.movie_id", "schedule") == [
+        "column 'movie_id'", "join path of column 'Shoot start'", "join path of filter 1"]
+    assert via("movie_talent.movie_id", "movie_cast") == ["join path of column 'Cast'"]
+    for name in project.inputs:
+        compiled = compile_input(project, name)
+        assert {use.reference for use in compiled.uses} <= compiled.references, name
+    assert ReferenceUse("movie.movie_id", ("sort", 0)) in compile_input(project, "movie_list").uses
 
 
 def test_impact_cli_formats_and_unknown_reference(repo):

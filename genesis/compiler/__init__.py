@@ -18,7 +18,7 @@ from ..model import Input, Project, Tracker
 from ..result import OutputColumn
 from ..semantic import JoinGraph
 from .expressions import parameter_values, sql_literal
-from .plan import build_plan
+from .plan import ReferenceUse, build_plan
 from .render import build_query
 
 DIALECTS = ("trino", "duckdb")
@@ -35,6 +35,7 @@ class CompiledQuery:
     references: frozenset[str]
     tracker: Tracker | None = None
     origins: tuple[tuple[Any, Location], ...] = ()  # (expression, or a function making it; YAML location)
+    uses: tuple[ReferenceUse, ...] = ()  # which part of the input reads which reference (for impact)
 
     def locate(self, dialect: str, line: int | None, col: int | None = None) -> Location | None:
         """The YAML location of the field, filter or column that produced SQL `line` (1-based)."""
@@ -127,7 +128,7 @@ def _compile_input(project: Project, name: str, params: Mapping[str, Any] | None
     ast = build_query(plan)
     used = frozenset(i.datasource.name for i in plan.instances.values())
     return CompiledQuery(inp, tuple(c.output for c in plan.columns), ast, values, used,
-                         frozenset(plan.references), tracker, tuple(plan.origins))
+                         frozenset(plan.references), tracker, tuple(plan.origins), tuple(plan.uses))
 
 
 def compile_tracker(project: Project, name: str, params: Mapping[str, Any] | None = None) -> CompiledQuery:

@@ -15,13 +15,13 @@ from __future__ import annotations
 
 import functools
 from dataclasses import dataclass, field
-from typing import Any, Mapping
+from typing import Any, Mapping, NamedTuple
 
 from sqlglot import exp
 
 from .. import types
 from ..errors import ErrorCollector, GenesisError, Location, did_you_mean
-from ..model import DataSource, Field, Input, InputField, Measure
+from ..model import DataSource, Field, Input, InputField, Join, Measure
 from ..result import OutputColumn
 from ..semantic import Instance, JoinGraph, Resolved
 from . import expressions as ex
@@ -66,6 +66,16 @@ class Grain:
     measure: bool
 
 
+class ReferenceUse(NamedTuple):
+    """One reference read by one part of the input: `part` is ("fields" | "filters" | "sort",
+    index in that list); `via_join` marks a join (or a join key) on the path to what the
+    part names rather than the reference it names. `genesis impact` says "where" from these."""
+
+    reference: str
+    part: tuple[str, int]
+    via_join: bool = False
+
+
 @dataclass
 class Plan:
     input: Input
@@ -90,6 +100,7 @@ class Plan:
     # Filled by fewest_joins.py: per CTE of the keyed query ("base" or a grain alias), the
     # instances it joins, its filters and whether it needs DISTINCT; a CTE not named joins all.
     sources: dict[str, Any] = field(default_factory=dict)
+    uses: list[ReferenceUse] = field(default_factory=list)  # which input part reads which reference
 
 
 class Planner:
@@ -104,6 +115,8 @@ class Planner:
         self.references: set[str] = set()
         self.known_types: dict[int, str] = {}  # id(expression of a reference) -> its type
         self.measure_units: dict[int, Instance] = {}  # id(aggregate of a named measure) -> its instance
+        self.part: tuple[str, int] | None = None  # the input part being planned, for `uses`
+        self.uses: list[ReferenceUse] = []
         root_ds = graph.datasources[inp.root]
         self.root = self._use(Instance((), root_ds, ()))
 
@@ -116,9 +129,7 @@ class Planner:
         if instance.path:
             self._use(self.graph.instance(self.input.root, instance.joins[:-1]))
             parent, join = self.instances[instance.parent_path].datasource, instance.joins[-1]
-            self.references.add(f"{parent.name}.join:{join.name}")
-            for left, right in join.on:  # a join reads its key fields on both sides
-                self.references.update((f"{parent.name}.{left}", f"{instance.datasource.name}.{right}"))
+            self.references.update(join_reads(parent.name, join))
         alias = self.input.root if not instance.path else "__".join(instance.path)
         while alias in self.by_alias:
             alias += "_"
@@ -136,6 +147,7 @@ class Planner:
         """The SQL of a field or measure at its instance's alias."""
         instance = self._use(resolved.instance)
         self.references.add(resolved.key)
+        self.note_use(resolved)
         alias = self.alias(instance)
         member = resolved.member
         if isinstance(member, Field):
@@ -154,6 +166,20 @@ class Planner:
         if value_type:
             self.known_types[id(expr)] = value_type
         return expr
+
+    def note_use(self, resolved: Resolved) -> None:
+        """Record that the current input part reads `resolved`, with the joins on its path
+        and the fields those imply (a join's keys, a measure's field), as `references` has them."""
+        if self.part is None:
+            return
+        self.uses.append(ReferenceUse(resolved.key, self.part))
+        ds, member = resolved.instance.datasource, resolved.member
+        if isinstance(member, Measure) and member.sql in ds.fields:
+            self.uses.append(ReferenceUse(f"{ds.name}.{member.sql}", self.part))
+        current = self.input.root
+        for join in resolved.instance.joins:
+            self.uses += [ReferenceUse(key, self.part, True) for key in join_reads(current, join)]
+            current = join.datasource
 
     def parse_user_sql(self, text: str, loc: Location | None, what: str,
                        output_names: Mapping[str, exp.Expression] | None = None) -> exp.Expression:
@@ -253,6 +279,12 @@ class Planner:
 
     def always_joined(self, instance: Instance) -> bool:
         return all(j.type == "inner" for j in instance.joins)
+
+
+def join_reads(parent: str, join: Join) -> list[str]:
+    """The references a join of data source `parent` reads: itself and its key fields on both sides."""
+    return [f"{parent}.join:{join.name}"] + [key for left, right in join.on
+                                             for key in (f"{parent}.{left}", f"{join.datasource}.{right}")]
 
 
 def _determined_by(below: Instance, depth: int) -> bool:
@@ -448,7 +480,8 @@ def build_plan(graph: JoinGraph, inp: Input, literals: Mapping[str, str]) -> Pla
     planner = Planner(graph, inp, literals)
     errors = planner.errors
     columns: list[PlanColumn] = []
-    for item in inp.fields:
+    for index, item in enumerate(inp.fields):
+        planner.part = ("fields", index)
         try:
             columns.append(_plan_column(planner, item))
         except GenesisError as exc:
@@ -456,6 +489,7 @@ def build_plan(graph: JoinGraph, inp: Input, literals: Mapping[str, str]) -> Pla
     where, having = [], []
     origins = [(c.expr, c.source.loc) for c in columns if c.source is not None]
     for index, flt in enumerate(inp.filters):
+        planner.part = ("filters", index)
         try:
             tree = planner.parse_user_sql(flt.sql, flt.loc, f"filter {index + 1}")
             origins.append((tree, flt.loc))
@@ -463,6 +497,7 @@ def build_plan(graph: JoinGraph, inp: Input, literals: Mapping[str, str]) -> Pla
             (having if ex.has_aggregate(tree) else where).append(tree)
         except GenesisError as exc:
             errors.extend([exc])
+    planner.part = None
     errors.raise_if_any()
 
     metric_mode = any(c.aggregate and not (c.source and c.source.agg) for c in columns)
@@ -525,10 +560,14 @@ def build_plan(graph: JoinGraph, inp: Input, literals: Mapping[str, str]) -> Pla
         grain_alias = "_".join(planner.alias(i) for i in grain.identity)
         units.append(Unit(node, grain.identity, keyed, f"_a{index}", grain_alias, grain))
 
-    sort = [_plan_sort(planner, item, columns, grouped, metric_mode, hidden_keys) for item in inp.sort]
+    sort = []
+    for index, item in enumerate(inp.sort):
+        planner.part = ("sort", index)
+        sort.append(_plan_sort(planner, item, columns, grouped, metric_mode, hidden_keys))
+    planner.part = None
     plan = Plan(inp, planner.root, planner.instances, planner.aliases, columns, where, having,
                 [c.expr for c in dims], hidden_keys, grouped, units, sort, inp.limit, planner.references,
-                origins + _datasource_origins(planner))
+                origins + _datasource_origins(planner), uses=planner.uses)
     from .fewest_joins import fewest_joins  # passes over the finished plan
     from .preaggregate import preaggregate
 
@@ -717,14 +756,16 @@ def _plan_sort(planner: Planner, item, columns: list[PlanColumn], grouped: bool,
     name = output_name(item.expression, by_name, item.loc, f"sort item '{item.expression}'")
     if name is not None:
         return exp.column(name, quoted=True), item.descending
-    for column in columns:
+    for index, column in enumerate(columns):
         if column.output.reference == item.expression:
+            _sort_uses_column(planner, index)
             return exp.column(column.output.name, quoted=True), item.descending
     reference = _single_reference(item.expression)
     if reference is not None:  # `part.name` and `the_part.name` name the same column
         resolved = planner.graph.resolve(planner.input.root, reference, item.loc)
-        for column in columns:
+        for index, column in enumerate(columns):
             if column.member_key == (resolved.instance.path, resolved.member.name):
+                _sort_uses_column(planner, index)
                 return exp.column(column.output.name, quoted=True), item.descending
     expr = planner.parse_user_sql(item.expression, item.loc, f"sort item '{item.expression}'")
     if any(i.fans_out for i in planner.instances_in(expr)):
@@ -743,6 +784,13 @@ def _plan_sort(planner: Planner, item, columns: list[PlanColumn], grouped: bool,
         # it reaches by many_to_one / one_to_one joins) is one per group: group by it too.
         hidden_keys.append(expr)
     return expr, item.descending
+
+
+def _sort_uses_column(planner: Planner, column: int) -> None:
+    """A sort item naming a column's reference reads what that column reads."""
+    sort = planner.part
+    if sort is not None:
+        planner.uses += [use._replace(part=sort) for use in planner.uses if use.part == ("fields", column)]
 
 
 def _single_reference(text: str) -> str | None:
