@@ -156,6 +156,11 @@ def _check_tracker(project: Project, tracker: Tracker, errors: ErrorCollector, p
         errors.add(f"tracker '{tracker.name}' uses unknown input '{tracker.input}'", loc.get("input", tracker.loc),
                    did_you_mean(tracker.input, project.inputs))
         return None
+    if tracker.for_each is not None:  # checked with a sample value (genesis.fan_out)
+        from .fan_out import for_each_problems, sample_params
+
+        errors.extend(for_each_problems(project, tracker))
+        params = {**sample_params(project, tracker.name), **(params or {})}
     if tracker.schedule is not None:
         problem = cron_problem(tracker.schedule)
         if problem:
