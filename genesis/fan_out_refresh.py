@@ -197,3 +197,41 @@ def merge(expansion: Expansion, result: RefreshReport) -> RefreshReport:
     result.trackers = [by_name[name] for name in expansion.order if name in by_name]
     result.warnings.extend(expansion.warnings)
     return result
+
+
+# ------------------------------------------------------------------------------ diff --data
+
+def part_row_diffs(base: Project, head: Project, name: str, engine) -> dict:
+    """`genesis diff --data` of a for_each tracker: a row diff per part, `tracker[value]`, over
+    the values at either ref (a part only one side has is diffed against no rows)."""
+    from .api import execute
+    from .compiler import compile_tracker
+    from .gitops import _row_diff_for, diff_rows
+
+    sides = []
+    for side, project in (("base", base), ("head", head)):
+        tracker = project.trackers.get(name)
+        try:
+            if tracker is None or tracker.for_each is None:  # not fanned out on this side
+                parts = [tracker] if tracker is not None else []
+            else:
+                parts = parts_of(project, tracker, part_values(project, tracker, engine))
+        except GenesisError as exc:
+            return {"error": f"{side}: {exc.render()}"}
+        sides.append((dataclasses.replace(project, trackers={**project.trackers, **{p.name: p for p in parts}}),
+                      [p.name for p in parts]))
+    (base_x, base_parts), (head_x, head_parts) = sides
+    out: dict[str, dict] = {}
+    for part in dict.fromkeys(head_parts + base_parts):
+        if part in base_parts and part in head_parts:
+            out[part] = _row_diff_for(base_x, head_x, part, engine)
+            continue
+        project = head_x if part in head_parts else base_x
+        try:
+            rows = execute(compile_tracker(project, part), engine, label=f"diff:{part}").table.to_pylist()
+        except GenesisError as exc:
+            out[part] = {"error": exc.render()}
+            continue
+        out[part] = {"part": "added" if part in head_parts else "removed",
+                     **diff_rows([] if part in head_parts else rows, rows if part in head_parts else [], [])}
+    return {"parts": out}

@@ -279,7 +279,9 @@ def diff_projects(base: Project | None, head: Project, base_name: str, dialect: 
 
 def _compile(project: Project, name: str) -> tuple[CompiledQuery | None, str | None]:
     try:
-        return compile_tracker(project, name), None
+        from .fan_out import sample_params  # a for_each tracker compiles with a sample value
+
+        return compile_tracker(project, name, sample_params(project, name)), None
     except ValidationError as exc:
         return None, exc.render()
     except GenesisError as exc:
@@ -407,8 +409,12 @@ def add_row_diffs(report: DiffReport, base: Project, head: Project, target: str 
         return
     engine = open_engine(head, target)  # the base's SQL runs where the head's does
     try:
+        from .fan_out_refresh import part_row_diffs
+
         for change in changed:
-            change.data = _row_diff_for(base, head, change.name, engine)
+            fans_out = any(p.trackers.get(change.name) and p.trackers[change.name].for_each for p in (base, head))
+            change.data = (part_row_diffs(base, head, change.name, engine) if fans_out
+                           else _row_diff_for(base, head, change.name, engine))
     finally:
         engine.close()
 
@@ -759,6 +765,10 @@ def _preamble(report: DiffReport) -> list[str]:
 
 
 def _data_lines(data: dict) -> list[str]:
+    if "parts" in data:  # a for_each tracker: one row diff per part
+        return [line for part, diff in data["parts"].items()
+                for line in [f"{part}" + (f" ({diff['part']} part)" if diff.get("part") else "") + ":"]
+                + ["  " + inner for inner in _data_lines(diff)]]
     if "error" in data:
         return [f"rows: could not run: {data['error']}"]
     changed = "" if data.get("changed") is None else f", {data['changed']} changed"

@@ -121,6 +121,8 @@ def refresh(project: Project, trackers: list[Tracker], *, target: str | None = N
 
     fanned = expand(project, trackers, chosen, settings, params)
     project, trackers = fanned.project, fanned.trackers
+    if hasattr(progress, "total"):  # counts parts, not for_each trackers
+        progress.total = len(trackers)
     result = merge(fanned, run_trackers(project, trackers, target=target, dry_run=dry_run, progress=progress,
                                         jobs=max(1, min(jobs, len(trackers))), stop=stop, now=now, params=params))
     result.warnings[:0] = warnings
