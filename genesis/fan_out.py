@@ -158,6 +158,18 @@ def place_of(tracker: Tracker) -> tuple:
             str(destination.get(NAME_FIELDS.get(kind, ""), "")).casefold())
 
 
+def describe_for_each(tracker: Tracker) -> str | None:
+    """One line for the catalog: what a for_each tracker fans out over."""
+    fe = tracker.for_each
+    if fe is None:
+        return None
+    source = (f"the values of {fe.values_from}" if fe.values_from else
+              "the values " + ", ".join(value_text(v) for v in fe.values or ()))
+    label = f", labelled by {fe.label_from}" if fe.label_from else ""
+    return (f"one part per value of parameter {fe.parameter}: {source}{label} (at most {fe.max_parts}); "
+            f"parts are named {tracker.name}[VALUE]")
+
+
 # ------------------------------------------------------------------------------ static checks
 
 def for_each_problems(project: Project, tracker: Tracker) -> list[GenesisError]:
