@@ -432,3 +432,14 @@ def test_airtable_table_per_value(live):
     assert code == 0
     assert {t["tracker"]: t["status"] for t in report["trackers"]}["by-country[CA]"] == "ok"
     assert len(airtable.rows("appFE", "Movies CA")) == len(input_rows(project, "movies_by_country", country="CA"))
+
+
+def test_catalog_shows_the_fan_out_and_each_part(project, tmp_path):
+    (project / "trackers" / "by-country.yaml").write_text(
+        FILE_TRACKER.replace("values_from: production.country", "values: [US, CA]"))
+    assert cli(project, "refresh", "by-country").exit_code == 0
+    result = cli(project, "docs", "--out", str(tmp_path / "site"))
+    assert result.exit_code == 0, result.output
+    page = (tmp_path / "site" / "index.html").read_text()
+    assert "one part per value of parameter country: the values US, CA (at most 200)" in page
+    assert "by-country[US]: ok" in page and "by-country[CA]: ok" in page
