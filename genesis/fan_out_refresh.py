@@ -18,11 +18,12 @@ part (the value must be one of the tracker's values) and judges nothing as vanis
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
 from .errors import GenesisError
-from .fan_out import part_values, parts_of
+from .fan_out import make_part, part_values, parts_of
 from .model import Project, Target, Tracker
 from .refresh import RefreshReport, TrackerReport, describe_destination
 
@@ -104,8 +105,6 @@ def _parts(project: Project, tracker: Tracker, engine, params, settings) -> list
 
 def _failed(project: Project, tracker: Tracker, target: Target, exc: GenesisError) -> TrackerReport:
     first = (getattr(exc, "errors", None) or [exc])[0]
-    import datetime as dt
-
     now = dt.datetime.now(dt.timezone.utc)
     return TrackerReport(tracker.name, status="failed", stage="query", error=exc.render(),
                          location=str(first.location) if first.location else None,
@@ -116,8 +115,6 @@ def _vanished_part(project: Project, tracker: Tracker, name: str) -> Tracker:
     """The part a history name stands for (its value as the name shows it)."""
     text = name[len(tracker.name) + 1:-1]
     try:
-        from .fan_out import make_part
-
         part = make_part(project, tracker, text)
     except GenesisError:
         part = dataclasses.replace(tracker, for_each=None, part_of=tracker.name, part_value=text)
@@ -125,8 +122,6 @@ def _vanished_part(project: Project, tracker: Tracker, name: str) -> Tracker:
 
 
 def _vanished(project: Project, tracker: Tracker, part: Tracker, target: Target) -> TrackerReport:
-    import datetime as dt
-
     where = describe_destination(project, part, target)
     value = part.part_value
     warning = (f"tracker '{tracker.name}': value '{value}' is no longer among its for_each values; its "
