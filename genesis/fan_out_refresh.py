@@ -39,11 +39,12 @@ class Expansion:
 
 
 def expand(project: Project, trackers: list[Tracker], target: Target, settings: Mapping[str, Any],
-           params: Mapping[str, Any] | None = None) -> Expansion:
-    """Replace each for_each tracker by its parts; see the module docstring."""
+           params: Mapping[str, Any] | None = None, *, judge_vanished: bool = True) -> Expansion:
+    """Replace each for_each tracker by its parts; see the module docstring. Without
+    `judge_vanished` (a dry run, `audit`) the run history is not read."""
     if not any(t.for_each is not None for t in trackers):
         return Expansion(project, trackers, [t.name for t in trackers])
-    known, known_warning = _known_parts(project, target, settings)
+    known, known_warning = _known_parts(project, target, settings) if judge_vanished else (None, None)
     run: list[Tracker] = []
     extra: dict[str, Tracker] = {}
     order: list[str] = []

@@ -119,7 +119,7 @@ def refresh(project: Project, trackers: list[Tracker], *, target: str | None = N
     warnings = [] if dry_run else before_refresh(project, chosen, settings)
     from .fan_out_refresh import expand, merge  # for_each trackers -> their parts
 
-    fanned = expand(project, trackers, chosen, settings, params)
+    fanned = expand(project, trackers, chosen, settings, params, judge_vanished=not dry_run)
     project, trackers = fanned.project, fanned.trackers
     if hasattr(progress, "total"):  # counts parts, not for_each trackers
         progress.total = len(trackers)
