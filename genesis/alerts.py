@@ -30,7 +30,7 @@ class Change:
     tracker: str
     owner: str | None
     previous: str | None  # ok | failed | late | None (first run)
-    state: str  # ok | failed | late
+    state: str  # ok | failed | late | vanished (a for_each part)
     target: str
     stage: str | None = None
     error: str | None = None
@@ -39,7 +39,7 @@ class Change:
 
     @property
     def title(self) -> str:
-        word = {"failed": "failed", "late": "is late", "ok": "recovered"}[self.state]
+        word = {"failed": "failed", "late": "is late", "ok": "recovered", "vanished": "vanished"}[self.state]
         return f"Genesis: tracker '{self.tracker}' {word}"
 
     @property
@@ -53,6 +53,9 @@ class Change:
                 lines.append(f"Error: {self.error}")
         elif self.state == "late":
             lines = [f"Tracker '{self.tracker}' is late on target '{self.target}': {self.error}"]
+        elif self.state == "vanished":  # a for_each part whose value left (genesis.fan_out_refresh)
+            lines = [f"Tracker part '{self.tracker}' vanished on target '{self.target}': its value is no longer "
+                     f"among the tracker's for_each values. Its destination was kept as it was."]
         else:
             lines = [f"Tracker '{self.tracker}' is ok again on target '{self.target}' (was {self.previous})."]
         if self.owner:

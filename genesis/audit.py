@@ -51,8 +51,12 @@ class TrackerAudit:
 def audit(project: Project, trackers: list[Tracker], target: str | None = None) -> list[TrackerAudit]:
     chosen = get_target(project, target)
     settings = render_settings(chosen)
+    from .fan_out_refresh import expand  # a for_each tracker is audited part by part
+
+    fanned = expand(project, trackers, chosen, settings, judge_vanished=False)
+    project, trackers = fanned.project, fanned.trackers
     engine = None
-    out = []
+    out = [TrackerAudit(r.tracker, r.destination, error=r.error) for r in fanned.failed.values()]
     try:
         for tracker in trackers:
             result = TrackerAudit(tracker.name, destination_on_target(project, tracker, chosen))

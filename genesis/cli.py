@@ -419,7 +419,7 @@ def refresh(trackers, project_dir, all_, select, exclude, due, window, jobs, sha
                                                    live=sys.stderr.isatty())
     with stop_on_signals() as stop:  # Ctrl-C / SIGTERM: finish the writes under way, then report
         result = run_refresh(project, chosen, target=target, dry_run=dry_run, progress=progress,
-                             jobs=min(jobs, len(chosen)), stop=stop, params=values)
+                             jobs=jobs, stop=stop, params=values)  # capped by refresh()
     if fmt == "json":
         echo(json.dumps(result.to_json(), indent=2, default=str))
     else:

@@ -17,6 +17,7 @@ import jinja2
 from markupsafe import Markup, escape
 
 from .compiler import CompiledQuery, compile_input, compile_tracker
+from .fan_out import describe_for_each, sample_params
 from .errors import GenesisError
 from .model import DataSource, Input, Project, Tracker
 from .review.impact import used_names
@@ -81,7 +82,8 @@ def render_catalog(project: Project, dialect: str, generated_at: datetime, targe
         "datasources": [_datasource_view(ds, usage) for ds in _sorted(project.datasources)],
         "inputs": [_input_view(project, inp, compiled_inputs.get(inp.name), usage, dialect)
                    for inp in _sorted(project.inputs)],
-        "trackers": [{**_tracker_view(t, compiled_trackers.get(t.name), dialect), "run": runs.get(t.name)}
+        "trackers": [{**_tracker_view(t, compiled_trackers.get(t.name), dialect), "run": runs.get(t.name),
+                      "parts": {n: r for n, r in sorted(runs.items()) if n.startswith(f"{t.name}[")}}
                      for t in _sorted(project.trackers)],
         "problems": problems,
     }
@@ -130,7 +132,7 @@ def _compile_all(project: Project):
             problems.append(f"input '{name}': {exc.render()}")
     for name in sorted(project.trackers):
         try:
-            trackers[name] = compile_tracker(project, name)
+            trackers[name] = compile_tracker(project, name, sample_params(project, name))
         except GenesisError as exc:
             problems.append(f"tracker '{name}': {exc.render()}")
     return inputs, trackers, problems
@@ -210,6 +212,7 @@ def _tracker_view(tracker: Tracker, compiled: CompiledQuery | None, dialect: str
         "destination_type": tracker.destination.kind,
         "key": list(tracker.key), "mode": tracker.mode, "checks": check_items, "path": tracker.path,
         "parameters": {k: _plain(v) for k, v in tracker.parameters.items()},
+        "for_each": describe_for_each(tracker),
         "datasources": sorted(compiled.datasources) if compiled else [],
         "sql": compiled.sql(dialect) if compiled else None,
     }

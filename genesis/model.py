@@ -157,6 +157,20 @@ class Checks:
 
 
 @dataclass(frozen=True)
+class ForEach:
+    """`for_each`: one part of a tracker per value of one of its input's parameters
+    (expanded at refresh time by genesis.fan_out)."""
+
+    parameter: str
+    values: tuple[Any, ...] | None = None  # a literal list
+    values_from: str | None = None  # a reference whose distinct values are the values
+    label_from: str | None = None  # a reference giving each value a display label
+    max_parts: int = 200
+    loc: Location = Location("")
+    locs: Mapping[str, Location] = field(default_factory=dict)  # where each key's value is
+
+
+@dataclass(frozen=True)
 class Tracker:
     name: str
     input: str
@@ -174,6 +188,9 @@ class Tracker:
     loc: Location = Location("")
     locs: Mapping[str, Location] = field(default_factory=dict)  # where each top-level key's value is
     key_locs: tuple[Location, ...] = ()  # where each `key` item is
+    for_each: ForEach | None = None  # one part per value (genesis.fan_out)
+    part_of: str | None = None  # a part of a for_each tracker: the tracker's name
+    part_value: Any = None  # ... and its value
 
     def __post_init__(self) -> None:
         # A tracker built from a YAML-shaped mapping (a test, a fanned-out copy) gets the

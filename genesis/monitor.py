@@ -51,7 +51,10 @@ def after_refresh(project: Project, target: Target, settings: Mapping[str, Any],
     try:
         store = open_history(project, target, settings)
         past = rows_by_tracker(store.read(STATE_COLUMNS))
-        records += late_records(project, target, past, {r["tracker"] for r in records}, now, run_id, url)
+        from .fan_out_refresh import with_history_parts  # every for_each part can be late, run or not
+
+        records += late_records(with_history_parts(project, past), target, past, {r["tracker"] for r in records},
+                                now, run_id, url)
         store.append(records)
     except Exception as exc:  # noqa: BLE001 - the refresh itself is done; say why nothing was recorded
         return [f"run history not recorded: {_describe(exc)}"]

@@ -19,6 +19,7 @@ from .model import (
     Checks, Config, DataSource, Field, Filter, Input, InputField, Join, Latest, Measure,
     Parameter, Project, SortItem, Target, Tracker,
 )
+from .fan_out import for_each_of
 from .schema_check import check_shape
 
 CONFIG_FILE = "genesis.yaml"
@@ -265,6 +266,7 @@ def _tracker(doc: YamlMap, path: str, errors: ErrorCollector) -> Tracker | None:
         on_removed=doc.get("on_removed", "delete"), checks=checks,
         timeout_seconds=doc.get("timeout"), description=doc.get("description", ""),
         path=path, loc=doc.loc, locs=doc.value_locs, key_locs=_item_locs(doc.get("key")),
+        for_each=for_each_of(doc.get("for_each"), doc.loc_of("for_each")),
     )
 
 

@@ -119,8 +119,14 @@ def refresh(project: Project, trackers: list[Tracker], *, target: str | None = N
     check_params(project, trackers, params)  # an unknown --param fails before anything runs
     settings = render_settings(chosen)
     warnings = [] if dry_run else before_refresh(project, chosen, settings)
-    result = run_trackers(project, trackers, target=target, dry_run=dry_run, progress=progress,
-                          jobs=jobs, stop=stop, now=now, params=params)
+    from .fan_out_refresh import expand, merge  # for_each trackers -> their parts
+
+    fanned = expand(project, trackers, chosen, settings, params, judge_vanished=not dry_run)
+    project, trackers = fanned.project, fanned.trackers
+    if hasattr(progress, "total"):  # counts parts, not for_each trackers
+        progress.total = len(trackers)
+    result = merge(fanned, run_trackers(project, trackers, target=target, dry_run=dry_run, progress=progress,
+                                        jobs=max(1, min(jobs, len(trackers))), stop=stop, now=now, params=params))
     result.warnings[:0] = warnings
     if not dry_run:
         result.warnings.extend(after_refresh(project, chosen, settings, result))

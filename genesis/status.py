@@ -81,7 +81,11 @@ def tracker_statuses(project: Project, history: pa.Table, names: Iterable[str] =
     now = now or dt.datetime.now(dt.timezone.utc)
     grace = late_after_seconds(project)
     per = rows_by_tracker(history)
-    chosen = list(names) or sorted(project.trackers)
+    from .fan_out_refresh import with_history_parts
+
+    project = with_history_parts(project, per)  # each for_each part has its own status
+    chosen = [name for top in (list(names) or sorted(n for n, t in project.trackers.items() if t.part_of is None))
+              for name in parts_listed(project, top, per)]
     out = []
     for name in chosen:
         tracker = project.trackers[name]
@@ -92,12 +96,26 @@ def tracker_statuses(project: Project, history: pa.Table, names: Iterable[str] =
         late = bool(rows) and is_late(tracker, success and success["started_at"], now, grace)
         expected = due_since(tracker, now, grace) if late else None
         state = "never run" if not rows else ("failed" if rows[-1]["status"] == "failed" else
+                                              "vanished" if rows[-1]["status"] == "vanished" else
                                               "late" if late else "ok")
         out.append(TrackerStatus(
             name, tracker.owner, tracker.schedule, state, late, _iso(expected),
             _brief(rows[-1]) if rows else None, _brief(success), _brief(failures[-1] if failures else None),
             len(rows)))
     return out
+
+
+def parts_listed(project: Project, name: str, per: Mapping[str, list]) -> list[str]:
+    """A tracker, or the parts of a for_each tracker (and itself while its newest row, a
+    refresh whose values could not be read, is newer than every part's)."""
+    parts = sorted(n for n, t in project.trackers.items() if t.part_of == name)
+
+    def newest(rows: list) -> dt.datetime:
+        return max((r["ended_at"] or r["started_at"] or dt.datetime.min) for r in rows) if rows else dt.datetime.min
+
+    own = per.get(name) or []
+    shown = not parts or (own and newest(own) >= max(newest(per.get(p) or []) for p in parts))
+    return ([name] if shown else []) + parts
 
 
 def _brief(row: Mapping[str, Any] | None) -> dict | None:
@@ -130,7 +148,7 @@ def render_text(statuses: list[TrackerStatus]) -> str:
     text = ["  ".join(str(c).ljust(w) for c, w in zip(r[:4], widths)) + ("  " + r[4] if r[4] else "")
             for r in lines]
     text.insert(1, "  ".join("-" * w for w in widths))
-    counts = {k: sum(s.state == k for s in statuses) for k in ("ok", "failed", "late", "never run")}
+    counts = {k: sum(s.state == k for s in statuses) for k in ("ok", "failed", "late", "never run", "vanished")}
     text.append(", ".join(f"{v} {k}" for k, v in counts.items() if v) or "no trackers")
     return "\n".join(text)
 

@@ -86,11 +86,31 @@ def warehouse_of(project: Path) -> Path:
 
 
 def tracker_docs(project: Path) -> dict[str, dict]:
+    """Each tracker's document; a for_each tracker's parts each as a document of their own
+    (`name[value]`, its destination rendered), as a refresh reports them."""
     docs = {}
     for path in sorted((project / "trackers").glob("*.y*ml")):
         doc = yaml.safe_load(path.read_text())
-        docs[doc["name"]] = doc
+        if "for_each" in doc:
+            docs.update(part_docs(project, doc))
+        else:
+            docs[doc["name"]] = doc
     return docs
+
+
+def part_docs(project: Path, doc: dict) -> dict[str, dict]:
+    from genesis.engines import open_engine
+    from genesis.fan_out import part_values, parts_of
+
+    loaded = load_project(project)
+    tracker = loaded.trackers[doc["name"]]
+    engine = open_engine(loaded)
+    try:
+        parts = parts_of(loaded, tracker, part_values(loaded, tracker, engine))
+    finally:
+        engine.close()
+    assert parts, f"{doc['name']}: the example's for_each tracker should have parts"
+    return {p.name: {**doc, "name": p.name, "destination": dict(p.destination)} for p in parts}
 
 
 def expected_output(project: Path, doc: dict) -> Path:

@@ -93,6 +93,11 @@ CASES: dict[str, Case] = {
                               "destination: {type: file, path: out/x.csv}\n"},
         "trackers/bad.yaml:3:25: error: checks.fresh.field 'movie.title' is varchar, not a date or timestamp "
         "(name a field such as op_ts or updated_at)"),
+    "tracker.for_each": Case(
+        {"trackers/bad.yaml": "name: bad\ninput: movie_listing\nfor_each: {parameter: country, values: [US]}\n"
+                              "destination: {type: file, path: \"out/{{ country }}.csv\"}\n"},
+        "trackers/bad.yaml:3:23: error: for_each parameter 'country' is not a parameter of input 'movie_listing' "
+        "(did you mean 'countries'?)"),
     "destination.file_extension": Case(
         {"trackers/bad.yaml": "name: bad\ninput: movie_listing\ndestination: {type: file, path: out/x.cvs}\n"},
         "trackers/bad.yaml:3:14: error: file destination 'out/x.cvs' must end in one of .csv, .json, .parquet, .xlsx "

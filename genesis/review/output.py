@@ -88,6 +88,10 @@ def _preamble(report: DiffReport) -> list[str]:
 
 def _data_lines(data: dict[str, Any]) -> list[str]:
     """A row diff (review/row_diff.py) in a few lines: counts, changed columns, examples."""
+    if "parts" in data:  # a for_each tracker: one row diff per part
+        return [line for part, diff in data["parts"].items()
+                for line in [f"{part}" + (f" ({diff['part']} part)" if diff.get("part") else "") + ":"]
+                + ["  " + inner for inner in _data_lines(diff)]]
     if "error" in data:
         return [f"rows: could not run: {data['error']}"]
     changed = "" if data.get("changed") is None else f", {data['changed']} changed"

@@ -33,8 +33,12 @@ def add_row_diffs(report: DiffReport, base: Project, head: Project, target: str 
         return
     engine = open_engine(head, target)  # the base's SQL runs where the head's does
     try:
+        from ..fan_out_refresh import part_row_diffs
+
         for change in changed:
-            change.data = row_diff_for(base, head, change.name, engine)
+            fans_out = any(p.trackers.get(change.name) and p.trackers[change.name].for_each for p in (base, head))
+            change.data = (part_row_diffs(base, head, change.name, engine) if fans_out
+                           else row_diff_for(base, head, change.name, engine))
     finally:
         engine.close()
 

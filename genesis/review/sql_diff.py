@@ -120,7 +120,9 @@ def diff_projects(base: Project | None, head: Project, base_name: str, dialect: 
 def _compile(project: Project, name: str) -> tuple[CompiledQuery | None, str | None]:
     """The tracker compiled (remembered per project), or the rendered reason it does not."""
     try:
-        return compile_tracker(project, name), None
+        from ..fan_out import sample_params  # a for_each tracker compiles with a sample value
+
+        return compile_tracker(project, name, sample_params(project, name)), None
     except GenesisError as exc:
         return None, exc.render()
 

@@ -47,7 +47,12 @@ def input_outcome(project: Project, name: str) -> Outcome:
 
 def tracker_outcome(project: Project, tracker: Tracker, params: Mapping[str, Any] | None = None) -> Outcome:
     """The tracker's query compiled (with --param `params`, which win), or the problems
-    that stop it; remembered when there are no `params`."""
+    that stop it; remembered when there are no `params`. A for_each tracker compiles with
+    a sample value of its parameter (genesis.fan_out)."""
+    if tracker.for_each is not None:
+        from ..fan_out import sample_params
+
+        params = {**sample_params(project, tracker.name), **(params or {})}
     if params:
         return attempt(lambda: compile_tracker(project, tracker.name, params))
     cache: dict[str, Outcome] = project.derived("validate_tracker_outcomes", dict)

@@ -64,9 +64,18 @@ def fresh_field_is_a_time(project: Project, tracker: Tracker, compiled: Compiled
     return freshness_problems(project, tracker)
 
 
+def for_each_is_sound(project: Project, tracker: Tracker) -> list[GenesisError]:
+    """A `for_each` names a parameter of the input, one source of values, and a destination
+    that uses the value (two parts never write the same place)."""
+    from ...fan_out import for_each_problems
+
+    return for_each_problems(project, tracker)
+
+
 RULES = (
     Rule("tracker.input", tracker=input_exists),
     Rule("tracker.schedule", tracker=schedule_is_cron),
     Rule("tracker.key_columns", compiled_tracker=key_and_checks_are_columns),
     Rule("tracker.fresh", compiled_tracker=fresh_field_is_a_time),
+    Rule("tracker.for_each", tracker=for_each_is_sound),
 )
