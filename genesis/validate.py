@@ -129,7 +129,7 @@ def _check_datasource(project: Project, ds: DataSource, errors: ErrorCollector) 
         if f.sql is not None:
             _collect(errors, lambda f=f: field_expr(ds, f, ds.name))
     for m in ds.measures.values():
-        if m.sql is not None and m.sql not in ds.fields:
+        if m.sql is not None and m.sql not in ds.fields and not m.derived:
             _collect(errors, lambda m=m: parse_expression(m.sql, m.sql_loc, f"measure '{ds.name}.{m.name}'"))
     if ds.latest is not None:
         _collect(errors, lambda: parse_expression(ds.latest.order_by, ds.latest.loc, "latest.order_by"))
@@ -148,6 +148,23 @@ def _check_datasource(project: Project, ds: DataSource, errors: ErrorCollector) 
             if right not in target.fields:
                 errors.add(f"join '{join.name}': '{right}' is not a field of '{target.name}'", join.loc,
                            did_you_mean(right, target.fields))
+    _check_definitions(project, ds, errors)
+
+
+def _check_definitions(project: Project, ds: DataSource, errors: ErrorCollector) -> None:
+    """Derived measures and segments: what they name exists, and none refers to itself."""
+    from .compiler import graph_of
+    from .compiler.derived import check_derived_measure
+    from .compiler.segments import check_segment
+
+    if any(j.datasource not in project.datasources for d in project.datasources.values() for j in d.joins.values()):
+        return  # the join errors come first; resolving over a broken graph would only repeat them
+    graph = graph_of(project)
+    for m in ds.measures.values():
+        if m.derived:
+            _collect(errors, lambda m=m: check_derived_measure(graph, ds, m))
+    for segment in ds.segments.values():
+        _collect(errors, lambda segment=segment: check_segment(graph, ds, segment))
 
 
 def _check_tracker(project: Project, tracker: Tracker, errors: ErrorCollector, params=None):
