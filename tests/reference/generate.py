@@ -306,7 +306,9 @@ def gen_input(rnd: Random, schema: Schema, index: int) -> InputSpec:
             measured = [(p, s) for p, s, _ in paths.items if s.measures]
             if rnd.random() < 0.5 and measured:
                 path, source = rnd.choice(measured)
-                items.append(Item(next(names), paths.ref(rnd, path, rnd.choice(sorted(source.measures)))))
+                derived = [m for m, spec in sorted(source.measures.items()) if spec.agg is None]
+                name = rnd.choice(derived) if derived and rnd.random() < 0.4 else rnd.choice(sorted(source.measures))
+                items.append(Item(next(names), paths.ref(rnd, path, name)))
             else:
                 expr = aggregate_expr()
                 if expr is not None and rnd.random() < 0.2 and expr.kind in ("count", "sum"):
