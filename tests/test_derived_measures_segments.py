@@ -238,3 +238,30 @@ def test_an_unknown_segment_in_a_filter_gets_did_you_mean(tmp_path):
     assert result.exit_code != 0
     assert "inputs/big_orders.yaml" in result.output
     assert "data source 'orders' has no field, measure or segment 'bigg' (did you mean 'big'?)" in result.output
+
+
+def test_the_catalog_shows_segments_and_derived_measures(runner, tmp_path):
+    import html
+
+    result = CliRunner().invoke(main, ["docs", "--out", str(tmp_path / "site"), "--project",
+                                       str(runner.project.root)])
+    assert result.exit_code == 0, result.output
+    page = html.unescape((tmp_path / "site" / "index.html").read_text())
+    row = page[page.index('id="field-lines-coded"'):]
+    row = row[:row.index("</tr>")]
+    assert '<span class="badge badge-measure">segment</span>' in row and "code IS NOT NULL" in row
+    derived = page[page.index('id="field-orders-amount_per_line"'):]
+    derived = derived[:derived.index("</tr>")]
+    assert "CAST(total_amount AS double) / NULLIF(CAST(order_lines.line_count AS double), 0)" in derived
+
+
+def test_a_changed_segment_is_a_change_of_that_reference(runner):
+    """Review (`genesis diff`) names a changed segment by its reference, so the trackers
+    that use it are the ones reported, not every user of the data source."""
+    from dataclasses import replace
+
+    from genesis.gitops import datasource_changes
+
+    old = runner.project.datasources["lines"]
+    changed = replace(old, segments={**old.segments, "coded": replace(old.segments["coded"], sql="code = 'A'")})
+    assert datasource_changes(old, changed) == [("lines.coded", "data source 'lines': segment 'coded' changed")]
