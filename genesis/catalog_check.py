@@ -118,7 +118,7 @@ def _datasource_problems(project: Project, ds: DataSource, live: Mapping[str, st
         problems.extend(_missing_in_sql(f.sql, f.sql_loc or f.loc, f"field '{ds.name}.{f.name}'",
                                         columns, unclaimed, ds, trackers, error))
     for m in ds.measures.values():
-        if m.sql is not None and m.sql not in ds.fields:  # a field's own check covers `sql: field`
+        if m.sql is not None and m.sql not in ds.fields and not m.derived:  # a field's own check covers `sql: field`
             trackers = _affected(users, [f"{ds.name}.{m.name}"])
             problems.extend(_missing_in_sql(m.sql, m.sql_loc or m.loc, f"measure '{ds.name}.{m.name}'",
                                             columns, unclaimed, ds, trackers, error))
@@ -201,7 +201,7 @@ def _readers(project: Project, ds: DataSource) -> dict[str, list[str]]:
         for column in [f.name] if f.sql is None else _columns_in(f.sql):
             readers[column.lower()] += _member_keys(project, ds, f.name)
     for m in ds.measures.values():
-        if m.sql is not None and m.sql not in ds.fields:
+        if m.sql is not None and m.sql not in ds.fields and not m.derived:
             for column in _columns_in(m.sql):
                 readers[column.lower()].append(f"{ds.name}.{m.name}")
     if ds.latest is not None:

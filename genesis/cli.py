@@ -466,7 +466,7 @@ def diff(base, project_dir, fmt, dialect, run_data, target) -> None:
 def impact(ref, project_dir, fmt) -> None:
     """Which inputs and trackers use a data source, field or join.
 
-    REF is a data source (movie), a field or measure (movie.title) or a join (movie.cast).
+    REF is a data source (movie), a field, measure or segment (movie.title) or a join (movie.cast).
     Each input is listed with where it uses REF (a column, a filter, the sort, a join path),
     each tracker with its owner, schedule and destination.
 

@@ -31,7 +31,7 @@ PAGES = {
     "trackers.md": ["schema:tracker"],
     "cli.md": ["cli"],
 }
-PLACEHOLDER = {"targets": "TARGET", "fields": "FIELD", "measures": "MEASURE", "joins": "JOIN",
+PLACEHOLDER = {"targets": "TARGET", "fields": "FIELD", "measures": "MEASURE", "joins": "JOIN", "segments": "SEGMENT",
                "parameters": "PARAMETER", "labels": "CODE", "on": "FIELD", "session_properties": "PROPERTY"}
 
 

@@ -160,10 +160,15 @@ def _datasource_view(ds: DataSource, usage: Usage) -> dict[str, Any]:
             "trackers": usage.trackers_of(f"{ds.name}.{f.name}"),
         })
     for m in ds.measures.values():
-        what = f"{m.agg}({m.sql or '*'})"
+        what = m.sql if m.derived else f"{m.agg}({m.sql or '*'})"
         members.append({
             "kind": "measure", "name": m.name, "type": m.type or "", "description": m.description, "sql": what,
             "labels": {}, "key": False, "trackers": usage.trackers_of(f"{ds.name}.{m.name}"),
+        })
+    for s in ds.segments.values():
+        members.append({
+            "kind": "segment", "name": s.name, "type": "boolean", "description": s.description, "sql": s.sql,
+            "labels": {}, "key": False, "trackers": usage.trackers_of(f"{ds.name}.{s.name}"),
         })
     joins = [{
         "name": j.name, "datasource": j.datasource, "relationship": j.relationship.replace("_", " "),

@@ -32,12 +32,33 @@ class Field:
 @dataclass(frozen=True)
 class Measure:
     name: str
-    agg: str
+    agg: str | None  # None: a derived measure, `sql` over other measures (compiler/derived.py)
     sql: str | None = None  # expression over the table's own columns (or `field`)
     type: str | None = None
     description: str = ""
     loc: Location = Location("")
     sql_loc: Location | None = None
+
+    @property
+    def derived(self) -> bool:
+        """A measure computed from other measures, each at its own grain, not an aggregate of rows."""
+        return self.agg is None
+
+
+@dataclass(frozen=True)
+class Segment:
+    """A named, reusable row condition of a data source (`filters: [movie.active]`).
+
+    `sql` reads the data source's fields by name (and fields of joined data sources by
+    reference); a reference to the segment means that condition at the referring instance.
+    """
+
+    name: str
+    sql: str
+    description: str = ""
+    loc: Location = Location("")
+    sql_loc: Location | None = None
+    type: str = "boolean"  # a segment used as a column is a boolean
 
 
 @dataclass(frozen=True)
@@ -71,6 +92,7 @@ class DataSource:
     path: str = ""
     loc: Location = Location("")
     locs: Mapping[str, Location] = field(default_factory=dict)  # where each top-level key's value is
+    segments: Mapping[str, Segment] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

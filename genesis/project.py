@@ -16,7 +16,7 @@ from .destinations.kinds import destination_of
 from .errors import ErrorCollector, GenesisError, Location
 from .loader import YamlList, YamlMap, load_yaml_file
 from .model import (
-    Checks, Config, DataSource, Field, Filter, Input, InputField, Join, Latest, Measure,
+    Checks, Config, DataSource, Field, Filter, Input, InputField, Join, Latest, Measure, Segment,
     Parameter, Project, SortItem, Target, Tracker,
 )
 from .fan_out import for_each_of
@@ -141,9 +141,13 @@ def _datasource(doc: YamlMap, path: str, errors: ErrorCollector) -> DataSource |
         sql_loc = spec.loc_of("sql") if "sql" in spec else None
         if "field" in spec:
             sql, sql_loc = spec["field"], spec.loc_of("field")
-        if sql is None and spec["agg"] != "count":
-            errors.add(f"measure '{name}' needs `sql` or `field` for agg {spec['agg']}", loc)
-        measures[name] = Measure(name, spec["agg"], sql, mtype, spec.get("description", ""), loc, sql_loc)
+        agg = spec.get("agg")
+        if agg is None and ("field" in spec or sql is None):  # a derived measure: `sql` over measures
+            errors.add(f"measure '{name}' needs `agg` (or, for a measure derived from other measures, `sql` "
+                       f"over them)", loc, "agg: sum, sql: budget   or   sql: total_budget / nullif(movie_count, 0)")
+        elif agg is not None and sql is None and agg != "count":
+            errors.add(f"measure '{name}' needs `sql` or `field` for agg {agg}", loc)
+        measures[name] = Measure(name, agg, sql, mtype, spec.get("description", ""), loc, sql_loc)
     joins = {}
     for name, spec in (doc.get("joins") or {}).items():
         loc = doc["joins"].key_loc(name)
@@ -153,6 +157,7 @@ def _datasource(doc: YamlMap, path: str, errors: ErrorCollector) -> DataSource |
         join_type = spec.get("type", "left")
         joins[name] = Join(name, spec["datasource"], on, spec["relationship"], join_type,
                            spec.get("description", ""), loc)
+    segments = _segments(doc, [fields, measures, joins], errors)
     latest = None
     if "latest" in doc:
         spec = doc["latest"]
@@ -163,7 +168,21 @@ def _datasource(doc: YamlMap, path: str, errors: ErrorCollector) -> DataSource |
     if len(errors.errors) > before:
         return None
     return DataSource(doc["name"], doc["table"], fields, measures, joins, pk, latest,
-                      doc.get("description", ""), path, doc.loc, doc.value_locs)
+                      doc.get("description", ""), path, doc.loc, doc.value_locs, segments)
+
+
+def _segments(doc: YamlMap, taken: list, errors: ErrorCollector) -> dict[str, Segment]:
+    """`segments:`: name -> a condition, written as a string or as `{sql, description}`."""
+    segments = {}
+    for name, spec in (doc.get("segments") or {}).items():
+        loc = doc["segments"].key_loc(name)
+        if any(name in names for names in taken):
+            errors.add(f"segment '{name}' has the same name as a field, measure or join", loc)
+        if isinstance(spec, str):
+            segments[name] = Segment(name, spec, "", loc, doc["segments"].loc_of(name))
+        else:
+            segments[name] = Segment(name, spec["sql"], spec.get("description", ""), loc, spec.loc_of("sql"))
+    return segments
 
 
 def _input(doc: YamlMap, path: str, errors: ErrorCollector) -> Input | None:

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Mapping
 
 from .errors import GenesisError, Location, did_you_mean
-from .model import DataSource, Field, Join, Measure
+from .model import DataSource, Field, Join, Measure, Segment
 
 
 @dataclass(frozen=True)
@@ -46,7 +46,7 @@ class Resolved:
 
     text: str
     instance: Instance
-    member: Field | Measure
+    member: Field | Measure | Segment
 
     @property
     def is_measure(self) -> bool:
@@ -112,13 +112,15 @@ class JoinGraph:
                 )
             joins = joins + (join,)
             current = self.datasources[join.datasource]
-        member = current.fields.get(member_name) or current.measures.get(member_name)
+        member = (current.fields.get(member_name) or current.measures.get(member_name)
+                  or current.segments.get(member_name))
         if member is None:
             if member_name in current.joins:
                 raise GenesisError(f"'{text}' names the join '{member_name}', not a field", loc,
                                    f"write {text}.<field>")
-            candidates = list(current.fields) + list(current.measures)
-            raise GenesisError(f"data source '{current.name}' has no field or measure '{member_name}'", loc,
+            candidates = list(current.fields) + list(current.measures) + list(current.segments)
+            kinds = "field, measure or segment" if current.segments else "field or measure"
+            raise GenesisError(f"data source '{current.name}' has no {kinds} '{member_name}'", loc,
                                did_you_mean(member_name, candidates) or _listing("its fields", candidates))
         return Resolved(text, self.instance(root, joins), member)
 

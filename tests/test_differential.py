@@ -24,7 +24,7 @@ from genesis.errors import GenesisError
 from decimal import Decimal as D
 
 from tests.reference.evaluator import evaluate
-from tests.reference.expr import Cmp, Lit, Ref
+from tests.reference.expr import Cmp, Lit, Ref, refs_in
 from tests.reference.spec import InputSpec, Item, JoinSpec
 from tests.test_aggregation_issue9 import ROWS as ISSUE_ROWS
 from tests.test_aggregation_issue9 import issue_schema
@@ -100,8 +100,10 @@ def test_generator_makes_every_shape_it_promises():
             seen.update("sort" for _ in inp.sort)
             seen.update("limit" for _ in [inp.limit] if inp.limit)
             seen.update("path" for item in inp.items if item.ref and len(item.ref.path) >= 2)
+            seen.update("derived_measure" for item in inp.items if item.ref and item.ref.member in ("ratio_m", "twice_m"))
+            seen.update("segment" for f in inp.filters for r in refs_in(f) if r.member == "seg")
     expected = {"composite_key", "single_key", "cdc", "plain", "one_to_many", "many_to_one", "one_to_one",
-                "delete", "filter", "param", "sort", "limit", "path"} | {
+                "delete", "filter", "param", "sort", "limit", "path", "derived_measure", "segment"} | {
         f"agg:{a}" for a in ("list", "count", "count_distinct", "min", "max", "sum", "avg")}
     assert expected <= seen, expected - seen
 

@@ -93,6 +93,12 @@ CASES: dict[str, Case] = {
                               "destination: {type: file, path: out/x.csv}\n"},
         "trackers/bad.yaml:3:25: error: checks.fresh.field 'movie.title' is varchar, not a date or timestamp "
         "(name a field such as op_ts or updated_at)"),
+    "datasource.definitions": Case(
+        {"datasources/loop.yaml": "name: loop\ntable: iceberg.studio.loop\nprimary_key: [id]\n"
+                                  "fields: {id: {type: bigint}}\n"
+                                  "measures:\n  a: {sql: b * 2}\n  b: {sql: a + 1}\n"},
+        "datasources/loop.yaml:6:12: error: measure 'loop.a' refers to itself: loop.a -> loop.b -> loop.a "
+        "(define it from measures that do not lead back to it)"),
     "tracker.for_each": Case(
         {"trackers/bad.yaml": "name: bad\ninput: movie_listing\nfor_each: {parameter: country, values: [US]}\n"
                               "destination: {type: file, path: \"out/{{ country }}.csv\"}\n"},

@@ -21,11 +21,13 @@ from sqlglot import exp
 
 from .. import types
 from ..errors import ErrorCollector, GenesisError, Location, did_you_mean
-from ..model import DataSource, Field, Input, InputField, Join, Measure
+from ..model import DataSource, Field, Input, InputField, Join, Measure, Segment
 from ..result import OutputColumn
 from ..semantic import Instance, JoinGraph, Resolved
 from . import expressions as ex
+from .derived import derived_measure_expr
 from .names import output_name
+from .segments import segment_expr
 from .typing import infer_type, portable_arithmetic, portable_average
 
 
@@ -156,6 +158,10 @@ class Planner:
                     and not null_when_missing(expr, {alias}):
                 # A derived field of a row a left join did not find is NULL, like its columns.
                 expr = exp.Case(ifs=[exp.If(this=self.exists(instance), true=expr)])
+        elif isinstance(member, Segment):
+            expr = segment_expr(self, instance, member)
+        elif member.derived:  # its measures register their own units, each at its own grain
+            expr = derived_measure_expr(self, instance, member)
         else:
             expr = measure_expr(instance, member, alias, not instance.path)
             if member.sql in instance.datasource.fields:

@@ -45,7 +45,7 @@ def infer_type(node: exp.Expression, known: dict[int, str] | None = None) -> str
         return infer_type(node.this, known) if not isinstance(node.this, exp.Literal) else None
     if isinstance(node, (exp.CurrentDate,)):
         return "date"
-    if isinstance(node, (exp.Min, exp.Max, exp.Coalesce)):
+    if isinstance(node, (exp.Min, exp.Max, exp.Coalesce, exp.Nullif)):  # nullif(x, 0) has x's type
         return infer_type(node.this, known)
     if isinstance(node, exp.Sum):
         return _sum_type(infer_type(node.this, known))

@@ -41,10 +41,11 @@ def datasource_changes(old: DataSource, new: DataSource) -> list[tuple[str | Non
     changes: list[tuple[str | None, str]] = []
     a, b = definition(old), definition(new)
     for key in sorted(set(a) | set(b)):
-        if key in ("fields", "measures", "joins", "name") or a.get(key) == b.get(key):
+        if key in ("fields", "measures", "joins", "segments", "name") or a.get(key) == b.get(key):
             continue
         changes.append((None, f"data source '{new.name}': {key.replace('_', ' ')} changed"))
-    for collection, noun in (("fields", "field"), ("measures", "measure"), ("joins", "join")):
+    for collection, noun in (("fields", "field"), ("measures", "measure"), ("joins", "join"),
+                             ("segments", "segment")):
         for member, what in _member_changes(a[collection], b[collection]):
             key = f"{new.name}.join:{member}" if collection == "joins" else f"{new.name}.{member}"
             changes.append((key, f"data source '{new.name}': {noun} '{member}' {what}"))

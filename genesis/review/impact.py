@@ -60,13 +60,14 @@ def find_impact(project: Project, ref: str) -> ImpactReport:
 
 
 def reference_candidates(project: Project) -> dict[str, str]:
-    """Every name `impact` accepts -> its kind (datasource, field, measure, join)."""
+    """Every name `impact` accepts -> its kind (datasource, field, measure, join, segment)."""
     out = {}
     for ds in project.datasources.values():
         out[ds.name] = "datasource"
         out.update({f"{ds.name}.{f}": "field" for f in ds.fields})
         out.update({f"{ds.name}.{m}": "measure" for m in ds.measures})
         out.update({f"{ds.name}.{j}": "join" for j in ds.joins})
+        out.update({f"{ds.name}.{s}": "segment" for s in ds.segments})
     return out
 
 

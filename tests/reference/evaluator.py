@@ -51,7 +51,23 @@ class Evaluator:
 
     def ref_value(self, root: str, ref: Ref, full: FullRow) -> Any:
         source = self.source_at(root, ref.path)
+        if ref.member in source.segments:  # its condition over the fields of that instance's row
+            row = full[ref.path]
+            return source.segments[ref.member].value(Env(column=lambda c: self.field_value(source, c, row)))
         return self.field_value(source, ref.member, full[ref.path])
+
+    def expanded(self, root: str, ref: Ref) -> list[Ref]:
+        """A reference and, for a derived measure, the measures it reads (at their paths), nested."""
+        source = self.source_at(root, ref.path)
+        spec = source.measures.get(ref.member)
+        if spec is None or spec.agg is not None:
+            return [ref]
+        return [ref] + [e for r in refs_in(spec.arg) for e in self.expanded(root, self.below(ref, r))]
+
+    @staticmethod
+    def below(ref: Ref, inner: Ref) -> Ref:
+        """A reference written in the definition of `ref`'s data source, seen from the root."""
+        return Ref(inner.text, ref.path + inner.path, inner.member)
 
     # ------------------------------------------------------------ the joined rows
 
@@ -92,6 +108,9 @@ class Evaluator:
         """A named measure: each row of its instance that the group reaches, once."""
         source = self.source_at(root, ref.path)
         spec = source.measures[ref.member]
+        if spec.agg is None:  # derived: its expression over the measures it names, each at its own grain
+            result = spec.arg.value(Env(ref=lambda r: self.measure(root, self.below(ref, r), group)))
+            return cast(result, spec.type) if spec.type else result
         seen, rows = set(), []
         for full in group:
             row = full[ref.path]
@@ -141,6 +160,7 @@ class Evaluator:
         exprs = [i.sql for i in inp.items if i.sql is not None] + list(inp.filters)
         refs = [i.ref for i in inp.items if i.ref is not None] + [r for e in exprs for r in refs_in(e)]
         refs += [key for key, _ in inp.sort if isinstance(key, Ref)]
+        refs = [e for ref in refs for e in self.expanded(root, ref)]
         paths = {ref.path[:n] for ref in refs for n in range(len(ref.path) + 1)}
         rows = self.full_rows(root, paths)
 

@@ -118,6 +118,25 @@ class Arith(Expr):
 
 
 @dataclass(frozen=True)
+class Ratio(Expr):
+    """`CAST(a AS double) / NULLIF(CAST(b AS double), 0)`: a ratio (of measures), NULL over zero."""
+    left: Expr
+    right: Expr
+
+    def sql(self):
+        return f"(CAST({self.left.sql()} AS double) / NULLIF(CAST({self.right.sql()} AS double), 0))"
+
+    def children(self):
+        return (self.left, self.right)
+
+    def value(self, env):
+        a, b = self.left.value(env), self.right.value(env)
+        if a is None or b is None or b == 0:
+            return None
+        return float(a) / float(b)
+
+
+@dataclass(frozen=True)
 class Cmp(Expr):
     op: str  # = <> < <= > >=
     left: Expr

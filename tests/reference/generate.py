@@ -11,7 +11,8 @@ from collections import deque
 from decimal import Decimal
 from random import Random
 
-from .expr import (Agg, Arith, Case, Cmp, Coalesce, Col, Expr, InList, IsNull, Lit, Logic, Not, Param, Ref)
+from .expr import (Agg, Arith, Case, Cmp, Coalesce, Col, Expr, InList, IsNull, Lit, Logic, Not, Param, Ratio,
+                   Ref)
 from .spec import FieldSpec, InputSpec, Item, JoinSpec, MeasureSpec, Rows, Schema, SourceSpec
 
 NUMERIC = ("bigint", "decimal(10,2)", "double")
@@ -84,7 +85,50 @@ def gen_schema(rnd: Random) -> tuple[Schema, Rows]:
         for m in rnd.sample(measures, rnd.randint(1, 3)):
             s.measures[m.name] = m
     schema = {s.name: s for s in sources}
+    for s in sources:
+        gen_derived_measures(rnd, schema, s)
+        gen_segments(rnd, s)
     return schema, gen_rows(rnd, sources, edges, one_to_one)
+
+
+NUMERIC_MEASURES = ("n", "total_qty", "kinds", "coded", "a_qty", "avg_qty", "total_amount", "a_lines")
+
+
+def gen_derived_measures(rnd: Random, schema: Schema, source: SourceSpec) -> None:
+    """Measures derived from measures of the source and of data sources one or two joins away
+    (over one_to_many joins too, where a join would multiply a plain aggregate), maybe nested."""
+    if rnd.random() < 0.4:
+        return
+    options: list[Ref] = [Ref(m, (), m) for m, spec in source.measures.items() if m in NUMERIC_MEASURES]
+    for join in source.joins.values():
+        target = schema[join.target]
+        options += [Ref(f"{join.name}.{m}", (join.name,), m) for m in target.measures if m in NUMERIC_MEASURES]
+        for deeper in target.joins.values():
+            options += [Ref(f"{join.name}.{deeper.name}.{m}", (join.name, deeper.name), m)
+                        for m in schema[deeper.target].measures if m in NUMERIC_MEASURES]
+    if not options:
+        return
+    first = rnd.choice(options)
+    second = rnd.choice(options)
+    if rnd.random() < 0.7:
+        source.measures["ratio_m"] = MeasureSpec("ratio_m", None, Ratio(first, second))
+    else:
+        source.measures["ratio_m"] = MeasureSpec("ratio_m", None, Ratio(Arith("+", first, Lit(1)), second), "double")
+    if rnd.random() < 0.4:  # a derived measure of a derived measure
+        source.measures["twice_m"] = MeasureSpec("twice_m", None, Arith("*", Ref("ratio_m", (), "ratio_m"), Lit(2)))
+
+
+def gen_segments(rnd: Random, source: SourceSpec) -> None:
+    """A named condition over the source's fields (plain and derived)."""
+    if rnd.random() < 0.5:
+        return
+    shapes: list[Expr] = [Cmp("=", Col("code"), Lit("A")), IsNull(Col("code"), negated=True),
+                          Logic("OR", Cmp(">", Col("qty"), Lit(1)), IsNull(Col("qty")))]
+    if "is_a" in source.fields:
+        shapes.append(Cmp("=", Col("is_a"), Lit(0)))
+    if "qty_or0" in source.fields:
+        shapes.append(Cmp(">=", Col("qty_or0"), Lit(2)))
+    source.segments["seg"] = rnd.choice(shapes)
 
 
 def gen_rows(rnd: Random, sources: list[SourceSpec], edges, one_to_one) -> Rows:
@@ -262,7 +306,9 @@ def gen_input(rnd: Random, schema: Schema, index: int) -> InputSpec:
             measured = [(p, s) for p, s, _ in paths.items if s.measures]
             if rnd.random() < 0.5 and measured:
                 path, source = rnd.choice(measured)
-                items.append(Item(next(names), paths.ref(rnd, path, rnd.choice(sorted(source.measures)))))
+                derived = [m for m, spec in sorted(source.measures.items()) if spec.agg is None]
+                name = rnd.choice(derived) if derived and rnd.random() < 0.4 else rnd.choice(sorted(source.measures))
+                items.append(Item(next(names), paths.ref(rnd, path, name)))
             else:
                 expr = aggregate_expr()
                 if expr is not None and rnd.random() < 0.2 and expr.kind in ("count", "sum"):
@@ -344,12 +390,21 @@ def schema_type(schema: Schema, root: str, paths: Paths, ref: Ref) -> str:
 
 def gen_condition(rnd: Random, paths: Paths, params: dict) -> Expr | None:
     path, source, _ = rnd.choice(paths.items)
+    if source.segments and rnd.random() < 0.35:  # a segment by reference, maybe combined
+        condition: Expr = paths.ref(rnd, path, "seg")
+        if rnd.random() < 0.3:
+            condition = Not(condition)
+        if rnd.random() < 0.3:
+            other = gen_condition(rnd, paths, params)
+            if other is not None:
+                condition = Logic(rnd.choice(["AND", "OR"]), condition, other)
+        return condition
     member = rnd.choice(_fields_of(source))
     ref = paths.ref(rnd, path, member)
     type_text = source.fields[member].type
     shape = rnd.random()
     if shape < 0.15:
-        condition: Expr = IsNull(ref, negated=rnd.random() < 0.5)
+        condition = IsNull(ref, negated=rnd.random() < 0.5)
     elif type_text == "varchar":
         if shape < 0.4:
             name = f"p{len(params)}"

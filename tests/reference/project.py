@@ -36,8 +36,12 @@ def source_yaml(source) -> dict:
         order_by, deleted = source.latest
         doc["latest"] = {"order_by": order_by, **({"deleted": deleted.sql()} if deleted is not None else {})}
     if source.measures:
-        doc["measures"] = {m.name: {"agg": m.agg, **({"sql": m.arg.sql()} if m.arg is not None else {}),
+        doc["measures"] = {m.name: {**({"agg": m.agg} if m.agg else {}),
+                                    **({"sql": m.arg.sql()} if m.arg is not None else {}),
                                     **({"type": m.type} if m.type else {})} for m in source.measures.values()}
+    if source.segments:  # both spellings: a plain condition, and {sql, description}
+        doc["segments"] = {name: condition.sql() if n % 2 == 0 else {"sql": condition.sql(), "description": name}
+                           for n, (name, condition) in enumerate(source.segments.items())}
     if source.joins:
         doc["joins"] = {j.name: {"datasource": j.target, "on": dict(j.on), "relationship": j.relationship,
                                  **({"type": "inner"} if j.inner else {})} for j in source.joins.values()}

@@ -20,7 +20,7 @@ class FieldSpec:
 @dataclass
 class MeasureSpec:
     name: str
-    agg: str
+    agg: str | None  # None: a derived measure, `arg` over Refs to measures relative to its source
     arg: Expr | None = None  # Col(field name) names a field; other trees read table columns
     type: str | None = None
 
@@ -44,6 +44,7 @@ class SourceSpec:
     measures: dict[str, MeasureSpec] = field(default_factory=dict)
     joins: dict[str, JoinSpec] = field(default_factory=dict)
     latest: tuple[str, Expr | None] | None = None  # (order_by column, deleted condition)
+    segments: dict[str, Expr] = field(default_factory=dict)  # conditions over its fields (Col)
 
 
 @dataclass

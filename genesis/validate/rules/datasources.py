@@ -32,7 +32,7 @@ def sql_snippets_parse(project: Project, ds: DataSource) -> Iterator[GenesisErro
             yield from attempt(lambda: field_expr(ds, f, ds.name))[1]
     for m in ds.measures.values():
         sql = m.sql
-        if sql is not None and sql not in ds.fields:
+        if sql is not None and sql not in ds.fields and not m.derived:  # derived: datasource.definitions
             yield from attempt(lambda: parse_expression(sql, m.sql_loc, f"measure '{ds.name}.{m.name}'"))[1]
     latest = ds.latest
     if latest is not None:
@@ -59,8 +59,28 @@ def joins_resolve(project: Project, ds: DataSource) -> Iterator[GenesisError]:
                                    did_you_mean(right, target.fields))
 
 
+def definitions_resolve(project: Project, ds: DataSource) -> list[GenesisError]:
+    """Derived measures and segments: what they name exists, and none refers to itself
+    (directly or through others)."""
+    from ...compiler import graph_of
+    from ...compiler.derived import check_derived_measure
+    from ...compiler.segments import check_segment
+
+    if any(j.datasource not in project.datasources for d in project.datasources.values() for j in d.joins.values()):
+        return []  # datasource.joins reports it; resolving over a broken graph would only repeat it
+    graph = graph_of(project)
+    problems: list[GenesisError] = []
+    for m in ds.measures.values():
+        if m.derived:
+            problems += attempt(lambda m=m: check_derived_measure(graph, ds, m))[1]
+    for segment in ds.segments.values():
+        problems += attempt(lambda segment=segment: check_segment(graph, ds, segment))[1]
+    return problems
+
+
 RULES = (
     Rule("datasource.primary_key", datasource=primary_key_fields, gate=True),
     Rule("datasource.sql", datasource=sql_snippets_parse, gate=True),
     Rule("datasource.joins", datasource=joins_resolve, gate=True),
+    Rule("datasource.definitions", datasource=definitions_resolve, gate=True),
 )
