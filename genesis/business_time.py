@@ -31,7 +31,7 @@ DEFAULT_WEEK_START = "monday"
 UNITS = ("day", "week", "month", "quarter", "year")
 MAX_COUNT = 10000  # `last N days`: bounded, so the bounds stay inside year 1..9999
 
-_AS_OF: dt.datetime | None = None  # set for one command by `--as-of` (process-wide: threads run queries)
+_AS_OF: str | None = None  # `--as-of` of this command, as written (process-wide: threads run the queries)
 
 
 # --------------------------------------------------------------------------- settings
@@ -112,29 +112,35 @@ def parse_as_of(text: str, zone: str = DEFAULT_ZONE) -> dt.datetime:
 
 
 @contextlib.contextmanager
-def as_of(moment: dt.datetime | None) -> Iterator[None]:
-    """Fix "now" for relative dates and CDC `latest` views while the block runs (None: the clock)."""
+def as_of(text: str | None) -> Iterator[None]:
+    """Fix "now" for relative dates and CDC `latest` views while the block runs (None: the clock).
+
+    The text is checked here and read in the project zone where it is used (a time without
+    offset is a wall-clock time there)."""
     global _AS_OF
-    previous, _AS_OF = _AS_OF, moment
+    if text is not None:
+        parse_as_of(text)
+    previous, _AS_OF = _AS_OF, text
     try:
         yield
     finally:
         _AS_OF = previous
 
 
-def as_of_moment() -> dt.datetime | None:
+def as_of_moment(settings: TimeSettings) -> dt.datetime | None:
     """The `--as-of` moment of this command (UTC), or None when "now" is the real clock."""
-    return _AS_OF
+    return parse_as_of(_AS_OF, settings.zone) if _AS_OF is not None else None
 
 
-def now() -> dt.datetime:
+def now(settings: TimeSettings) -> dt.datetime:
     """"Now" for business dates: the --as-of moment, else genesis.clock.now() (UTC)."""
-    return _AS_OF if _AS_OF is not None else clock.now()
+    moment = as_of_moment(settings)
+    return moment if moment is not None else clock.now()
 
 
 def today(settings: TimeSettings, moment: dt.datetime | None = None) -> dt.date:
     """The calendar day of `moment` (default: now()) in the project zone."""
-    return (moment or now()).astimezone(settings.tzinfo).date()
+    return (moment or now(settings)).astimezone(settings.tzinfo).date()
 
 
 def _localize(wall: dt.datetime, zone: zoneinfo.ZoneInfo) -> dt.datetime:

@@ -61,16 +61,18 @@ def local_date_sql(reference: str, value_type: str, settings: bt.TimeSettings) -
 
 def grain_sql(reference: str, value_type: str | None, grain: str, settings: bt.TimeSettings,
               loc: Location | None) -> str:
-    """Trino SQL for the first day (a `date`) of the grain's period holding the value, in the project zone."""
+    """Trino SQL for the first day of the grain's period holding the value, in the project zone.
+
+    The caller casts it to `date` (DuckDB's date_trunc and date arithmetic give timestamps)."""
     value_type = _check_time_type(value_type, f"grain '{grain}'", reference, loc)
     day = local_date_sql(reference, value_type, settings)
     if grain == "day":
-        return f"CAST({day} AS DATE)"
+        return day
     shift = (7 - settings.week_start_index) % 7 if grain == "week" else 0
     if not shift:
-        return f"CAST(date_trunc('{grain}', {day}) AS DATE)"
+        return f"date_trunc('{grain}', {day})"
     moved = f"date_add('day', {shift}, {day})"
-    return f"CAST(date_add('day', {-shift}, CAST(date_trunc('week', {moved}) AS DATE)) AS DATE)"
+    return f"date_add('day', {-shift}, CAST(date_trunc('week', {moved}) AS DATE))"
 
 
 def bound_sql(day: dt.date, value_type: str, settings: bt.TimeSettings) -> str:
@@ -141,8 +143,9 @@ def desugar(project, inp: Input) -> Input:
 def moment_key(project) -> tuple:
     """What a compiled query's time-dependent literals depend on: the --as-of moment, and the
     project-zone day when "today" comes from the real clock (a compile cache key part)."""
-    moment = bt.as_of_moment()
-    return (moment, None) if moment is not None else (None, bt.today(bt.settings_of(project)))
+    settings = bt.settings_of(project)
+    moment = bt.as_of_moment(settings)
+    return (moment, None) if moment is not None else (None, bt.today(settings))
 
 
 def tag_latest(ranked: exp.Select, datasource_name: str) -> exp.Select:
@@ -151,15 +154,16 @@ def tag_latest(ranked: exp.Select, datasource_name: str) -> exp.Select:
     return ranked
 
 
-def apply_as_of(ast: exp.Expression, project, moment: dt.datetime | None) -> exp.Expression:
+def apply_as_of(ast: exp.Expression, project) -> exp.Expression:
     """Every CDC `latest` view of `ast` reads only the log rows with `order_by` at or before `moment`.
 
     The newest such row per key wins (a delete there drops the key), so the view is the
-    table as it stood at that moment. No moment: the query is returned unchanged.
+    table as it stood at that moment. No --as-of: the query is returned unchanged.
     """
+    settings = bt.settings_of(project)
+    moment = bt.as_of_moment(settings)
     if moment is None:
         return ast
-    settings = bt.settings_of(project)
     for select in list(ast.find_all(exp.Select)):
         name = select.meta.get(LATEST_TAG)
         if name is None:
