@@ -13,7 +13,6 @@ from typing import Any, Mapping
 
 from sqlglot import exp
 
-from .. import business_time
 from ..errors import GenesisError, Location, did_you_mean
 from ..model import Input, Project, Tracker
 from ..result import OutputColumn
@@ -126,7 +125,7 @@ def _compile_input(project: Project, name: str, params: Mapping[str, Any] | None
     values = parameter_values(inp.parameters, *sources)
     literals = {n: sql_literal(v, inp.parameters[n].type) for n, v in values.items()}
     plan = build_plan(graph_of(project), time.desugar(project, inp), literals)
-    ast = time.apply_as_of(build_query(plan), project, business_time.as_of_moment())
+    ast = time.apply_as_of(build_query(plan), project)
     used = frozenset(i.datasource.name for i in plan.instances.values())
     return CompiledQuery(inp, tuple(c.output for c in plan.columns), ast, values, used,
                          frozenset(plan.references), tracker, tuple(plan.origins))
