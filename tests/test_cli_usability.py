@@ -161,7 +161,7 @@ def test_ls_lists_everything_with_owner_schedule_and_destination():
     row = next(line for line in text.splitlines() if line.startswith("late-purchase-orders "))
     assert row.split()[:5] == ["late-purchase-orders", "late_purchase_orders", "finance-ap", "30", "6"]
     assert "Airtable appStudioAP01 / Late POs" in row
-    assert text.rstrip().endswith("10 data sources, 12 inputs, 13 trackers")
+    assert text.rstrip().endswith("10 data sources, 13 inputs, 14 trackers")
 
 
 def test_ls_filters_and_json():

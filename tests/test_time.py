@@ -355,3 +355,15 @@ def test_range_days_are_computed_in_the_project_zone():
     assert (days.start, days.last) == (dt.date(2026, 7, 1), dt.date(2026, 7, 1))
     assert bt.start_of_day(dt.date(2026, 11, 1), "America/New_York") == dt.datetime(2026, 11, 1, 4, tzinfo=dt.timezone.utc)
     assert bt.start_of_day(dt.date(2026, 11, 2), "America/New_York") == dt.datetime(2026, 11, 2, 5, tzinfo=dt.timezone.utc)
+
+
+def test_catalog_shows_grains_ranges_and_the_zone(tmp_path):
+    from genesis.docs import render_catalog
+
+    root = td.write_project(tmp_path)
+    project = _input(root, "weekly", "name: weekly\nfrom: event\n"
+                                     "fields: [{field: event.at_utc, grain: week}, event.event_count]\n"
+                                     "filters: [{field: event.day, range: last 3 months}]\n")
+    html = render_catalog(project, "duckdb", dt.datetime(2026, 3, 8, tzinfo=dt.timezone.utc))
+    assert "by week" in html and "event.day in last 3 months" in html
+    assert "Dates in America/New_York, weeks from Monday" in html
