@@ -367,3 +367,37 @@ def test_catalog_shows_grains_ranges_and_the_zone(tmp_path):
     html = render_catalog(project, "duckdb", dt.datetime(2026, 3, 8, tzinfo=dt.timezone.utc))
     assert "by week" in html and "event.day in last 3 months" in html
     assert "Dates in America/New_York, weeks from Monday" in html
+
+
+def _git(root, *args):
+    import subprocess
+
+    subprocess.run(["git", *args], cwd=root, check=True, capture_output=True)
+
+
+def test_refresh_and_diff_data_as_of(tmp_path):
+    """`refresh --as-of` writes the log as it stood; `diff --data --as-of` compares both refs then."""
+    root = td.write_project(tmp_path / "repo")
+    (root / ".gitignore").write_text(".genesis/\nout/\n")
+    (root / "trackers" / "items.yaml").write_text(
+        "name: items\ninput: items\ndestination: {type: file, path: out/items.csv}\nkey: [item.item_id]\n"
+        "mode: replace\n")
+    for name, table in td.tables().items():
+        write_table(root / ".genesis" / "warehouse", f"iceberg.{name}", table)
+    runner = CliRunner()
+    done = runner.invoke(main, ["refresh", "items", "--project", str(root), "--as-of", "2026-03-08T03:00:00-04:00"])
+    assert done.exit_code == 0, done.output
+    lines = (root / "out" / "items.csv").read_text().splitlines()
+    assert lines[1:] == ['1,"chair",12', '3,"lamp",30', '4,"shelf",85']
+    _git(root, "init", "-q")
+    _git(root, "-c", "user.name=t", "-c", "user.email=t@t", "add", "-A")
+    _git(root, "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-q", "-m", "base")
+    (root / "inputs" / "items.yaml").write_text(td.ITEMS_INPUT.replace("sort:", "filters: ['item.price < 50']\nsort:"))
+    done = runner.invoke(main, ["diff", "--base", "HEAD", "--data", "--format", "json", "--project", str(root),
+                                "--as-of", "2026-03-08T03:00:00-04:00"])
+    assert done.exit_code == 0, done.output
+    data = next(t["data"] for t in json.loads(done.stdout)["trackers"] if t["name"] == "items")
+    assert (data["base_rows"], data["head_rows"], data["removed"]) == (3, 2, 1)  # the shelf at 85, as of then
+    done = runner.invoke(main, ["diff", "--base", "HEAD", "--data", "--format", "json", "--project", str(root)])
+    data = next(t["data"] for t in json.loads(done.stdout)["trackers"] if t["name"] == "items")
+    assert (data["base_rows"], data["head_rows"]) == (4, 1)  # now: chair 15, desk v2, shelf 85, rug 60
