@@ -157,7 +157,7 @@ def test_ls_lists_everything_with_owner_schedule_and_destination():
     result = cli("ls", project=REPO)
     assert result.exit_code == 0
     text = result.stdout
-    assert "data sources (10)" in text and "inputs (12)" in text and "trackers (13)" in text
+    assert "data sources (10)" in text and "inputs (13)" in text and "trackers (14)" in text
     row = next(line for line in text.splitlines() if line.startswith("late-purchase-orders "))
     assert row.split()[:5] == ["late-purchase-orders", "late_purchase_orders", "finance-ap", "30", "6"]
     assert "Airtable appStudioAP01 / Late POs" in row
