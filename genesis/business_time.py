@@ -72,15 +72,6 @@ def check_zone(name: object, loc: Location | None) -> str:
                        hint or "use an IANA name such as UTC, Europe/Paris or America/New_York")
 
 
-def check_week_start(name: object, loc: Location | None) -> str:
-    """`name` if it is a weekday (lower case); else a located error with a did-you-mean."""
-    text = str(name).strip().lower()
-    if text in WEEKDAYS:
-        return text
-    raise GenesisError(f"unknown week_start '{name}'", loc,
-                       did_you_mean(text, WEEKDAYS) or f"one of: {', '.join(WEEKDAYS)}")
-
-
 def settings_of(project) -> TimeSettings:
     """The project's time settings (defaults: UTC, Monday)."""
     config = project.config
@@ -144,18 +135,15 @@ def today(settings: TimeSettings, moment: dt.datetime | None = None) -> dt.date:
 
 
 def _localize(wall: dt.datetime, zone: zoneinfo.ZoneInfo) -> dt.datetime:
-    """A wall-clock time in `zone`; one inside a DST gap moves forward to the first real instant.
-
-    An ambiguous time (the repeated hour in autumn) is its first occurrence (fold=0)."""
-    aware = wall.replace(tzinfo=zone, fold=0)
-    back = aware.astimezone(dt.timezone.utc).astimezone(zone).replace(tzinfo=None)
-    if back != wall:  # in a gap: fold=0 used the offset before it, which lands after the gap
-        return aware.astimezone(dt.timezone.utc).astimezone(zone)
-    return aware
+    """A wall-clock time in `zone`. One inside a DST gap is read with the offset before the gap
+    (it moves forward by the gap's length, as most tools do: a midnight skipped by the gap
+    becomes the gap's end, the day's first instant); an ambiguous time (the repeated hour in
+    autumn) is its first occurrence (fold=0)."""
+    return wall.replace(tzinfo=zone, fold=0).astimezone(dt.timezone.utc).astimezone(zone)
 
 
 def start_of_day(day: dt.date, zone: str) -> dt.datetime:
-    """The first instant (UTC) of `day` in `zone`: local midnight, or the end of a DST gap there."""
+    """The first instant (UTC) of `day` in `zone`: local midnight, or the end of a DST gap that skips it."""
     return _localize(dt.datetime.combine(day, dt.time()), zoneinfo.ZoneInfo(zone)).astimezone(dt.timezone.utc)
 
 

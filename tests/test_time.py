@@ -355,6 +355,10 @@ def test_range_days_are_computed_in_the_project_zone():
     assert (days.start, days.last) == (dt.date(2026, 7, 1), dt.date(2026, 7, 1))
     assert bt.start_of_day(dt.date(2026, 11, 1), "America/New_York") == dt.datetime(2026, 11, 1, 4, tzinfo=dt.timezone.utc)
     assert bt.start_of_day(dt.date(2026, 11, 2), "America/New_York") == dt.datetime(2026, 11, 2, 5, tzinfo=dt.timezone.utc)
+    # Chile skips local midnight on 2026-09-06 (00:00 -04 becomes 01:00 -03): the day starts at 01:00.
+    assert bt.start_of_day(dt.date(2026, 9, 6), "America/Santiago") == dt.datetime(2026, 9, 6, 4, tzinfo=dt.timezone.utc)
+    # A wall-clock time inside the gap is read with the offset before it (01:30 -03, as most tools do).
+    assert bt.parse_as_of("2026-09-06 00:30", "America/Santiago") == dt.datetime(2026, 9, 6, 4, 30, tzinfo=dt.timezone.utc)
 
 
 def test_catalog_shows_grains_ranges_and_the_zone(tmp_path):

@@ -25,21 +25,13 @@ from dataclasses import replace
 from sqlglot import exp
 
 from .. import business_time as bt
-from ..errors import GenesisError, Location, did_you_mean
+from ..errors import GenesisError, Location
 from ..model import Input
 from . import expressions as ex
 
-GRAINS = bt.UNITS
+GRAINS = bt.UNITS  # the schema's enum of `grain:` (an unknown one is refused there, located)
 TIME_TYPES = ("date", "timestamp", "timestamp with time zone")
 LATEST_TAG = "genesis_latest"  # meta key on the ranked sub-query of a CDC `latest` view
-
-
-def check_grain(grain: object, loc: Location | None) -> str:
-    """The grain's name, or a located error with a did-you-mean."""
-    text = str(grain).strip().lower()
-    if text in GRAINS:
-        return text
-    raise GenesisError(f"unknown grain '{grain}'", loc, did_you_mean(text, GRAINS) or f"one of: {', '.join(GRAINS)}")
 
 
 def _check_time_type(value_type: str | None, what: str, reference: str, loc: Location | None) -> str:
