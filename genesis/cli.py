@@ -74,6 +74,21 @@ def param_option(command):
                         )(command)
 
 
+def as_of_option(command):
+    """--as-of TIMESTAMP: the command runs as of that moment (genesis/business_time.py)."""
+
+    @functools.wraps(command)
+    def wrapper(*args, as_of=None, **kwargs):
+        from .business_time import as_of as fixed_as_of
+
+        with fixed_as_of(as_of):
+            return command(*args, **kwargs)
+
+    return click.option("--as-of", "as_of", default=None, metavar="TIMESTAMP",
+                        help="Evaluate relative dates and CDC latest views as of this ISO time (no offset: "
+                             "the project time_zone).")(wrapper)
+
+
 def selection_options(command):
     """--select and --exclude, as dbt's: the selector syntax is in genesis/selection.py."""
     command = click.option("--exclude", "exclude", multiple=True, metavar="SELECTOR",
@@ -211,6 +226,7 @@ def validate(project_dir: str, fmt: str, target: str | None, catalog_check: bool
 @target_option("Whose engine decides the default dialect. Default: default_target.")
 @param_option
 @handle_errors
+@as_of_option
 def compile(name, project_dir, dialect, all_, out_dir, target, params) -> None:  # noqa: A001
     """Print the SQL of an input or tracker.
 
@@ -265,6 +281,7 @@ def compile(name, project_dir, dialect, all_, out_dir, target, params) -> None: 
               help="--format table: show long text whole instead of fitting the terminal's width.")
 @param_option
 @handle_errors
+@as_of_option
 def run(name, project_dir, target, fmt, output, max_rows, wide, params) -> None:
     """Run an input or tracker and print its rows.
 
@@ -370,6 +387,7 @@ def demo(project_dir, target, scale, seed) -> None:
               help="text: progress on stderr and a summary; json: one report document.")
 @param_option
 @handle_errors
+@as_of_option
 def refresh(trackers, project_dir, all_, select, exclude, due, window, jobs, shard, target, dry_run, fmt,
             params) -> None:
     """Run trackers and write their destinations.
@@ -438,6 +456,7 @@ def refresh(trackers, project_dir, all_, select, exclude, due, window, jobs, sha
 @target_option("The target under review: its SQL dialect is shown, and --data runs there. "
                "Default: default_target.")
 @handle_errors
+@as_of_option
 def diff(base, project_dir, fmt, dialect, run_data, target) -> None:
     """What a change does to every tracker, against a git ref.
 

@@ -79,6 +79,8 @@ def render_catalog(project: Project, dialect: str, generated_at: datetime, targe
         "dialect_label": DIALECT_NAMES.get(dialect, dialect),
         "sql_shown": sql_shown(dialect, target),
         "generated_at": generated_at.strftime("%Y-%m-%d %H:%M UTC"),
+        "business_time": (f"Dates in {project.config.time_zone}, weeks from {project.config.week_start.title()}; "
+                          f"relative ranges as of the generation time"),
         "datasources": [_datasource_view(ds, usage) for ds in _sorted(project.datasources)],
         "inputs": [_input_view(project, inp, compiled_inputs.get(inp.name), usage, dialect)
                    for inp in _sorted(project.inputs)],
@@ -186,12 +188,12 @@ def _input_view(project: Project, inp: Input, compiled: CompiledQuery | None, us
                 dialect: str) -> dict[str, Any]:
     types = {c.name: c.type for c in compiled.columns} if compiled else {}
     columns = [{
-        "name": c.name, "source": c.field or c.sql, "computed": c.field is None, "agg": c.agg,
+        "name": c.name, "source": c.field or c.sql, "computed": c.field is None, "agg": c.agg, "grain": c.grain,
         "type": types.get(c.name) or c.type or "", "format": _format_text(c.format), "description": c.description,
     } for c in inp.fields]
     return {
         "name": inp.name, "description": inp.description, "root": inp.root, "path": inp.path,
-        "columns": columns, "filters": [f.sql for f in inp.filters],
+        "columns": columns, "filters": [f.shown() for f in inp.filters],
         "parameters": [{"name": p.name, "type": p.type, "default": _plain(p.default) if p.has_default else None,
                         "description": p.description} for p in inp.parameters.values()],
         "sort": [s.expression + (" DESC" if s.descending else "") for s in inp.sort], "limit": inp.limit,

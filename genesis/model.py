@@ -109,12 +109,21 @@ class InputField:
     description: str = ""
     loc: Location = Location("")
     sql_loc: Location | None = None
+    grain: str | None = None  # day | week | month | quarter | year: the period's first day (compiler/time.py)
 
 
 @dataclass(frozen=True)
 class Filter:
+    """A SQL condition, or (with `range`) a relative date range on the reference in `sql`."""
+
     sql: str
     loc: Location = Location("")
+    range: str | None = None  # e.g. 'next 14 days' (business_time.py); `sql` is then the field reference
+    range_loc: Location | None = None
+
+    def shown(self) -> str:
+        """How the catalog and messages show the filter."""
+        return f"{self.sql} in {self.range}" if self.range else self.sql
 
 
 @dataclass(frozen=True)
@@ -247,6 +256,8 @@ class Config:
     history: Mapping[str, Any] = field(default_factory=dict)  # `history:` (YamlMap: keeps locations)
     alerts: Mapping[str, Any] = field(default_factory=dict)  # `alerts:` (YamlMap: keeps locations)
     output_root: str | None = None  # where file destinations may write (default: the project)
+    time_zone: str = "UTC"  # the business time zone: "today", ranges and grains (business_time.py)
+    week_start: str = "monday"
 
 
 @dataclass(frozen=True)

@@ -106,8 +106,22 @@ def _load_config(root: Path, errors: ErrorCollector) -> Config:
 
         errors.add(f"default_target '{default}' is not a target", document.loc_of("default_target"),
                    did_you_mean(default, targets))
+    zone, week_start = _time_settings(document, errors)
     return Config(document["name"], default, targets, shown, document.get("history") or {},
-                  document.get("alerts") or {}, document.get("output_root"))
+                  document.get("alerts") or {}, document.get("output_root"), zone, week_start)
+
+
+def _time_settings(document: YamlMap, errors: ErrorCollector) -> tuple[str, str]:
+    """`time_zone` (an IANA name, checked here with a did-you-mean) and `week_start` (a
+    weekday: the schema's enum checked it)."""
+    from . import business_time as bt
+
+    zone = bt.DEFAULT_ZONE
+    try:
+        zone = bt.check_zone(document.get("time_zone", zone), document.loc_of("time_zone"))
+    except GenesisError as exc:
+        errors.extend([exc])
+    return zone, str(document.get("week_start", bt.DEFAULT_WEEK_START))
 
 
 def _type(value: str, where: Location, errors: ErrorCollector) -> str | None:
@@ -197,9 +211,11 @@ def _input(doc: YamlMap, path: str, errors: ErrorCollector) -> Input | None:
         elif "field" in item:
             reference = item["field"]
             item_field = InputField(
-                name=item.get("label") or reference.rsplit(".", 1)[-1], field=reference,
-                label=item.get("label"), agg=item.get("agg"), format=item.get("format"),
+                name=item.get("label") or _grain_name(reference, item.get("grain")), field=reference,
+                label=item.get("label"),
+                agg=item.get("agg"), format=item.get("format"),
                 description=item.get("description", ""), loc=loc, sql_loc=item.loc_of("field"),
+                grain=item.get("grain"),
             )
         else:
             ctype = _type(item["type"], item.loc_of("type"), errors) if "type" in item else None
@@ -213,7 +229,7 @@ def _input(doc: YamlMap, path: str, errors: ErrorCollector) -> Input | None:
                        f"{seen[item_field.name].line})", loc, "give one of them a `label`")
         seen[item_field.name] = loc
         fields.append(item_field)
-    filters = tuple(Filter(text, doc["filters"].loc_of(i)) for i, text in enumerate(doc.get("filters") or []))
+    filters = tuple(_filter(text, doc["filters"].loc_of(i), errors) for i, text in enumerate(doc.get("filters") or []))
     parameters = {}
     for name, spec in (doc.get("parameters") or {}).items():
         ptype = _type(spec["type"], spec.loc_of("type"), errors)
@@ -224,6 +240,26 @@ def _input(doc: YamlMap, path: str, errors: ErrorCollector) -> Input | None:
         return None
     return Input(doc["name"], doc["from"], tuple(fields), filters, parameters, sort,
                  doc.get("limit"), doc.get("description", ""), path, doc.loc, doc.value_locs)
+
+
+def _grain_name(reference: str, grain: str | None) -> str:
+    """A grain column's default name: `shoot_start_week` for production.shoot_start by week."""
+    name = reference.rsplit(".", 1)[-1]
+    return f"{name}_{grain}" if grain else name
+
+
+def _filter(item, loc: Location, errors: ErrorCollector) -> Filter:
+    """A SQL text, or `{field, range}`: a relative date range (checked here, evaluated at compile)."""
+    if isinstance(item, str):
+        return Filter(item, loc)
+    from .business_time import check_range
+
+    range_loc = item.loc_of("range")
+    try:
+        check_range(item["range"], range_loc)
+    except GenesisError as exc:
+        errors.extend([exc])
+    return Filter(str(item["field"]), item.loc_of("field"), str(item["range"]), range_loc)
 
 
 # Words people write after a sort column that SQL does not know (`descending` would even

@@ -157,11 +157,11 @@ def test_ls_lists_everything_with_owner_schedule_and_destination():
     result = cli("ls", project=REPO)
     assert result.exit_code == 0
     text = result.stdout
-    assert "data sources (10)" in text and "inputs (14)" in text and "trackers (14)" in text
+    assert "data sources (10)" in text and "inputs (15)" in text and "trackers (15)" in text
     row = next(line for line in text.splitlines() if line.startswith("late-purchase-orders "))
     assert row.split()[:5] == ["late-purchase-orders", "late_purchase_orders", "finance-ap", "30", "6"]
     assert "Airtable appStudioAP01 / Late POs" in row
-    assert text.rstrip().endswith("10 data sources, 14 inputs, 14 trackers")
+    assert text.rstrip().endswith("10 data sources, 15 inputs, 15 trackers")
 
 
 def test_ls_filters_and_json():

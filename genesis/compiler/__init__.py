@@ -20,6 +20,7 @@ from ..semantic import JoinGraph
 from .expressions import parameter_values, sql_literal
 from .plan import ReferenceUse, build_plan
 from .render import build_query
+from . import time
 
 DIALECTS = ("trino", "duckdb")
 _CLAUSES = {"SELECT", "FROM", "WHERE", "GROUP BY", "ORDER BY", "HAVING", "LIMIT", "SELECT DISTINCT"}
@@ -103,7 +104,7 @@ def compile_input(project: Project, name: str, params: Mapping[str, Any] | None 
     Results are remembered per project, so `validate` then `compile --all` compiles once.
     """
     cache = project.derived("compiled_inputs", dict)
-    key = (name, tracker.name if tracker else None, repr(sorted((params or {}).items())))
+    key = (name, tracker.name if tracker else None, repr(sorted((params or {}).items())), time.moment_key(project))
     if key not in cache:
         cache[key] = _compile_input(project, name, params, tracker)
     return cache[key]
@@ -124,8 +125,8 @@ def _compile_input(project: Project, name: str, params: Mapping[str, Any] | None
         sources.append((f"tracker '{tracker.name}'", tracker.parameters, tracker.locs.get("parameters", tracker.loc)))
     values = parameter_values(inp.parameters, *sources)
     literals = {n: sql_literal(v, inp.parameters[n].type) for n, v in values.items()}
-    plan = build_plan(graph_of(project), inp, literals)
-    ast = build_query(plan)
+    plan = build_plan(graph_of(project), time.desugar(project, inp), literals)
+    ast = time.apply_as_of(build_query(plan), project)
     used = frozenset(i.datasource.name for i in plan.instances.values())
     return CompiledQuery(inp, tuple(c.output for c in plan.columns), ast, values, used,
                          frozenset(plan.references), tracker, tuple(plan.origins), tuple(plan.uses))

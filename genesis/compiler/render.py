@@ -17,6 +17,7 @@ from ..model import DataSource
 from . import expressions as ex
 from .order import tie_breakers
 from .plan import Plan, PlanColumn, Unit, field_expr, join_condition, labelled
+from .time import tag_latest
 
 
 def build_query(plan: Plan) -> exp.Select:
@@ -43,8 +44,8 @@ def _latest_select(ds: DataSource) -> exp.Select:
         partition_by=keys,
         order=exp.Order(expressions=[exp.Ordered(this=order, desc=True)]),
     )
-    inner = (exp.select(exp.Star(), exp.alias_(ranked, "_genesis_rn"))
-             .from_(ex.table(ds.table, raw), copy=False))
+    inner = tag_latest(exp.select(exp.Star(), exp.alias_(ranked, "_genesis_rn"))
+                       .from_(ex.table(ds.table, raw), copy=False), ds.name)  # --as-of filters it
     inner.selects[0].replace(exp.Column(this=exp.Star(), table=exp.to_identifier(raw)))
     condition: exp.Expression = exp.column("_genesis_rn").eq(1)
     if ds.latest.deleted:
