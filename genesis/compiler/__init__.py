@@ -19,6 +19,7 @@ from ..result import OutputColumn
 from ..semantic import JoinGraph
 from .expressions import parameter_values, sql_literal
 from .plan import build_plan
+from .join_types import tighten_joins
 from .render import build_query
 
 DIALECTS = ("trino", "duckdb")
@@ -124,7 +125,7 @@ def _compile_input(project: Project, name: str, params: Mapping[str, Any] | None
     values = parameter_values(inp.parameters, *sources)
     literals = {n: sql_literal(v, inp.parameters[n].type) for n, v in values.items()}
     plan = build_plan(graph_of(project), inp, literals)
-    ast = build_query(plan)
+    ast = tighten_joins(build_query(plan), plan)
     used = frozenset(i.datasource.name for i in plan.instances.values())
     return CompiledQuery(inp, tuple(c.output for c in plan.columns), ast, values, used,
                          frozenset(plan.references), tracker, tuple(plan.origins))
