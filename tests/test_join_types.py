@@ -69,6 +69,9 @@ INPUTS = {
                   "filters": ["customer.segment = 'A'"]},
     # Declared `required: true` (every line has its order): INNER.
     "by_status": {"from": "line", "fields": ["orders.status", "line.quantity_total"]},
+    # Declared, but a listing with a LIMIT: LEFT lets the engine take the top rows before joining.
+    "top_lines": {"from": "line", "fields": ["line.line_id", "orders.status"],
+                  "sort": ["line.quantity DESC"], "limit": 3},
     # Declared below, undeclared above: line -> orders INNER, orders -> customer LEFT.
     "lines_by_segment": {"from": "line", "fields": ["orders.customer.segment", "line.quantity_total"]},
 }
@@ -81,6 +84,8 @@ HAND = {
                  "WHERE c.segment = 'A' GROUP BY 1 ORDER BY 1 NULLS LAST",
     "by_status": "SELECT o.status, sum(l.quantity) FROM line l LEFT JOIN orders o USING (order_id) "
                  "GROUP BY 1 ORDER BY 1 NULLS LAST",
+    "top_lines": "SELECT l.line_id, o.status FROM line l LEFT JOIN orders o USING (order_id) "
+                 "ORDER BY l.quantity DESC LIMIT 3",
     "lines_by_segment": "SELECT c.segment, sum(l.quantity) FROM line l LEFT JOIN orders o USING (order_id) "
                         "LEFT JOIN customer c ON c.customer_id = o.customer_id GROUP BY 1 ORDER BY 1 NULLS LAST",
 }
@@ -170,6 +175,11 @@ def test_a_required_join_is_inner_and_the_undeclared_one_above_it_stays_left(sho
         "JOIN iceberg.shop.orders", "LEFT JOIN iceberg.shop.customer"]
     rows = {r["segment"]: r["quantity_total"] for r in run_query(project, "lines_by_segment").table.to_pylist()}
     assert rows[None] == 8 + 16 + 32  # the lines of orders 12 and 13, whose customer is missing
+
+
+def test_a_listing_with_a_limit_keeps_a_required_join_left(shop):
+    project, _ = shop
+    assert _joins(compile_input(project, "top_lines").sql("trino")) == ["LEFT JOIN iceberg.shop.orders"]
 
 
 def test_required_on_a_one_to_many_join_is_refused_with_its_location(tmp_path):
