@@ -70,6 +70,7 @@ class Join:
     type: str = "left"  # left | inner
     description: str = ""
     loc: Location = Location("")
+    required: bool = False  # every row has its parent (declared integrity): LEFT may print as INNER
 
 
 @dataclass(frozen=True)

@@ -169,8 +169,12 @@ def _datasource(doc: YamlMap, path: str, errors: ErrorCollector) -> DataSource |
             errors.add(f"join '{name}' has the same name as a field or measure", loc)
         on = tuple((str(k), str(v)) for k, v in spec["on"].items())
         join_type = spec.get("type", "left")
+        required = spec.get("required", False)
+        if required and spec["relationship"] == "one_to_many":
+            errors.add(f"join '{name}': `required: true` promises one parent row per row, so it needs "
+                       f"relationship many_to_one or one_to_one, not one_to_many", spec.loc_of("required"))
         joins[name] = Join(name, spec["datasource"], on, spec["relationship"], join_type,
-                           spec.get("description", ""), loc)
+                           spec.get("description", ""), loc, required)
     segments = _segments(doc, [fields, measures, joins], errors)
     latest = None
     if "latest" in doc:

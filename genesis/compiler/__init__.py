@@ -19,6 +19,7 @@ from ..result import OutputColumn
 from ..semantic import JoinGraph
 from .expressions import parameter_values, sql_literal
 from .plan import ReferenceUse, build_plan
+from .join_types import tighten_joins
 from .render import build_query
 from . import time
 
@@ -126,7 +127,7 @@ def _compile_input(project: Project, name: str, params: Mapping[str, Any] | None
     values = parameter_values(inp.parameters, *sources)
     literals = {n: sql_literal(v, inp.parameters[n].type) for n, v in values.items()}
     plan = build_plan(graph_of(project), time.desugar(project, inp), literals)
-    ast = time.apply_as_of(build_query(plan), project)
+    ast = time.apply_as_of(tighten_joins(build_query(plan), plan), project)
     used = frozenset(i.datasource.name for i in plan.instances.values())
     return CompiledQuery(inp, tuple(c.output for c in plan.columns), ast, values, used,
                          frozenset(plan.references), tracker, tuple(plan.origins), tuple(plan.uses))
