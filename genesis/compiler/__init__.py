@@ -7,11 +7,13 @@
 
 from __future__ import annotations
 
+import dataclasses
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Mapping
 
 from sqlglot import exp
+from sqlglot.dialects.dialect import Dialect
 
 from ..errors import GenesisError, Location, did_you_mean
 from ..model import Input, Project, Tracker
@@ -35,6 +37,8 @@ class CompiledQuery:
     references: frozenset[str]
     tracker: Tracker | None = None
     origins: tuple[tuple[Any, Location], ...] = ()  # (expression, or a function making it; YAML location)
+    # The printed SQL per (dialect, pretty): validate, compile and run all print the same query.
+    _texts: dict[tuple[str, bool], str] = field(default_factory=dict, compare=False, repr=False)
 
     def locate(self, dialect: str, line: int | None, col: int | None = None) -> Location | None:
         """The YAML location of the field, filter or column that produced SQL `line` (1-based)."""
@@ -60,9 +64,13 @@ class CompiledQuery:
         return best[1] if best else None
 
     def sql(self, dialect: str = "trino", pretty: bool = True) -> str:
+        """The query printed for `dialect` (printed once per dialect, then remembered)."""
         if dialect not in DIALECTS:
             raise GenesisError(f"unknown dialect '{dialect}'", hint=did_you_mean(dialect, DIALECTS))
-        return _render(self.ast, dialect, pretty)
+        key = (dialect, pretty)
+        if key not in self._texts:
+            self._texts[key] = _render(self.ast, dialect, pretty)
+        return self._texts[key]
 
     def column_for(self, reference_or_name: str) -> OutputColumn | None:
         """The output column a tracker's key or check names, by reference or output name."""
@@ -74,10 +82,12 @@ class CompiledQuery:
 
 def _render(ast: exp.Select, dialect: str, pretty: bool) -> str:
     # The AST is built with Trino semantics; sqlglot's generator transpiles it, after the
-    # rewrites where DuckDB's same-named function means something else.
-    if dialect == "duckdb":
-        ast = ast.transform(_duckdb_semantics)
-    return ast.sql(dialect=dialect, pretty=pretty)
+    # rewrites where DuckDB's same-named function means something else. The generator
+    # may rewrite the tree it prints, so it gets a copy: one copy, the transform's when
+    # there is one (copying the tree is a third of a compile).
+    if dialect == "duckdb" and ast.find(exp.DateDiff) is not None:
+        return Dialect.get_or_raise(dialect).generate(ast.transform(_duckdb_semantics), copy=False, pretty=pretty)
+    return Dialect.get_or_raise(dialect).generate(ast, copy=True, pretty=pretty)
 
 
 def _duckdb_semantics(node: exp.Expression) -> exp.Expression:
@@ -110,6 +120,9 @@ def compile_input(project: Project, name: str, params: Mapping[str, Any] | None 
 
 def _compile_input(project: Project, name: str, params: Mapping[str, Any] | None,
                    tracker: Tracker | None) -> CompiledQuery:
+    """Resolve the parameter values, then compile, or reuse the query compiled for the same
+    input with the same values: a tracker that sets no parameter of its own runs its input's
+    query, which `validate` and `compile --all` compile as an input already."""
     inp = project.inputs.get(name)
     if inp is None:
         raise GenesisError(f"no input named '{name}'", hint=did_you_mean(name, project.inputs)
@@ -122,12 +135,20 @@ def _compile_input(project: Project, name: str, params: Mapping[str, Any] | None
     if tracker is not None:
         sources.append((f"tracker '{tracker.name}'", tracker.parameters, tracker.locs.get("parameters", tracker.loc)))
     values = parameter_values(inp.parameters, *sources)
+    by_values = project.derived("compiled_by_values", dict)
+    key = (name, repr(sorted(values.items())))
+    if key not in by_values:
+        by_values[key] = _compile_values(project, inp, values)
+    return dataclasses.replace(by_values[key], tracker=tracker)
+
+
+def _compile_values(project: Project, inp: Input, values: Mapping[str, Any]) -> CompiledQuery:
     literals = {n: sql_literal(v, inp.parameters[n].type) for n, v in values.items()}
     plan = build_plan(graph_of(project), inp, literals)
     ast = build_query(plan)
     used = frozenset(i.datasource.name for i in plan.instances.values())
     return CompiledQuery(inp, tuple(c.output for c in plan.columns), ast, values, used,
-                         frozenset(plan.references), tracker, tuple(plan.origins))
+                         frozenset(plan.references), None, tuple(plan.origins))
 
 
 def compile_tracker(project: Project, name: str, params: Mapping[str, Any] | None = None) -> CompiledQuery:
