@@ -43,13 +43,13 @@ def _latest_select(ds: DataSource) -> exp.Select:
         partition_by=keys,
         order=exp.Order(expressions=[exp.Ordered(this=order, desc=True)]),
     )
-    inner = (exp.select(exp.Star(), exp.alias_(ranked, "_genesis_rn"))
+    inner = (exp.select(exp.Star(), exp.alias_(ranked, "_genesis_rn", copy=False))
              .from_(ex.table(ds.table, raw), copy=False))
     inner.selects[0].replace(exp.Column(this=exp.Star(), table=exp.to_identifier(raw)))
     condition: exp.Expression = exp.column("_genesis_rn").eq(1)
     if ds.latest.deleted:
         deleted = ex.parse_expression(ds.latest.deleted, ds.latest.loc, f"latest.deleted of '{ds.name}'")
-        condition = exp.and_(condition, exp.Not(this=exp.Coalesce(this=exp.paren(deleted), expressions=[exp.false()])))
+        condition = exp.and_(condition, exp.Not(this=exp.Coalesce(this=exp.paren(deleted, copy=False), expressions=[exp.false()])))
     ranked_rows = exp.Subquery(this=inner, alias=exp.TableAlias(this=exp.to_identifier("_genesis_ranked")))
     return exp.select(exp.Star()).from_(ranked_rows, copy=False).where(condition, copy=False)
 
@@ -116,18 +116,18 @@ def _sort_and_limit(plan: Plan, select: exp.Select, over_output=lambda e: e.copy
 
 def _direct_query(plan: Plan) -> exp.Select:
     select = exp.select(*[
-        exp.alias_(_labelled(c, _replaced(c.expr, plan.replacements)), c.output.name, quoted=True)
+        exp.alias_(_labelled(c, _replaced(c.expr, plan.replacements)), c.output.name, quoted=True, copy=False)
         for c in plan.columns
     ])
     select = _from(plan, select)
     if plan.where:
-        select = select.where(exp.and_(*[exp.paren(w.copy()) for w in plan.where], copy=False), copy=False)
+        select = select.where(exp.and_(*[exp.paren(w.copy(), copy=False) for w in plan.where], copy=False), copy=False)
     if plan.grouped:
         keys = [d.copy() for d in plan.dims] + [k.copy() for k in plan.hidden_keys]
         if keys:
             select = select.group_by(*_distinct(keys), copy=False)
     if plan.having:
-        having = [exp.paren(_replaced(h, plan.replacements)) for h in plan.having]
+        having = [exp.paren(_replaced(h, plan.replacements), copy=False) for h in plan.having]
         select = select.having(exp.and_(*having, copy=False), copy=False)
     return _sort_and_limit(plan, select)
 
@@ -164,7 +164,7 @@ def _keyed_query(plan: Plan) -> exp.Select:
     key_names = [f"_k{i}" for i in range(len(keys))]
     key_text = {k.sql(ex.DIALECT): name for k, name in zip(keys, key_names)}
     base = exp.select(*[exp.alias_(k.copy(), n, copy=False) for k, n in zip(keys, key_names)])
-    base = base.select(*[exp.alias_(u.node.copy(), u.alias) for u in plan.units if not u.keyed], copy=False)
+    base = base.select(*[exp.alias_(u.node.copy(), u.alias, copy=False) for u in plan.units if not u.keyed], copy=False)
     if not base.selects:  # a global aggregate whose every aggregate is keyed: still one row
         base = base.select(exp.alias_(exp.Count(this=exp.Star(), big_int=True), "_rows"), copy=False)
     paths, where, _ = _source(plan, "base")
@@ -185,7 +185,7 @@ def _keyed_query(plan: Plan) -> exp.Select:
         ctes.append((f"grain_{grain_alias}", _grain_cte(plan, units, keys, key_names)))
 
     final = exp.select(*[
-        exp.alias_(_labelled(c, _final_expr(c.expr, key_text, plan.units)), c.output.name, quoted=True)
+        exp.alias_(_labelled(c, _final_expr(c.expr, key_text, plan.units)), c.output.name, quoted=True, copy=False)
         for c in plan.columns
     ]).from_(exp.to_table("base"), copy=False)
     for name, _ in ctes[1:]:
@@ -194,7 +194,7 @@ def _keyed_query(plan: Plan) -> exp.Select:
         ]) if key_names else exp.true()
         add_join(final, exp.to_table(name), condition, inner=False)
     if plan.having:
-        final = final.where(exp.and_(*[exp.paren(_final_expr(h, key_text, plan.units)) for h in plan.having],
+        final = final.where(exp.and_(*[exp.paren(_final_expr(h, key_text, plan.units), copy=False) for h in plan.having],
                                      copy=False), copy=False)
     for name, cte in ctes:
         final = final.with_(name, as_=cte, copy=False)
@@ -205,7 +205,7 @@ def _source(plan: Plan, name: str):
     """(paths to join or None for all, WHERE condition or None, needs DISTINCT) of one CTE."""
     source = plan.sources.get(name)
     where = list(plan.where) if source is None else list(source.where)
-    condition = exp.and_(*[exp.paren(w.copy()) for w in where], copy=False) if where else None
+    condition = exp.and_(*[exp.paren(w.copy(), copy=False) for w in where], copy=False) if where else None
     if source is None:
         return None, condition, True
     return list(source.paths), condition, source.distinct
@@ -221,9 +221,9 @@ def _grain_cte(plan: Plan, units: list[Unit], keys, key_names) -> exp.Select:
     for unit in units:
         for column in unit.node.find_all(exp.Column):
             inputs.setdefault(column.sql(ex.DIALECT), f"_v{len(inputs)}")
-    keyed = exp.select(*[exp.alias_(k.copy(), n) for k, n in zip(keys, key_names)])
-    keyed = keyed.select(*[exp.alias_(k, f"_g{i}") for i, k in enumerate(grain_keys)], copy=False)
-    keyed = keyed.select(*[exp.alias_(ex.parse_expression(text, None, "input"), name) for text, name in inputs.items()],
+    keyed = exp.select(*[exp.alias_(k.copy(), n, copy=False) for k, n in zip(keys, key_names)])
+    keyed = keyed.select(*[exp.alias_(k, f"_g{i}", copy=False) for i, k in enumerate(grain_keys)], copy=False)
+    keyed = keyed.select(*[exp.alias_(ex.parse_expression(text, None, "input"), name, copy=False) for text, name in inputs.items()],
                          copy=False)
     paths, where, distinct = _source(plan, units[0].grain_alias)
     keyed = _from(plan, keyed.distinct(copy=False) if distinct else keyed, paths)
@@ -234,7 +234,7 @@ def _grain_cte(plan: Plan, units: list[Unit], keys, key_names) -> exp.Select:
         node = unit.node.copy()
         for column in list(node.find_all(exp.Column)):
             column.replace(exp.column(inputs[column.sql(ex.DIALECT)]))
-        aggregates.append(exp.alias_(node, unit.alias))
+        aggregates.append(exp.alias_(node, unit.alias, copy=False))
     grouped = exp.select(*[exp.column(n) for n in key_names], *aggregates).from_(
         exp.Subquery(this=keyed, alias=exp.TableAlias(this=exp.to_identifier("_keyed"))), copy=False)
     if key_names:
