@@ -46,7 +46,9 @@ def _input_problems(project: Project) -> tuple[dict[tuple, GenesisError], frozen
     failed = set()
     for name in project.inputs:
         found = ErrorCollector()
-        _collect(found, lambda: compile_input(project, name))
+        compiled = _collect(found, lambda: compile_input(project, name))
+        if compiled is not None:
+            _check_formats(compiled, found)
         quoted = quoted_parameters(project.inputs[name])
         if quoted:  # said plainly, in place of what the parser makes of the quotes
             places = {str(error.location) for error in quoted}
@@ -108,6 +110,20 @@ def tracker_problems(project: Project, tracker: Tracker) -> list[GenesisError]:
     errors = ErrorCollector()
     _check_tracker(project, tracker, errors)
     return errors.errors
+
+
+def _check_formats(compiled, errors: ErrorCollector) -> None:
+    """Each column's `format:` against the type the compiler gave the column.
+
+    (The compiler no longer imports formatting; the validation rule registry of issue 12
+    carries this check as a rule of its own.)"""
+    from .formatting import validate_format
+
+    for column, item in zip(compiled.columns, compiled.input.fields):
+        if item.format:
+            problems = validate_format(item.format, column.type or "varchar")
+            if problems:
+                errors.add(f"format of '{item.name}': {problems[0]}", item.loc)
 
 
 def _collect(errors: ErrorCollector, action):

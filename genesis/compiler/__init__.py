@@ -1,4 +1,4 @@
-"""Inputs and trackers to SQL: plan (plan.py), build the AST (render.py), print a dialect.
+"""Inputs and trackers to SQL: plan (plan.py), passes (passes/), build the AST (render.py), print.
 
     compiled = compile_input(project, "movies_in_photography", params={"countries": ["US"]})
     compiled.sql("trino")   # the reference dialect
@@ -20,7 +20,8 @@ from ..model import Input, Project, Tracker
 from ..result import OutputColumn
 from ..semantic import JoinGraph
 from .expressions import parameter_values, sql_literal
-from .plan import build_plan
+from .plan import build_plan, datasource_origins
+from .passes import run_passes
 from .render import build_query
 
 DIALECTS = ("trino", "duckdb")
@@ -144,11 +145,15 @@ def _compile_input(project: Project, name: str, params: Mapping[str, Any] | None
 
 def _compile_values(project: Project, inp: Input, values: Mapping[str, Any]) -> CompiledQuery:
     literals = {n: sql_literal(v, inp.parameters[n].type) for n, v in values.items()}
-    plan = build_plan(graph_of(project), inp, literals)
+    plan = run_passes(build_plan(graph_of(project), inp, literals))
     ast = build_query(plan)
     used = frozenset(i.datasource.name for i in plan.instances.values())
+    # The data sources' own `sql:` fields, for locating engine errors: those of the joined
+    # instances and of the pre-aggregated branches' (their SQL is in the query too).
+    shown = set(plan.instances) | {i.path for d in plan.pre_aggregations for i in d.members}
+    origins = tuple(plan.origins) + tuple(datasource_origins(plan, shown))
     return CompiledQuery(inp, tuple(c.output for c in plan.columns), ast, values, used,
-                         frozenset(plan.references), None, tuple(plan.origins))
+                         plan.references, None, origins)
 
 
 def compile_tracker(project: Project, name: str, params: Mapping[str, Any] | None = None) -> CompiledQuery:
