@@ -22,7 +22,7 @@ from .members import (exists_condition, false_when_missing, field_agg_expr, fiel
                       labelled, measure_expr, member_type, null_when_missing, only_existing_rows)
 from .names import output_name
 from .query_plan import (AggregateCall, Grain, PlannedColumn, QueryPlan, SortKey, always_joined, frozen)
-from .typing import infer_type, portable_arithmetic
+from .typing import infer_type, portable_arithmetic, portable_average
 
 __all__ = ["build_plan", "field_expr", "Resolver"]  # field_expr: validate.py reads fields with it
 
