@@ -91,7 +91,7 @@ def _render(ast: exp.Select, dialect: str, pretty: bool) -> str:
     return Dialect.get_or_raise(dialect).generate(ast, copy=True, pretty=pretty)
 
 
-def _duckdb_semantics(node: exp.Expression) -> exp.Expression:
+def _duckdb_semantics(node: exp.Expr) -> exp.Expr:
     """Trino's date_diff counts whole units (like DuckDB's date_sub); DuckDB's date_diff
     counts crossed boundaries: date_diff('year', DATE '2000-12-31', DATE '2001-01-01') is 1."""
     if isinstance(node, exp.DateDiff):
@@ -132,7 +132,7 @@ def _compile_input(project: Project, name: str, params: Mapping[str, Any] | None
         raise GenesisError(f"input '{name}' reads from unknown data source '{inp.root}'",
                            inp.locs.get("from", inp.loc), did_you_mean(inp.root, project.datasources))
     # The command line wins over the tracker (as dbt's --vars do); see name_notes.
-    sources = [("--param", params or {}, None)]
+    sources: list[tuple[str, Mapping[str, Any], Location | None]] = [("--param", params or {}, None)]
     if tracker is not None:
         sources.append((f"tracker '{tracker.name}'", tracker.parameters, tracker.locs.get("parameters", tracker.loc)))
     values = parameter_values(inp.parameters, *sources)

@@ -19,7 +19,7 @@ from . import expressions as ex
 from .typing import infer_type, portable_arithmetic, portable_average
 
 
-def null_when_missing(node: exp.Expression, missing: set[str]) -> bool:
+def null_when_missing(node: exp.Expr, missing: set[str]) -> bool:
     """Is `node` NULL whenever every column of the `missing` aliases is NULL?
 
     Conservative: only operators and functions known to give NULL on NULL input count."""
@@ -48,7 +48,7 @@ def null_when_missing(node: exp.Expression, missing: set[str]) -> bool:
     return False
 
 
-def false_when_missing(node: exp.Expression, missing: set[str]) -> bool:
+def false_when_missing(node: exp.Expr, missing: set[str]) -> bool:
     """Is the condition `node` not true whenever every column of `missing` is NULL?"""
     if isinstance(node, exp.Paren):
         return false_when_missing(node.this, missing)
@@ -61,7 +61,7 @@ def false_when_missing(node: exp.Expression, missing: set[str]) -> bool:
     return null_when_missing(node, missing)
 
 
-def only_existing_rows(unit: exp.Expression, condition: exp.Expression, missing: set[str]) -> None:
+def only_existing_rows(unit: exp.Expr, condition: exp.Expr, missing: set[str]) -> None:
     """Make an aggregate skip the NULL-extended row of a left join that found no row.
 
     `count(coalesce(line.code, '?'))` over an order without lines would count its one
@@ -86,7 +86,7 @@ def only_existing_rows(unit: exp.Expression, condition: exp.Expression, missing:
         holder.set("expressions", [guarded])
 
 
-def field_expr(ds: DataSource, member: Field, alias: str) -> exp.Expression:
+def field_expr(ds: DataSource, member: Field, alias: str) -> exp.Expr:
     if member.sql is None:
         return exp.column(member.name, table=alias, quoted=_needs_quotes(member.name))
     tree = ex.parse_expression(member.sql, member.sql_loc, f"field '{ds.name}.{member.name}'")
@@ -96,7 +96,7 @@ def field_expr(ds: DataSource, member: Field, alias: str) -> exp.Expression:
                    member.type)
 
 
-def _column_types(ds: DataSource, tree: exp.Expression) -> dict[int, str]:
+def _column_types(ds: DataSource, tree: exp.Expr) -> dict[int, str]:
     """The declared types of the table columns a data source's own SQL reads (plain fields)."""
     known = {}
     for column in tree.find_all(exp.Column):
@@ -106,7 +106,7 @@ def _column_types(ds: DataSource, tree: exp.Expression) -> dict[int, str]:
     return known
 
 
-def measure_expr(instance: Instance, measure: Measure, alias: str, is_root: bool) -> exp.Expression:
+def measure_expr(instance: Instance, measure: Measure, alias: str, is_root: bool) -> exp.Expr:
     ds = instance.datasource
     what = f"measure '{ds.name}.{measure.name}'"
     if measure.sql is None:
@@ -127,6 +127,7 @@ def measure_expr(instance: Instance, measure: Measure, alias: str, is_root: bool
     if measure.agg == "count_distinct":
         return exp.Count(this=exp.Distinct(expressions=[argument]), big_int=True)
     if measure.agg == "avg":
+        assert measure.sql is not None and argument is not None  # the loader requires `sql:` for avg
         argument_type = ds.fields[measure.sql].type if measure.sql in ds.fields else \
             infer_type(argument, _column_types(ds, argument))
         node = portable_average(argument, argument_type)
@@ -137,7 +138,7 @@ def measure_expr(instance: Instance, measure: Measure, alias: str, is_root: bool
     return node
 
 
-def field_agg_expr(argument: exp.Expression, agg: str) -> exp.Expression:
+def field_agg_expr(argument: exp.Expr, agg: str) -> exp.Expr:
     """The SQL of a field-level `agg:`; `list` is the sorted, distinct, comma-joined values."""
     if agg == "list":
         text = ex.cast(argument, "varchar")
@@ -153,7 +154,7 @@ def field_agg_expr(argument: exp.Expression, agg: str) -> exp.Expression:
     return {"sum": exp.Sum, "avg": exp.Avg, "min": exp.Min, "max": exp.Max}[agg](this=argument)
 
 
-def labelled(expr: exp.Expression, labels: Mapping[str, str], stored_type: str | None) -> exp.Expression:
+def labelled(expr: exp.Expr, labels: Mapping[str, str], stored_type: str | None) -> exp.Expr:
     """Stored codes shown as their display text; unknown codes pass through."""
     numeric = stored_type is not None and types.is_numeric(stored_type)
     case = exp.Case()
@@ -184,7 +185,8 @@ def member_type(member: Field | Measure, inferred: str | None = None) -> str | N
     return inferred
 
 
-def field_agg_type(agg: str, value_type: str) -> str | None:
+def field_agg_type(agg: str, value_type: str | None) -> str | None:
+    """The type of a field-level `agg:` over a value of `value_type` (Trino's result types)."""
     if agg == "list":
         return "varchar"
     if agg in ("count", "count_distinct"):
@@ -195,13 +197,13 @@ def field_agg_type(agg: str, value_type: str) -> str | None:
         return "double"
     if value_type in types.INTEGER_TYPES:
         return "bigint"
-    if types.is_decimal(value_type):
+    if value_type is not None and types.is_decimal(value_type):
         return f"decimal(38,{types.decimal_scale(value_type)})"
     return "double" if value_type in ("double", "real") else None
 
 
 
-def join_condition(parent: Instance, parent_alias: str, child: Instance, alias: str) -> exp.Expression:
+def join_condition(parent: Instance, parent_alias: str, child: Instance, alias: str) -> exp.Expr:
     """`parent.left = child.right AND ...` for the join that reaches `child`."""
     join = child.joins[-1]
     return exp.and_(*[
@@ -211,7 +213,7 @@ def join_condition(parent: Instance, parent_alias: str, child: Instance, alias: 
     ], copy=False)
 
 
-def exists_condition(instance: Instance, alias: str) -> exp.Expression:
+def exists_condition(instance: Instance, alias: str) -> exp.Expr:
     """True on a joined row, false on the NULL-extension of a left join that found none.
 
     A matched row's join key equals its parent's, so it is not NULL."""

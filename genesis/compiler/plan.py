@@ -74,7 +74,7 @@ class Resolver:
 
     # ------------------------------------------------------------ expressions
 
-    def member_expr(self, resolved: Resolved, loc: Location | None) -> exp.Expression:
+    def member_expr(self, resolved: Resolved, loc: Location | None) -> exp.Expr:
         """The SQL of a field or measure at its instance's alias."""
         instance = self._use(resolved.instance)
         self.references.add(resolved.key)
@@ -98,12 +98,12 @@ class Resolver:
         return expr
 
     def parse_user_sql(self, text: str, loc: Location | None, what: str,
-                       output_names: Mapping[str, exp.Expression] | None = None) -> exp.Expression:
+                       output_names: Mapping[str, exp.Expr] | None = None) -> exp.Expr:
         """Render parameters, parse, and replace references by their SQL."""
         rendered = ex.render_parameters(text, self.literals, loc, what)
         tree = ex.parse_expression(rendered, loc, what)
 
-        def replace(node: exp.Expression) -> exp.Expression:
+        def replace(node: exp.Expr) -> exp.Expr:
             ref = ex.reference_text(node)
             if ref is None:
                 name = ex.bare_name(node) or node.sql(ex.DIALECT)
@@ -117,7 +117,7 @@ class Resolver:
 
     # ------------------------------------------------------------ grains
 
-    def instances_in(self, tree: exp.Expression) -> list[Instance]:
+    def instances_in(self, tree: exp.Expr) -> list[Instance]:
         found: dict[tuple[str, ...], Instance] = {}
         for column in tree.find_all(exp.Column):
             instance = self.by_alias.get(column.table)
@@ -125,7 +125,7 @@ class Resolver:
                 found[instance.path] = instance
         return sorted(found.values(), key=lambda i: (len(i.path), i.path))
 
-    def grain_of(self, unit: exp.Expression, loc: Location | None, what: str) -> Grain:
+    def grain_of(self, unit: exp.Expr, loc: Location | None, what: str) -> Grain:
         """Whose rows an aggregate call aggregates.
 
         A named measure is computed at its own instance's grain: each of its rows once.
@@ -138,7 +138,7 @@ class Resolver:
         if id(unit) in self.measure_units:
             instance = self.measure_units[id(unit)]
             return Grain((instance,), frozenset({instance.path}), instance if instance.path else None, True)
-        scope = {()}
+        scope: set[tuple[str, ...]] = {()}
         for instance in self.instances_in(unit):
             scope.update(instance.path[:n] for n in range(len(instance.path) + 1))
         fan = sorted((p for p in scope if p and self.instances[p].joins[-1].relationship == "one_to_many"),
@@ -156,7 +156,7 @@ class Resolver:
         must_exist = self.instances[fan[-1]] if fan else None
         return Grain(tuple(identity), frozenset(scope), must_exist, False)
 
-    def exists(self, instance: Instance) -> exp.Expression:
+    def exists(self, instance: Instance) -> exp.Expr:
         """True on a joined row of `instance`, false on a left join's NULL-extension."""
         return exists_condition(instance, self.alias(instance))
 
@@ -187,7 +187,8 @@ def build_plan(graph: JoinGraph, inp: Input, literals: Mapping[str, str]) -> Que
             columns.append(_plan_column(planner, item))
         except GenesisError as exc:
             errors.extend([exc])
-    where, having = [], []
+    where: list[exp.Expr] = []
+    having: list[exp.Expr] = []
     origins: list[tuple[Any, Location | None]] = [(c.expr, c.source.loc) for c in columns if c.source is not None]
     for index, flt in enumerate(inp.filters):
         try:
@@ -204,7 +205,7 @@ def build_plan(graph: JoinGraph, inp: Input, literals: Mapping[str, str]) -> Que
     if not metric_mode:
         for column in dims:
             instance = _single_instance(planner, column.expr)
-            if instance is not None and instance.repeats_root_rows:
+            if instance is not None and instance.repeats_root_rows and column.source is not None:
                 item = column.source
                 join = next(j for j in instance.joins if j.relationship == "one_to_many")
                 errors.add(
@@ -213,7 +214,7 @@ def build_plan(graph: JoinGraph, inp: Input, literals: Mapping[str, str]) -> Que
                     item.loc, "add agg: list (or count, count_distinct, min, max, sum, avg)")
     errors.raise_if_any()
 
-    all_units: list[tuple[exp.Expression, Location | None, str]] = []
+    all_units: list[tuple[exp.Expr, Location | None, str]] = []
     for column in columns:
         for unit in ex.aggregate_units(column.expr):
             all_units.append((unit, column.source.loc if column.source else None, f"column '{column.output.name}'"))
@@ -263,7 +264,7 @@ def datasource_origins(plan: QueryPlan, paths) -> list[tuple[Any, Location]]:
 EXACT_SUM_TYPE = "decimal(38,12)"
 
 
-def _exact_float_sum(unit: exp.Expression, planner: Resolver) -> None:
+def _exact_float_sum(unit: exp.Expr, planner: Resolver) -> None:
     """Sum doubles as exact decimals, so the result does not depend on the row order.
 
     A parallel engine adds rows in a different order on every run; with doubles that
@@ -275,7 +276,7 @@ def _exact_float_sum(unit: exp.Expression, planner: Resolver) -> None:
         agg.set("this", ex.cast(agg.this, EXACT_SUM_TYPE))
 
 
-def _only_existing_children(planner: Resolver, tree: exp.Expression) -> exp.Expression:
+def _only_existing_children(planner: Resolver, tree: exp.Expr) -> exp.Expr:
     """A filter over a one_to_many join holds only on a row that join found.
 
     `WHERE order_lines.code IS NULL` keeps the orders with a line without code, not the
@@ -295,7 +296,7 @@ def _only_existing_children(planner: Resolver, tree: exp.Expression) -> exp.Expr
     return exp.and_(*conditions, exp.paren(tree, copy=False), copy=False)
 
 
-def _single_instance(planner: Resolver, tree: exp.Expression) -> Instance | None:
+def _single_instance(planner: Resolver, tree: exp.Expr) -> Instance | None:
     used = planner.instances_in(tree)
     fanning = [i for i in used if i.repeats_root_rows]
     return fanning[0] if fanning else None
@@ -324,6 +325,7 @@ def _plan_column(planner: Resolver, item: InputField) -> PlannedColumn:
         return PlannedColumn(output, expr, bool(item.agg) or resolved.is_measure, labels,
                           value_type if labels else None, item,
                           None if item.agg else (resolved.instance.path, member.name))
+    assert item.sql is not None  # the loader requires `field:` or `sql:`
     expr = planner.parse_user_sql(item.sql, item.sql_loc, f"column '{item.name}'")
     if item.type:
         expr = ex.cast(expr, item.type)
@@ -336,7 +338,7 @@ _BOOLEAN_NODES = (exp.Predicate, exp.Connector, exp.Not, exp.Boolean, exp.In, ex
                   exp.Like, exp.ILike, exp.RegexpLike, exp.ArrayContains, exp.Exists)
 
 
-def _check_boolean(tree: exp.Expression, flt, what: str, planner: Resolver) -> None:
+def _check_boolean(tree: exp.Expr, flt, what: str, planner: Resolver) -> None:
     node = tree.unnest() if isinstance(tree, exp.Paren) else tree
     if isinstance(node, _BOOLEAN_NODES):
         return

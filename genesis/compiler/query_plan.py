@@ -33,7 +33,7 @@ class PlannedColumn:
     """One output column: its resolved expression (over instance aliases) and where it came from."""
 
     output: OutputColumn
-    expr: exp.Expression  # may contain aggregate calls
+    expr: exp.Expr  # may contain aggregate calls
     aggregate: bool
     labels: Mapping[str, str] | None = None
     label_type: str | None = None  # the stored type the labels' codes compare to
@@ -64,7 +64,7 @@ class AggregateCall:
     `keyed` (decided by the grouping pass): computed in a key sub-query, because the joins
     repeat the rows it aggregates and it is not idempotent."""
 
-    node: exp.Expression
+    node: exp.Expr
     grain: Grain
     alias: str  # the column that carries its value
     grain_alias: str  # names its key sub-query
@@ -83,7 +83,7 @@ class SortKey:
     """A sort item: an output column by `name`, or a resolved expression `expr`."""
 
     name: str | None
-    expr: exp.Expression | None
+    expr: exp.Expr | None
     descending: bool
 
 
@@ -98,7 +98,7 @@ class SemiJoin:
     filters: tuple["Filter", ...]
 
 
-Filter = Union[exp.Expression, SemiJoin]
+Filter = Union[exp.Expr, SemiJoin]
 
 
 @dataclass(frozen=True)
@@ -110,7 +110,7 @@ class PreAggregation:
     head: Instance
     members: tuple[Instance, ...]
     calls: tuple[AggregateCall, ...]
-    having: tuple[exp.Expression, ...]
+    having: tuple[exp.Expr, ...]
 
 
 @dataclass(frozen=True)
@@ -147,7 +147,7 @@ class QueryPlan:
     by_alias: Mapping[str, Instance]
     columns: tuple[PlannedColumn, ...]
     where: tuple[Filter, ...]
-    having: tuple[exp.Expression, ...]
+    having: tuple[exp.Expr, ...]
     calls: tuple[AggregateCall, ...]
     metric_mode: bool  # a measure or an aggregate computed column: rows are groups of the other fields
     sort: tuple[SortKey, ...]
@@ -164,12 +164,12 @@ class QueryPlan:
         return self.aliases[instance.path]
 
     @property
-    def dims(self) -> tuple[exp.Expression, ...]:
+    def dims(self) -> tuple[exp.Expr, ...]:
         """Group-by expressions of the output's non-aggregate columns."""
         return tuple(c.expr for c in self.columns if not c.aggregate)
 
     @property
-    def hidden_keys(self) -> tuple[exp.Expression, ...]:
+    def hidden_keys(self) -> tuple[exp.Expr, ...]:
         """What a grouped listing also groups by: the root's primary key (one group per root
         row) and the sort expressions that are not output columns (one value per group)."""
         if not self.grouped or self.metric_mode:
@@ -194,9 +194,9 @@ def instances_in(plan: QueryPlan, tree: Filter) -> list[Instance]:
             found.update((i.path, i) for i in instances_in(plan, sub))
     else:
         for column in tree.find_all(exp.Column):
-            instance = plan.by_alias.get(column.table)
-            if instance is not None:
-                found[instance.path] = instance
+            joined = plan.by_alias.get(column.table)
+            if joined is not None:
+                found[joined.path] = joined
     return sorted(found.values(), key=lambda i: (len(i.path), i.path))
 
 

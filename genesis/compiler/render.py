@@ -35,7 +35,7 @@ def build_query(plan: QueryPlan) -> exp.Select:
 
 # ------------------------------------------------------------------ FROM
 
-def relation(ds: DataSource, alias: str) -> exp.Expression:
+def relation(ds: DataSource, alias: str) -> exp.Expr:
     """The data source's table (or its newest-row-per-key view, for `latest:`) AS alias."""
     if ds.latest is None:
         return ex.table(ds.table, alias)
@@ -45,8 +45,10 @@ def relation(ds: DataSource, alias: str) -> exp.Expression:
 def _latest_select(ds: DataSource) -> exp.Select:
     """Newest row per primary key; keys whose newest row is a delete are dropped."""
     raw = "_genesis_raw"
+    latest = ds.latest
+    assert latest is not None
     keys = [_unqualified(field_expr(ds, ds.fields[k], raw)) for k in ds.primary_key]
-    order = ex.parse_expression(ds.latest.order_by, ds.latest.loc, f"latest.order_by of '{ds.name}'")
+    order = ex.parse_expression(latest.order_by, latest.loc, f"latest.order_by of '{ds.name}'")
     ranked = exp.Window(
         this=exp.RowNumber(),
         partition_by=keys,
@@ -55,15 +57,15 @@ def _latest_select(ds: DataSource) -> exp.Select:
     inner = (exp.select(exp.Star(), exp.alias_(ranked, "_genesis_rn", copy=False))
              .from_(ex.table(ds.table, raw), copy=False))
     inner.selects[0].replace(exp.Column(this=exp.Star(), table=exp.to_identifier(raw)))
-    condition: exp.Expression = exp.column("_genesis_rn").eq(1)
-    if ds.latest.deleted:
-        deleted = ex.parse_expression(ds.latest.deleted, ds.latest.loc, f"latest.deleted of '{ds.name}'")
+    condition: exp.Expr = exp.column("_genesis_rn").eq(1)
+    if latest.deleted:
+        deleted = ex.parse_expression(latest.deleted, latest.loc, f"latest.deleted of '{ds.name}'")
         condition = exp.and_(condition, exp.Not(this=exp.Coalesce(this=exp.paren(deleted, copy=False), expressions=[exp.false()])))
     ranked_rows = exp.Subquery(this=inner, alias=exp.TableAlias(this=exp.to_identifier("_genesis_ranked")))
     return exp.select(exp.Star()).from_(ranked_rows, copy=False).where(condition, copy=False)
 
 
-def _unqualified(node: exp.Expression) -> exp.Expression:
+def _unqualified(node: exp.Expr) -> exp.Expr:
     for column in node.find_all(exp.Column):
         column.set("table", None)
     return node
@@ -91,7 +93,7 @@ def join_below(select: exp.Select, instances: Mapping[tuple[str, ...], Instance]
                  inner=child.joins[-1].type == "inner")
 
 
-def _filter(plan: QueryPlan, item: Filter) -> exp.Expression:
+def _filter(plan: QueryPlan, item: Filter) -> exp.Expr:
     """A WHERE condition: a copy of a resolved filter, or the EXISTS of a semi-join."""
     if isinstance(item, SemiJoin):
         return _exists(plan, item)
@@ -120,7 +122,7 @@ def _partials(decision: PreAggregation) -> dict[str, str]:
     return partials
 
 
-def _pre_aggregated(plan: QueryPlan, decision: PreAggregation) -> tuple[exp.Subquery, exp.Expression]:
+def _pre_aggregated(plan: QueryPlan, decision: PreAggregation) -> tuple[exp.Subquery, exp.Expr]:
     """(SELECT join keys, partial aggregates FROM branch GROUP BY join keys) AS alias, and the join condition."""
     head, alias = decision.head, plan.aliases[decision.head.path]
     join = head.joins[-1]
@@ -144,7 +146,7 @@ def _pre_aggregated(plan: QueryPlan, decision: PreAggregation) -> tuple[exp.Subq
     return exp.Subquery(this=sub, alias=exp.TableAlias(this=exp.to_identifier(alias))), condition
 
 
-def _replacements(plan: QueryPlan) -> dict[int, exp.Expression]:
+def _replacements(plan: QueryPlan) -> dict[int, exp.Expr]:
     """Each pre-aggregated call (by identity) -> its re-aggregation of the partial column."""
     found = {}
     for decision in plan.pre_aggregations:
@@ -156,7 +158,7 @@ def _replacements(plan: QueryPlan) -> dict[int, exp.Expression]:
     return found
 
 
-def _outer(call: exp.Expression, partial: exp.Column) -> exp.Expression:
+def _outer(call: exp.Expr, partial: exp.Column) -> exp.Expr:
     """Re-aggregate a per-parent partial: sums and counts add up, min and max nest."""
     if isinstance(call, exp.Min):
         return exp.Min(this=partial)
@@ -168,7 +170,7 @@ def _outer(call: exp.Expression, partial: exp.Column) -> exp.Expression:
     return total
 
 
-def add_join(select: exp.Select, relation: exp.Expression, condition: exp.Expression, inner: bool) -> None:
+def add_join(select: exp.Select, relation: exp.Expr, condition: exp.Expr, inner: bool) -> None:
     """Append `[LEFT] JOIN relation ON condition` to `select`."""
     # Built directly: Select.join() would parse its join_type string on every call.
     join = exp.Join(this=relation, on=condition) if inner else exp.Join(this=relation, on=condition, side="LEFT")
@@ -177,11 +179,11 @@ def add_join(select: exp.Select, relation: exp.Expression, condition: exp.Expres
 
 # ------------------------------------------------------------------ columns
 
-def _labelled(column: PlannedColumn, expr: exp.Expression) -> exp.Expression:
+def _labelled(column: PlannedColumn, expr: exp.Expr) -> exp.Expr:
     return labelled(expr, column.labels, column.label_type) if column.labels else expr
 
 
-def _is_name(expr: exp.Expression) -> bool:
+def _is_name(expr: exp.Expr) -> bool:
     return isinstance(expr, exp.Column) and len(expr.parts) == 1
 
 
@@ -194,7 +196,7 @@ def _sort_and_limit(plan: QueryPlan, select: exp.Select, over_output=lambda e: e
     root = plan.root.datasource
     for tie in plan.tie_breakers:
         this = exp.column(tie.column, quoted=True) if tie.column is not None else over_output(
-            field_expr(root, root.fields[tie.root_key], plan.aliases[()]))
+            field_expr(root, root.fields[str(tie.root_key)], plan.aliases[()]))
         ordered.append(exp.Ordered(this=this, desc=False, nulls_first=False))
     if ordered:
         select = select.order_by(*ordered, copy=False)
@@ -225,7 +227,7 @@ def _direct_query(plan: QueryPlan) -> exp.Select:
     return _sort_and_limit(plan, select)
 
 
-def _replaced(tree: exp.Expression, replacements: dict[int, exp.Expression]) -> exp.Expression:
+def _replaced(tree: exp.Expr, replacements: dict[int, exp.Expr]) -> exp.Expr:
     """A copy of `tree` in which the nodes whose id() is in `replacements` are swapped."""
     copied = tree.copy()
     if not replacements:
@@ -240,7 +242,7 @@ def _replaced(tree: exp.Expression, replacements: dict[int, exp.Expression]) -> 
     return copied
 
 
-def _distinct(nodes: list[exp.Expression]) -> list[exp.Expression]:
+def _distinct(nodes: list[exp.Expr]) -> list[exp.Expr]:
     seen, result = set(), []
     for node in nodes:
         text = node.sql(ex.DIALECT)
@@ -336,9 +338,9 @@ def _grain_cte(plan: QueryPlan, units: list[AggregateCall], keys, key_names) -> 
     return grouped
 
 
-def _final_expr(tree: exp.Expression, key_text: dict[str, str], units) -> exp.Expression:
+def _final_expr(tree: exp.Expr, key_text: dict[str, str], units) -> exp.Expr:
     """An output expression over the CTEs: aggregates and group keys become their columns."""
-    columns = {id(u.node): exp.column(u.alias, table=f"grain_{u.grain_alias}" if u.keyed else "base")
+    columns: dict[int, exp.Expr] = {id(u.node): exp.column(u.alias, table=f"grain_{u.grain_alias}" if u.keyed else "base")
                for u in units}
     tree_copy = _replaced(tree, columns)
     text = tree_copy.sql(ex.DIALECT)

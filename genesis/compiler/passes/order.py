@@ -38,7 +38,7 @@ def tie_breakers(plan: QueryPlan) -> QueryPlan:
         if candidate.column is not None:
             if candidate.column in sorted_names or exp.column(candidate.column, quoted=True).sql() in sorted_texts:
                 continue
-        elif field_expr(root, root.fields[candidate.root_key], plan.aliases[()]).sql() in sorted_texts:
+        elif field_expr(root, root.fields[str(candidate.root_key)], plan.aliases[()]).sql() in sorted_texts:
             continue
         chosen.append(candidate)
     return dataclasses.replace(plan, tie_breakers=tuple(chosen))
@@ -69,15 +69,18 @@ def _plain_column(columns, path: tuple[str, ...], name: str) -> PlannedColumn | 
 
 def _determining_key(plan: QueryPlan, dims: list[PlannedColumn]) -> list[TieBreaker] | None:
     """The output columns of one instance's primary key, when that key fixes every other group key."""
-    if any(c.member_key is None or c.member_key[0] not in plan.instances for c in dims):
+    member_keys = [c.member_key for c in dims]
+    if any(k is None or k[0] not in plan.instances for k in member_keys):
         return None
-    for path in sorted({c.member_key[0] for c in dims}, key=lambda p: (len(p), p)):
+    paths = [k[0] for k in member_keys if k is not None]
+    for path in sorted(set(paths), key=lambda p: (len(p), p)):
         ds = plan.instances[path].datasource
         key_columns = [_plain_column(dims, path, k) for k in ds.primary_key]
-        if not key_columns or any(k is None for k in key_columns):
+        found = [k for k in key_columns if k is not None]
+        if not key_columns or len(found) < len(key_columns):
             continue
-        if all(_reached_by_one(plan, path, c.member_key[0]) for c in dims):
-            return [TieBreaker(column=k.output.name) for k in key_columns]
+        if all(_reached_by_one(plan, path, other) for other in paths):
+            return [TieBreaker(column=k.output.name) for k in found]
     return None
 
 

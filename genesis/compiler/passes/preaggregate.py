@@ -16,7 +16,7 @@ from sqlglot import exp
 
 from .. import expressions as ex
 from ..members import field_expr
-from ..query_plan import AggregateCall, PreAggregation, QueryPlan, branch_of, frozen
+from ..query_plan import AggregateCall, PreAggregation, QueryPlan, SemiJoin, branch_of, frozen
 
 _DECOMPOSABLE = (exp.Sum, exp.Min, exp.Max, exp.Count)
 _COMPARISONS = (exp.GT, exp.GTE, exp.LT, exp.LTE, exp.EQ, exp.NEQ)
@@ -53,12 +53,12 @@ def _try_branch(plan: QueryPlan, branch: tuple[str, ...]) -> QueryPlan:
         having=tuple(h for h in plan.having if not any(h is p for p in pushed)))
 
 
-def _inside(node: exp.Expression, aliases: set[str]) -> bool:
+def _inside(node: exp.Expr, aliases: set[str]) -> bool:
     tables = {c.table for c in node.find_all(exp.Column)}
     return bool(tables) and tables <= aliases
 
 
-def _decomposable(node: exp.Expression) -> bool:
+def _decomposable(node: exp.Expr) -> bool:
     if not isinstance(node, _DECOMPOSABLE):
         return False
     return not (isinstance(node, exp.Count) and isinstance(node.this, (exp.Distinct, exp.Star)))
@@ -68,7 +68,7 @@ def _referenced_outside(plan: QueryPlan, aliases: set[str], call_ids: set[int]) 
     trees = [c.expr for c in plan.columns] + list(plan.having) + list(plan.where) + list(plan.dims)
     trees += list(plan.hidden_keys) + [s.expr for s in plan.sort if s.expr is not None]
     for tree in trees:
-        if not isinstance(tree, exp.Expression):
+        if isinstance(tree, SemiJoin):
             continue  # a semi-join reads its own branch
         for column in tree.find_all(exp.Column):
             if column.table in aliases and not _under(column, call_ids):
@@ -76,7 +76,7 @@ def _referenced_outside(plan: QueryPlan, aliases: set[str], call_ids: set[int]) 
     return False
 
 
-def _under(node: exp.Expression | None, ids: set[int]) -> bool:
+def _under(node: exp.Expr | None, ids: set[int]) -> bool:
     while node is not None:
         if id(node) in ids:
             return True
@@ -84,7 +84,7 @@ def _under(node: exp.Expression | None, ids: set[int]) -> bool:
     return False
 
 
-def _pushable_having(plan: QueryPlan, parent_path, calls: list[AggregateCall]) -> list[exp.Expression]:
+def _pushable_having(plan: QueryPlan, parent_path, calls: list[AggregateCall]) -> list[exp.Expr]:
     """The `aggregate <op> constant` filters that can move into the sub-query: when groups are parent rows."""
     parent = plan.instances[parent_path]
     pk = parent.datasource.primary_key

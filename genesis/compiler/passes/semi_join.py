@@ -19,7 +19,7 @@ def semi_join(plan: QueryPlan) -> QueryPlan:
     """The plan with each filter-only one_to_many branch as a SemiJoin in `where`, not joined."""
     other_trees = [c.expr for c in plan.columns] + list(plan.having)
     used_elsewhere = {i.path for tree in other_trees for i in instances_in(plan, tree)}
-    by_branch: dict[tuple[str, ...], list[exp.Expression]] = {}
+    by_branch: dict[tuple[str, ...], list[Filter]] = {}
     kept: list[Filter] = []
     for tree in plan.where:
         branches = {branch_of(i) for i in instances_in(plan, tree) if i.repeats_root_rows}
