@@ -30,6 +30,13 @@ _CLAUSES = {"SELECT", "FROM", "WHERE", "GROUP BY", "ORDER BY", "HAVING", "LIMIT"
 
 @dataclass(frozen=True)
 class CompiledQuery:
+    """One input's (or tracker's) compiled query: its AST, output columns and what it reads.
+
+    `references`: every `datasource.member` the query reads (impact and docs use them);
+    `datasources`: the data sources the main query joins; `origins`: the YAML location of
+    each column, filter and data source `sql:`, so an engine error points at a definition.
+    """
+
     input: Input
     columns: tuple[OutputColumn, ...]
     ast: exp.Select
@@ -103,6 +110,7 @@ def _duckdb_semantics(node: exp.Expr) -> exp.Expr:
 
 
 def graph_of(project: Project) -> JoinGraph:
+    """The project's join graph, built once per loaded project (its path search is cached)."""
     return project.derived("join_graph", lambda: JoinGraph(project.datasources))
 
 
@@ -157,6 +165,7 @@ def _compile_values(project: Project, inp: Input, values: Mapping[str, Any]) -> 
 
 
 def compile_tracker(project: Project, name: str, params: Mapping[str, Any] | None = None) -> CompiledQuery:
+    """Compile a tracker's input with the tracker's parameter values (`params` win over them)."""
     tracker = project.trackers.get(name)
     if tracker is None:
         raise GenesisError(f"no tracker named '{name}'", hint=did_you_mean(name, project.trackers)

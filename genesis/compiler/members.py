@@ -87,6 +87,7 @@ def only_existing_rows(unit: exp.Expr, condition: exp.Expr, missing: set[str]) -
 
 
 def field_expr(ds: DataSource, member: Field, alias: str) -> exp.Expr:
+    """A field at an instance alias: its column, or its `sql:` qualified by the alias and cast to its type."""
     if member.sql is None:
         return exp.column(member.name, table=alias, quoted=_needs_quotes(member.name))
     tree = ex.parse_expression(member.sql, member.sql_loc, f"field '{ds.name}.{member.name}'")
@@ -107,6 +108,8 @@ def _column_types(ds: DataSource, tree: exp.Expr) -> dict[int, str]:
 
 
 def measure_expr(instance: Instance, measure: Measure, alias: str, is_root: bool) -> exp.Expr:
+    """A measure's aggregate call at an instance alias; `count` off the root counts the key, so a
+    left join's NULL-extended row is not counted."""
     ds = instance.datasource
     what = f"measure '{ds.name}.{measure.name}'"
     if measure.sql is None:
@@ -178,6 +181,7 @@ def _needs_quotes(name: str) -> bool:
 
 
 def member_type(member: Field | Measure, inferred: str | None = None) -> str | None:
+    """A field's declared type; a measure's declared type, else the type inferred from its SQL."""
     if isinstance(member, Field):
         return member.type
     if member.type:

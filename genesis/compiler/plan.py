@@ -70,6 +70,7 @@ class Resolver:
         return instance
 
     def alias(self, instance: Instance) -> str:
+        """The SQL alias of a registered instance."""
         return self.aliases[instance.path]
 
     # ------------------------------------------------------------ expressions
@@ -118,6 +119,7 @@ class Resolver:
     # ------------------------------------------------------------ grains
 
     def instances_in(self, tree: exp.Expr) -> list[Instance]:
+        """The registered instances whose columns `tree` reads, by path."""
         found: dict[tuple[str, ...], Instance] = {}
         for column in tree.find_all(exp.Column):
             instance = self.by_alias.get(column.table)
