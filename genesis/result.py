@@ -20,7 +20,7 @@ class OutputColumn:
     """
 
     name: str
-    type: str
+    type: str | None  # None: a type the compiler cannot tell (the engine reports it)
     format: Mapping[str, Any] | None = None
     reference: str | None = None
 

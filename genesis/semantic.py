@@ -30,8 +30,9 @@ class Instance:
         return self.path[:-1]
 
     @property
-    def fans_out(self) -> bool:
-        """True when one root row can meet several rows of this instance."""
+    def repeats_root_rows(self) -> bool:
+        """True when one root row can meet several rows of this instance (a one_to_many
+        join on its path), so joining it repeats the root's rows."""
         return any(j.relationship == "one_to_many" for j in self.joins)
 
     def describe(self) -> str:

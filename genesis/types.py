@@ -78,7 +78,9 @@ def array_element(t: str) -> str:
 
 
 def decimal_scale(t: str) -> int:
-    return int(_DECIMAL.match(t).group(2))
+    match = _DECIMAL.match(t)
+    assert match is not None, t  # callers check is_decimal first
+    return int(match.group(2))
 
 
 @lru_cache(maxsize=None)

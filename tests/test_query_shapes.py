@@ -1,8 +1,8 @@
 """The query shapes of bench/shapes.py: golden SQL (fixture input -> expected SQL) and rows.
 
 The golden files pin the plans of the passes that make these shapes fast
-(genesis/compiler/fewest_joins.py: a CTE joins only what it reads, a semi-join in place of
-DISTINCT over a one_to_many join; genesis/compiler/order.py: the fewest tie-breakers), so
+(genesis/compiler/passes/fewest_joins.py: a CTE joins only what it reads, a semi-join in place of
+DISTINCT over a one_to_many join; genesis/compiler/passes/order.py: the fewest tie-breakers), so
 switching a pass off fails here. The row tests run the same SQL on TPC-H SF 0.01 and compare
 with the hand-written SQL of each shape. Regenerate the golden files after a deliberate plan
 change with GENESIS_UPDATE_GOLDEN=1.

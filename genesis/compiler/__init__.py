@@ -1,4 +1,4 @@
-"""Inputs and trackers to SQL: plan (plan.py), build the AST (render.py), print a dialect.
+"""Inputs and trackers to SQL: plan (plan.py), passes (passes/), build the AST (render.py), print.
 
     compiled = compile_input(project, "movies_in_photography", params={"countries": ["US"]})
     compiled.sql("trino")   # the reference dialect
@@ -7,19 +7,23 @@
 
 from __future__ import annotations
 
+import dataclasses
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Mapping
 
 from sqlglot import exp
+from sqlglot.dialects.dialect import Dialect
 
 from ..errors import GenesisError, Location, did_you_mean
 from ..model import Input, Project, Tracker
 from ..result import OutputColumn
 from ..semantic import JoinGraph
 from .expressions import parameter_values, sql_literal
-from .plan import ReferenceUse, build_plan
 from .join_types import tighten_joins
+from .passes import run_passes
+from .plan import build_plan, datasource_origins
+from .query_plan import ReferenceUse
 from .render import build_query
 from . import time
 
@@ -29,6 +33,13 @@ _CLAUSES = {"SELECT", "FROM", "WHERE", "GROUP BY", "ORDER BY", "HAVING", "LIMIT"
 
 @dataclass(frozen=True)
 class CompiledQuery:
+    """One input's (or tracker's) compiled query: its AST, output columns and what it reads.
+
+    `references`: every `datasource.member` the query reads (impact and docs use them);
+    `datasources`: the data sources the main query joins; `origins`: the YAML location of
+    each column, filter and data source `sql:`, so an engine error points at a definition.
+    """
+
     input: Input
     columns: tuple[OutputColumn, ...]
     ast: exp.Select
@@ -38,6 +49,8 @@ class CompiledQuery:
     tracker: Tracker | None = None
     origins: tuple[tuple[Any, Location], ...] = ()  # (expression, or a function making it; YAML location)
     uses: tuple[ReferenceUse, ...] = ()  # which part of the input reads which reference (for impact)
+    # The printed SQL per (dialect, pretty): validate, compile and run all print the same query.
+    _texts: dict[tuple[str, bool], str] = field(default_factory=dict, compare=False, repr=False)
 
     def locate(self, dialect: str, line: int | None, col: int | None = None) -> Location | None:
         """The YAML location of the field, filter or column that produced SQL `line` (1-based)."""
@@ -63,9 +76,13 @@ class CompiledQuery:
         return best[1] if best else None
 
     def sql(self, dialect: str = "trino", pretty: bool = True) -> str:
+        """The query printed for `dialect` (printed once per dialect, then remembered)."""
         if dialect not in DIALECTS:
             raise GenesisError(f"unknown dialect '{dialect}'", hint=did_you_mean(dialect, DIALECTS))
-        return _render(self.ast, dialect, pretty)
+        key = (dialect, pretty)
+        if key not in self._texts:
+            self._texts[key] = _render(self.ast, dialect, pretty)
+        return self._texts[key]
 
     def column_for(self, reference_or_name: str) -> OutputColumn | None:
         """The output column a tracker's key or check names, by reference or output name."""
@@ -77,13 +94,15 @@ class CompiledQuery:
 
 def _render(ast: exp.Select, dialect: str, pretty: bool) -> str:
     # The AST is built with Trino semantics; sqlglot's generator transpiles it, after the
-    # rewrites where DuckDB's same-named function means something else.
-    if dialect == "duckdb":
-        ast = ast.transform(_duckdb_semantics)
-    return ast.sql(dialect=dialect, pretty=pretty)
+    # rewrites where DuckDB's same-named function means something else. The generator
+    # may rewrite the tree it prints, so it gets a copy: one copy, the transform's when
+    # there is one (copying the tree is a third of a compile).
+    if dialect == "duckdb" and ast.find(exp.DateDiff) is not None:
+        return Dialect.get_or_raise(dialect).generate(ast.transform(_duckdb_semantics), copy=False, pretty=pretty)
+    return Dialect.get_or_raise(dialect).generate(ast, copy=True, pretty=pretty)
 
 
-def _duckdb_semantics(node: exp.Expression) -> exp.Expression:
+def _duckdb_semantics(node: exp.Expr) -> exp.Expr:
     """Trino's date_diff counts whole units (like DuckDB's date_sub); DuckDB's date_diff
     counts crossed boundaries: date_diff('year', DATE '2000-12-31', DATE '2001-01-01') is 1."""
     if isinstance(node, exp.DateDiff):
@@ -95,6 +114,7 @@ def _duckdb_semantics(node: exp.Expression) -> exp.Expression:
 
 
 def graph_of(project: Project) -> JoinGraph:
+    """The project's join graph, built once per loaded project (its path search is cached)."""
     return project.derived("join_graph", lambda: JoinGraph(project.datasources))
 
 
@@ -113,6 +133,9 @@ def compile_input(project: Project, name: str, params: Mapping[str, Any] | None 
 
 def _compile_input(project: Project, name: str, params: Mapping[str, Any] | None,
                    tracker: Tracker | None) -> CompiledQuery:
+    """Resolve the parameter values, then compile, or reuse the query compiled for the same
+    input with the same values: a tracker that sets no parameter of its own runs its input's
+    query, which `validate` and `compile --all` compile as an input already."""
     inp = project.inputs.get(name)
     if inp is None:
         raise GenesisError(f"no input named '{name}'", hint=did_you_mean(name, project.inputs)
@@ -121,19 +144,32 @@ def _compile_input(project: Project, name: str, params: Mapping[str, Any] | None
         raise GenesisError(f"input '{name}' reads from unknown data source '{inp.root}'",
                            inp.locs.get("from", inp.loc), did_you_mean(inp.root, project.datasources))
     # The command line wins over the tracker (as dbt's --vars do); see name_notes.
-    sources = [("--param", params or {}, None)]
+    sources: list[tuple[str, Mapping[str, Any], Location | None]] = [("--param", params or {}, None)]
     if tracker is not None:
         sources.append((f"tracker '{tracker.name}'", tracker.parameters, tracker.locs.get("parameters", tracker.loc)))
     values = parameter_values(inp.parameters, *sources)
+    by_values = project.derived("compiled_by_values", dict)
+    key = (name, repr(sorted(values.items())))
+    if key not in by_values:
+        by_values[key] = _compile_values(project, inp, values)
+    return dataclasses.replace(by_values[key], tracker=tracker)
+
+
+def _compile_values(project: Project, inp: Input, values: Mapping[str, Any]) -> CompiledQuery:
     literals = {n: sql_literal(v, inp.parameters[n].type) for n, v in values.items()}
-    plan = build_plan(graph_of(project), time.desugar(project, inp), literals)
+    plan = run_passes(build_plan(graph_of(project), time.desugar(project, inp), literals))
     ast = time.apply_as_of(tighten_joins(build_query(plan), plan), project)
     used = frozenset(i.datasource.name for i in plan.instances.values())
+    # The data sources' own `sql:` fields, for locating engine errors: those of the joined
+    # instances and of the pre-aggregated branches' (their SQL is in the query too).
+    shown = set(plan.instances) | {i.path for d in plan.pre_aggregations for i in d.members}
+    origins = tuple(plan.origins) + tuple(datasource_origins(plan, shown))
     return CompiledQuery(inp, tuple(c.output for c in plan.columns), ast, values, used,
-                         frozenset(plan.references), tracker, tuple(plan.origins), tuple(plan.uses))
+                         plan.references, None, origins, plan.uses)
 
 
 def compile_tracker(project: Project, name: str, params: Mapping[str, Any] | None = None) -> CompiledQuery:
+    """Compile a tracker's input with the tracker's parameter values (`params` win over them)."""
     tracker = project.trackers.get(name)
     if tracker is None:
         raise GenesisError(f"no tracker named '{name}'", hint=did_you_mean(name, project.trackers)

@@ -167,7 +167,7 @@ def render_parameters(text: str, literals: Mapping[str, str], loc: Location | No
 
 # ---------------------------------------------------------------- parsing
 
-def parse_expression(text: str, loc: Location | None, what: str) -> exp.Expression:
+def parse_expression(text: str, loc: Location | None, what: str) -> exp.Expr:
     """Parse one Trino expression, rejecting statements and subqueries."""
     try:
         node = _parse_text(text)
@@ -237,8 +237,17 @@ def _data_type(type_text: str) -> exp.DataType:
 
 
 def table(name: str, alias: str) -> exp.Table:
-    """`catalog.schema.table AS alias`."""
-    return _table(name).copy().as_(alias, copy=False)
+    """`catalog.schema.table AS alias`.
+
+    Parsed once per name; each use builds its few identifier nodes anew, which is several
+    times cheaper than a deep copy of the parsed node (every query has a dozen tables)."""
+    parts = _table_parts(name)
+    if parts is None:
+        node = _table(name).copy()
+    else:
+        node = exp.Table(**{key: exp.Identifier(this=text, quoted=quoted) for key, text, quoted in parts})
+    node.as_(alias, copy=False)  # sets the alias on the node itself
+    return node
 
 
 @lru_cache(maxsize=1024)
@@ -246,13 +255,29 @@ def _table(name: str) -> exp.Table:
     return exp.to_table(name, dialect=DIALECT)
 
 
-def cast(node: exp.Expression, type_text: str) -> exp.Cast:
+@lru_cache(maxsize=1024)
+def _table_parts(name: str) -> tuple[tuple[str, str, bool], ...] | None:
+    """(argument, name, quoted) of each part of a plain `catalog.schema.table`, else None."""
+    parsed = _table(name)
+    parts = []
+    for key, value in parsed.args.items():
+        if value is None:
+            continue
+        if key not in ("this", "db", "catalog") or not isinstance(value, exp.Identifier) \
+                or set(value.args) - {"this", "quoted"}:
+            return None
+        parts.append((key, value.name, bool(value.args.get("quoted"))))
+    return tuple(parts)
+
+
+def cast(node: exp.Expr, type_text: str) -> exp.Cast:
+    """CAST(node AS type): the type node is parsed once per type text, then copied."""
     return exp.Cast(this=node, to=data_type(type_text))
 
 
 # ---------------------------------------------------------------- references
 
-def reference_text(node: exp.Expression) -> str | None:
+def reference_text(node: exp.Expr) -> str | None:
     """`a.b.c` for a qualified column or dot chain; None for a bare name."""
     if isinstance(node, exp.Column):
         parts = [p.name for p in node.parts]
@@ -265,13 +290,14 @@ def reference_text(node: exp.Expression) -> str | None:
     return None
 
 
-def bare_name(node: exp.Expression) -> str | None:
+def bare_name(node: exp.Expr) -> str | None:
+    """The name of an unqualified column (`revenue`), which may name an output column; else None."""
     if isinstance(node, exp.Column) and len(node.parts) == 1:
         return node.name
     return None
 
 
-def reference_nodes(tree: exp.Expression) -> Iterator[exp.Expression]:
+def reference_nodes(tree: exp.Expr) -> Iterator[exp.Expr]:
     """Outermost column-like nodes: qualified references and bare names."""
     for node in tree.walk(bfs=False):
         if isinstance(node, exp.Dot) and reference_text(node) is not None:
@@ -281,7 +307,7 @@ def reference_nodes(tree: exp.Expression) -> Iterator[exp.Expression]:
             yield node
 
 
-def replace_references(tree: exp.Expression, replace: Callable[[exp.Expression], exp.Expression]) -> exp.Expression:
+def replace_references(tree: exp.Expr, replace: Callable[[exp.Expr], exp.Expr]) -> exp.Expr:
     """Replace every reference node by `replace(node)`; returns the (maybe new) root."""
     for node in list(reference_nodes(tree)):
         new = replace(node)
@@ -291,7 +317,7 @@ def replace_references(tree: exp.Expression, replace: Callable[[exp.Expression],
     return tree
 
 
-def qualify_columns(tree: exp.Expression, alias: str, what: str, loc: Location | None) -> exp.Expression:
+def qualify_columns(tree: exp.Expr, alias: str, what: str, loc: Location | None) -> exp.Expr:
     """Prefix the bare column names of a data source's own SQL with its alias."""
     for node in list(tree.find_all(exp.Column)):
         if len(node.parts) > 1:
@@ -302,9 +328,9 @@ def qualify_columns(tree: exp.Expression, alias: str, what: str, loc: Location |
 
 # ---------------------------------------------------------------- aggregates
 
-def aggregate_units(tree: exp.Expression) -> list[exp.Expression]:
+def aggregate_units(tree: exp.Expr) -> list[exp.Expr]:
     """The outermost aggregate calls (a FILTER clause belongs to its aggregate)."""
-    units = []
+    units: list[exp.Expr] = []
     for node in tree.walk(bfs=False):
         if isinstance(node, exp.AggFunc) and not isinstance(node.parent, exp.Filter):
             if not _inside_unit(node, units):
@@ -315,7 +341,7 @@ def aggregate_units(tree: exp.Expression) -> list[exp.Expression]:
     return units
 
 
-def _inside_unit(node: exp.Expression, units: list[exp.Expression]) -> bool:
+def _inside_unit(node: exp.Expr, units: list[exp.Expr]) -> bool:
     parent = node.parent
     while parent is not None:
         if any(parent is u for u in units):
@@ -324,16 +350,18 @@ def _inside_unit(node: exp.Expression, units: list[exp.Expression]) -> bool:
     return False
 
 
-def has_aggregate(tree: exp.Expression) -> bool:
+def has_aggregate(tree: exp.Expr) -> bool:
+    """Does `tree` call an aggregate (which makes a filter a HAVING, a column an aggregate)?"""
     return bool(aggregate_units(tree))
 
 
-def nested_aggregate(unit: exp.Expression) -> bool:
+def nested_aggregate(unit: exp.Expr) -> bool:
+    """Does an aggregate call hold another inside it (`sum(count(x))`), which SQL refuses?"""
     inner = unit.this if isinstance(unit, exp.Filter) else unit
     return any(isinstance(n, exp.AggFunc) for n in inner.walk() if n is not inner)
 
 
-def is_idempotent(unit: exp.Expression) -> bool:
+def is_idempotent(unit: exp.Expr) -> bool:
     """True when joining the same row twice cannot change the aggregate's value."""
     agg = unit.this if isinstance(unit, exp.Filter) else unit
     if isinstance(agg, (exp.Min, exp.Max, exp.ApproxDistinct, exp.LogicalAnd, exp.LogicalOr, exp.AnyValue)):

@@ -25,22 +25,26 @@ each EXISTS or pre-aggregated sub-query), and touches only joins to the plan's i
 
 from __future__ import annotations
 
+from typing import Mapping
+
 from sqlglot import exp
 
-from .plan import Instance, Plan, false_when_missing
+from ..semantic import Instance
+from .members import false_when_missing
+from .query_plan import QueryPlan
 
 ALWAYS_FOUND = ("many_to_one", "one_to_one")  # relationships for which `required: true` means "one row"
 
 
-def tighten_joins(query: exp.Expression, plan: Plan) -> exp.Expression:
+def tighten_joins(query: exp.Expr, plan: QueryPlan) -> exp.Expr:
     """Print as INNER every LEFT JOIN of `query` to a plan instance that cannot change its rows."""
-    by_alias = {plan.aliases[path]: instance for path, instance in plan.instances.items() if path}
+    by_alias = {plan.aliases[path]: instance for path, instance in plan.resolved.items() if path}
     for select in list(query.find_all(exp.Select)):
         _tighten(select, by_alias, plan.aliases)
     return query
 
 
-def _tighten(select: exp.Select, by_alias: dict[str, Instance], aliases: dict[tuple[str, ...], str]) -> None:
+def _tighten(select: exp.Select, by_alias: dict[str, Instance], aliases: Mapping[tuple[str, ...], str]) -> None:
     joins = [j for j in select.args.get("joins") or [] if j.this.alias_or_name in by_alias]
     if not joins:
         return

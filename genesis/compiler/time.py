@@ -180,7 +180,7 @@ def apply_as_of(ast: exp.Expression, project) -> exp.Expression:
 
 
 def _order_type(ds, order: exp.Expression) -> str | None:
-    from .plan import _column_types
+    from .members import _column_types
     from .typing import infer_type
 
     if isinstance(order, exp.Column) and order.name in ds.fields:

@@ -19,7 +19,7 @@ _TEXT_FUNCS = (exp.Concat, exp.DPipe, exp.Upper, exp.Lower, exp.Trim, exp.Substr
                exp.RegexpReplace, exp.Initcap)
 
 
-def infer_type(node: exp.Expression, known: dict[int, str] | None = None) -> str | None:
+def infer_type(node: exp.Expr, known: dict[int, str] | None = None) -> str | None:
     """The canonical Trino type of `node`, or None when it cannot be told statically.
 
     `known` maps id() of already-typed nodes (resolved references) to their type.
@@ -58,7 +58,7 @@ def infer_type(node: exp.Expression, known: dict[int, str] | None = None) -> str
         found = {b for b in branches if b}
         if len(found) == 1:
             return found.pop()
-        if found and all(_exact(b) for b in found) and any(types.is_decimal(b) for b in found):
+        if found and all(_exact(b) for b in found) and any(types.is_decimal(b or "") for b in found):
             return _common_decimal(found)  # CASE ... THEN price ELSE 0: Trino's common decimal
         return None
     if isinstance(node, (exp.Add, exp.Sub, exp.Mul, exp.Div, exp.Mod)):
@@ -125,10 +125,10 @@ def _number_literal_type(text: str) -> str:
 
 
 def _exact(value: str | None) -> bool:
-    return bool(value) and (value in types.INTEGER_TYPES or types.is_decimal(value))
+    return bool(value) and (value in types.INTEGER_TYPES or types.is_decimal(value or ""))
 
 
-def portable_average(argument: exp.Expression, argument_type: str | None) -> exp.Expression:
+def portable_average(argument: exp.Expr, argument_type: str | None) -> exp.Expr:
     """`avg(x)` that gives the same double on Trino and DuckDB.
 
     Trino's avg of a decimal keeps the decimal's scale (avg of 1.25 and 2.50 is 1.88), DuckDB's
@@ -141,7 +141,7 @@ def portable_average(argument: exp.Expression, argument_type: str | None) -> exp
     return exp.Div(this=total, expression=exp.Count(this=argument.copy(), big_int=True))
 
 
-def portable_arithmetic(tree: exp.Expression, known: dict[int, str]) -> exp.Expression:
+def portable_arithmetic(tree: exp.Expr, known: dict[int, str]) -> exp.Expr:
     """Rewrite what Trino and DuckDB compute differently, so both give the ratio users mean.
 
     - a division with a decimal operand (and no double): Trino divides at the larger scale
@@ -150,14 +150,14 @@ def portable_arithmetic(tree: exp.Expression, known: dict[int, str]) -> exp.Expr
     - avg of a decimal or double: see portable_average.
     Nodes whose types cannot be told are left as written.
     """
-    def rewrite(node: exp.Expression) -> exp.Expression:
+    def rewrite(node: exp.Expr) -> exp.Expr:
         if isinstance(node, exp.Avg) and not isinstance(node.this, exp.Distinct):
             typed = portable_average(node.this, infer_type(node.this, known))
             if not isinstance(typed, exp.Avg):
                 return typed
         if isinstance(node, exp.Div):
             left, right = infer_type(node.left, known), infer_type(node.right, known)
-            if _exact(left) and _exact(right) and (types.is_decimal(left) or types.is_decimal(right)):
+            if _exact(left) and _exact(right) and (types.is_decimal(left or "") or types.is_decimal(right or "")):
                 as_double = exp.DataType.build("double")
                 return exp.Div(this=exp.Cast(this=exp.paren(node.left, copy=False), to=as_double),
                                expression=exp.Cast(this=exp.paren(node.right, copy=False), to=as_double.copy()))

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..compiler import CompiledQuery, compile_input
-from ..compiler.plan import ReferenceUse
+from ..compiler.query_plan import ReferenceUse
 from ..errors import GenesisError, did_you_mean
 from ..model import Input, Project, Tracker
 from ..destinations.kinds import describe_destination

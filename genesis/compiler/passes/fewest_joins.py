@@ -1,4 +1,4 @@
-"""A plan pass: each CTE of the keyed query joins only what its aggregates and keys need.
+"""A pass: each CTE of the keyed query joins only what its aggregates and keys need.
 
 The keyed query (render.py) computes a multiplied aggregate over DISTINCT (group keys, grain
 key, inputs) of the whole query's joins. `orders.total_price` beside `sum(lineitem.price)`
@@ -21,46 +21,40 @@ was (every join and DISTINCT): correctness first.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import dataclasses
 
 from sqlglot import exp
 
-from .plan import Plan, Planner, exists_subquery, false_when_missing
+from ..members import false_when_missing
+from ..query_plan import CteSource, Filter, Grain, QueryPlan, SemiJoin, frozen, instances_in, joins_repeat, missing_aliases
+from .semi_join import semi_join_of
 
 
-@dataclass(frozen=True)
-class Source:
-    """What one CTE of the keyed query reads: the instances it joins (root included), its
-    filters (some of them EXISTS sub-queries in place of joins) and whether it needs DISTINCT."""
-
-    paths: tuple[tuple[str, ...], ...]
-    where: tuple[exp.Expression, ...]
-    distinct: bool
-
-
-def fewest_joins(plan: Plan, planner: Planner) -> Plan:
-    if not any(unit.keyed for unit in plan.units):
+def fewest_joins(plan: QueryPlan) -> QueryPlan:
+    """The plan with a CteSource for each CTE of the keyed query that can join less."""
+    if not any(call.keyed for call in plan.calls):
         return plan
-    keys = plan.dims + plan.hidden_keys
-    base = _source(plan, planner, keys + [u.node for u in plan.units if not u.keyed], [], None)
+    sources: dict[str, CteSource] = {}
+    keys = list(plan.dims + plan.hidden_keys)
+    base = _source(plan, keys + [c.node for c in plan.calls if not c.keyed], [], None)
     if base is not None:
-        plan.sources["base"] = base
+        sources["base"] = base
     by_grain: dict[str, list] = {}
-    for unit in plan.units:
-        if unit.keyed:
-            by_grain.setdefault(unit.grain_alias, []).append(unit)
-    for grain_alias, units in by_grain.items():
-        identity = [i.path for i in units[0].identity]
-        source = _source(plan, planner, keys + [u.node for u in units], identity, units[0].grain)
+    for call in plan.calls:
+        if call.keyed:
+            by_grain.setdefault(call.grain_alias, []).append(call)
+    for grain_alias, calls in by_grain.items():
+        identity = [i.path for i in calls[0].identity]
+        source = _source(plan, keys + [c.node for c in calls], identity, calls[0].grain)
         if source is not None:
-            plan.sources[grain_alias] = source
-    return plan
+            sources[grain_alias] = source
+    return dataclasses.replace(plan, cte_sources=frozen(sources))
 
 
-def _source(plan: Plan, planner: Planner, trees, extra_paths, grain) -> Source | None:
+def _source(plan: QueryPlan, trees, extra_paths, grain: Grain | None) -> CteSource | None:
     present = set(plan.instances)
     needed: set[tuple[str, ...]] = set()
-    for path in [i.path for tree in trees for i in planner.instances_in(tree)] + list(extra_paths) + [()]:
+    for path in [i.path for tree in trees for i in instances_in(plan, tree)] + list(extra_paths) + [()]:
         if path in present:
             needed.update(path[:n] for n in range(len(path) + 1))
 
@@ -68,9 +62,10 @@ def _source(plan: Plan, planner: Planner, trees, extra_paths, grain) -> Source |
         return next(path[:n] for n in range(1, len(path) + 1) if path[:n] not in needed)
 
     heads = sorted({head_of(p) for p in present - needed})
-    kept, by_head = [], {h: [] for h in heads}
+    kept: list[Filter] = []
+    by_head: dict[tuple[str, ...], list[Filter]] = {h: [] for h in heads}
     for tree in plan.where:
-        touched = {head_of(i.path) for i in planner.instances_in(tree) if i.path in present - needed}
+        touched = {head_of(i.path) for i in instances_in(plan, tree) if i.path in present - needed}
         if len(touched) > 1:
             return None
         (by_head[touched.pop()] if touched else kept).append(tree)
@@ -89,22 +84,24 @@ def _source(plan: Plan, planner: Planner, trees, extra_paths, grain) -> Source |
             continue
         if not filters and not drops:
             continue
-        if not drops and not all(_needs_row(planner, tree, head) for tree in filters):
+        if not drops and not all(_needs_row(plan, tree, head) for tree in filters):
             return None
-        kept.append(exists_subquery(planner, head, members, filters))
+        kept.append(semi_join_of(plan, head, members, filters))
 
     order = sorted(joined, key=lambda p: (len(p), p))
-    distinct = grain is not None and planner.multiplied(grain, order)
-    return Source(tuple(order), tuple(kept), distinct)
+    distinct = grain is not None and joins_repeat(plan, grain, order)
+    return CteSource(tuple(order), tuple(kept), distinct)
 
 
-def _needs_row(planner: Planner, tree: exp.Expression, head: tuple[str, ...]) -> bool:
+def _needs_row(plan: QueryPlan, tree: Filter, head: tuple[str, ...]) -> bool:
     """Is the filter false (or NULL) on a row where the left join to `head` found nothing?"""
-    missing = planner.missing_aliases(planner.instances[head])
+    if isinstance(tree, SemiJoin):
+        return False  # EXISTS is true or false on any row: it does not tell
+    missing = missing_aliases(plan, plan.instances[head])
     for conjunct in tree.flatten() if isinstance(tree, exp.And) else [tree]:
         conjunct = conjunct.unnest()
         if isinstance(conjunct, exp.And):
-            if _needs_row(planner, conjunct, head):
+            if _needs_row(plan, conjunct, head):
                 return True
             continue
         if false_when_missing(conjunct, missing):
@@ -115,4 +112,3 @@ def _needs_row(planner: Planner, tree: exp.Expression, head: tuple[str, ...]) ->
                 and isinstance(conjunct.this.this, exp.Column) and conjunct.this.this.table in missing:
             return True
     return False
-

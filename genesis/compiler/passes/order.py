@@ -1,4 +1,4 @@
-"""Deterministic row order at no noticeable cost: the fewest tie-breakers that make it total.
+"""A pass: deterministic row order at no noticeable cost: the fewest tie-breakers that make it total.
 
 Every written file must come out the same for the same data, so the ORDER BY must leave no
 two rows tied. Appending every output column does that, but sorting on long texts costs (TPC-H
@@ -16,66 +16,75 @@ What the sort already orders by is not repeated; when no key is known, every out
 
 from __future__ import annotations
 
+import dataclasses
+
 from sqlglot import exp
 
-from .plan import Plan, PlanColumn, field_expr
+from ..members import field_expr
+from ..query_plan import PlannedColumn, QueryPlan, TieBreaker
 
 
-def tie_breakers(plan: Plan) -> list[exp.Expression]:
-    """Expressions (output column names, or root key expressions) to append to the sort."""
-    sorted_names = {e.name for e, _ in plan.sort if isinstance(e, exp.Column) and len(e.parts) == 1}
-    sorted_texts = {e.sql() for e, _ in plan.sort}
+def tie_breakers(plan: QueryPlan) -> QueryPlan:
+    """The plan with the tie-breakers (output columns or root key fields) the sort needs appended."""
+    sorted_names = {s.name for s in plan.sort if s.name is not None}
+    sorted_texts = {s.expr.sql() for s in plan.sort if s.expr is not None}
+    sorted_texts |= {exp.column(name, quoted=True).sql() for name in sorted_names}
     candidates = _unique_key(plan)
     if candidates is None:  # no key known: every output column
-        candidates = [exp.column(c.output.name, quoted=True) for c in plan.columns]
-    return [c for c in candidates
-            if not (_is_name(c) and c.name in sorted_names) and c.sql() not in sorted_texts]
+        candidates = [TieBreaker(column=c.output.name) for c in plan.columns]
+    root = plan.root.datasource
+    chosen = []
+    for candidate in candidates:
+        if candidate.column is not None:
+            if candidate.column in sorted_names or exp.column(candidate.column, quoted=True).sql() in sorted_texts:
+                continue
+        elif field_expr(root, root.fields[str(candidate.root_key)], plan.aliases[()]).sql() in sorted_texts:
+            continue
+        chosen.append(candidate)
+    return dataclasses.replace(plan, tie_breakers=tuple(chosen))
 
 
-def _is_name(node: exp.Expression) -> bool:
-    return isinstance(node, exp.Column) and len(node.parts) == 1
-
-
-def _unique_key(plan: Plan) -> list[exp.Expression] | None:
-    metric_mode = any(c.aggregate and not (c.source and c.source.agg) for c in plan.columns)
-    if metric_mode or (plan.grouped and not plan.hidden_keys):
+def _unique_key(plan: QueryPlan) -> list[TieBreaker] | None:
+    if plan.metric_mode or (plan.grouped and not plan.hidden_keys):
         dims = [c for c in plan.columns if not c.aggregate]
         if not dims:
             return []  # one row
         key = _determining_key(plan, dims)
         if key is None and any(c.labels for c in dims):
             return None  # two codes may show as the same text: every output column
-        return key or [exp.column(c.output.name, quoted=True) for c in dims]
+        return key or [TieBreaker(column=c.output.name) for c in dims]
     root = plan.root.datasource
     if not root.primary_key:
         return None
     keys = []
     for name in root.primary_key:
         column = _plain_column(plan.columns, (), name)
-        keys.append(exp.column(column.output.name, quoted=True) if column is not None
-                    else field_expr(root, root.fields[name], plan.aliases[()]))
+        keys.append(TieBreaker(column=column.output.name) if column is not None else TieBreaker(root_key=name))
     return keys
 
 
-def _plain_column(columns: list[PlanColumn], path: tuple[str, ...], name: str) -> PlanColumn | None:
+def _plain_column(columns, path: tuple[str, ...], name: str) -> PlannedColumn | None:
     return next((c for c in columns if c.member_key == (path, name) and not c.labels and not c.aggregate), None)
 
 
-def _determining_key(plan: Plan, dims: list[PlanColumn]) -> list[exp.Expression] | None:
+def _determining_key(plan: QueryPlan, dims: list[PlannedColumn]) -> list[TieBreaker] | None:
     """The output columns of one instance's primary key, when that key fixes every other group key."""
-    if any(c.member_key is None or c.member_key[0] not in plan.instances for c in dims):
+    member_keys = [c.member_key for c in dims]
+    if any(k is None or k[0] not in plan.instances for k in member_keys):
         return None
-    for path in sorted({c.member_key[0] for c in dims}, key=lambda p: (len(p), p)):
+    paths = [k[0] for k in member_keys if k is not None]
+    for path in sorted(set(paths), key=lambda p: (len(p), p)):
         ds = plan.instances[path].datasource
         key_columns = [_plain_column(dims, path, k) for k in ds.primary_key]
-        if not key_columns or any(k is None for k in key_columns):
+        found = [k for k in key_columns if k is not None]
+        if not key_columns or len(found) < len(key_columns):
             continue
-        if all(_reached_by_one(plan, path, c.member_key[0]) for c in dims):
-            return [exp.column(k.output.name, quoted=True) for k in key_columns]
+        if all(_reached_by_one(plan, path, other) for other in paths):
+            return [TieBreaker(column=k.output.name) for k in found]
     return None
 
 
-def _reached_by_one(plan: Plan, path: tuple[str, ...], other: tuple[str, ...]) -> bool:
+def _reached_by_one(plan: QueryPlan, path: tuple[str, ...], other: tuple[str, ...]) -> bool:
     """Does one row at `path` lead to at most one row at `other` (many_to_one / one_to_one joins down)?"""
     if other[:len(path)] != path:
         return False
