@@ -149,7 +149,7 @@ def _compile_input(project: Project, name: str, params: Mapping[str, Any] | None
         sources.append((f"tracker '{tracker.name}'", tracker.parameters, tracker.locs.get("parameters", tracker.loc)))
     values = parameter_values(inp.parameters, *sources)
     by_values = project.derived("compiled_by_values", dict)
-    key = (name, repr(sorted(values.items())))
+    key = (name, repr(sorted(values.items())), time.moment_key(project))  # "today" and --as-of are literals
     if key not in by_values:
         by_values[key] = _compile_values(project, inp, values)
     return dataclasses.replace(by_values[key], tracker=tracker)
