@@ -21,7 +21,7 @@ sys.path.insert(0, str(ROOT))
 
 from genesis.compiler import DIALECTS, compile_input, compile_tracker  # noqa: E402
 from genesis.errors import GenesisError  # noqa: E402
-from genesis.project import load_project  # noqa: E402
+from genesis.project.load import load_project  # noqa: E402
 
 
 def projects(scratch: Path) -> dict[str, Path]:

@@ -10,7 +10,7 @@ example project (genesis.yaml, datasources/, inputs/, trackers/ of the repo root
 Every tracker's `checks.max_rows` is multiplied by the scale in the copy (the example sizes
 its limits for the scale-1 demo; a failed check would skip the write being measured).
 
-- Genesis: `genesis.refresh.refresh` of every tracker on the project's default (local)
+- Genesis: `genesis.run.refresh.refresh` of every tracker on the project's default (local)
   target -- compile, run, conform types, checks, write `out/...` -- timed per tracker from
   its report (the first tracker's time includes opening the engine);
 - direct: the same compiled DuckDB SQL of each tracker run with `DuckDBEngine.execute` on a
@@ -39,11 +39,11 @@ REPO = Path(__file__).resolve().parent.parent
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
-from genesis.config import get_target, render_settings, warehouse_dir  # noqa: E402
-from genesis.demo import build_demo  # noqa: E402
+from genesis.project.config import get_target, render_settings, warehouse_dir  # noqa: E402
+from genesis.authoring.demo import build_demo  # noqa: E402
 from genesis.engines.duckdb import DuckDBEngine  # noqa: E402
-from genesis.project import load_project  # noqa: E402
-from genesis.refresh import local_path, refresh, select_trackers  # noqa: E402
+from genesis.project.load import load_project  # noqa: E402
+from genesis.run.refresh import local_path, refresh, select_trackers  # noqa: E402
 from genesis.validate import check_tracker  # noqa: E402
 
 PROJECT_PARTS = ("genesis.yaml", "datasources", "inputs", "trackers")

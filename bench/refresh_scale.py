@@ -36,8 +36,8 @@ REPO = Path(__file__).resolve().parent.parent
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
-from genesis.project import load_project  # noqa: E402
-from genesis.refresh import refresh, select_trackers  # noqa: E402
+from genesis.project.load import load_project  # noqa: E402
+from genesis.run.refresh import refresh, select_trackers  # noqa: E402
 from tests.farm import Farm, latency_between  # noqa: E402
 
 TARGET_RATIO = 1.25

@@ -267,7 +267,7 @@ def main(argv: list[str] | None = None) -> int:
         runner = DuckDBRunner(prepare_data(args.sf, args.data_dir))
 
     from genesis.compiler import compile_input
-    from genesis.project import load_project
+    from genesis.project.load import load_project
 
     rows, problems = [], []
     with tempfile.TemporaryDirectory(prefix="genesis-shapes-") as tmp:

@@ -31,7 +31,7 @@ import pyarrow as pa
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from genesis.destinations.sheets import MAX_REQUEST_BYTES, RetryPolicy, sync_google_sheet  # noqa: E402
-from genesis.result import OutputColumn, QueryResult  # noqa: E402
+from genesis.run.result import OutputColumn, QueryResult  # noqa: E402
 from tests.servers.sheets_server import SheetsServer  # noqa: E402
 
 EMAIL = "genesis-bench@genesis-test.iam.gserviceaccount.com"
@@ -72,7 +72,7 @@ def _value(kind: str, row: int, col: int, version: int):
 
 def result(cols: tuple[OutputColumn, ...], rows: int, version: dict[int, int]) -> QueryResult:
     """Row i's values derive from its version (0 unless changed)."""
-    from genesis.types import arrow_type
+    from genesis.project.types import arrow_type
 
     data = {"id": pa.array(range(rows), pa.int64())}
     for j, c in enumerate(cols[1:], start=1):

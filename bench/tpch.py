@@ -164,7 +164,7 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         from genesis.compiler import compile_input
-        from genesis.project import load_project
+        from genesis.project.load import load_project
     except ImportError as exc:
         print(f"error: the Genesis compiler is not available: {exc}", file=sys.stderr)
         return 2

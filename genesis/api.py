@@ -10,9 +10,9 @@ from typing import Any, Mapping
 from .compiler import CompiledQuery, compile_name
 from .engines import Engine, EngineError, conform, open_engine
 from .errors import Location
-from .model import Project
-from .result import QueryResult
-from .types import trino_type_of_arrow
+from .project.model import Project
+from .run.result import QueryResult
+from .project.types import trino_type_of_arrow
 
 
 def execute(compiled: CompiledQuery, engine: Engine, *, label: str = "",

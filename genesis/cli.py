@@ -20,7 +20,7 @@ from pathlib import Path
 import click
 
 from . import __version__
-from .completion import complete_names, complete_targets
+from .commands.completion import complete_names, complete_targets
 from .errors import GenesisError, ValidationError, redact
 from .text import plural
 
@@ -75,11 +75,11 @@ def param_option(command):
 
 
 def as_of_option(command):
-    """--as-of TIMESTAMP: the command runs as of that moment (genesis/business_time.py)."""
+    """--as-of TIMESTAMP: the command runs as of that moment (genesis/project/load/business_time.py)."""
 
     @functools.wraps(command)
     def wrapper(*args, as_of=None, **kwargs):
-        from .business_time import as_of as fixed_as_of
+        from .project.business_time import as_of as fixed_as_of
 
         with fixed_as_of(as_of):
             return command(*args, **kwargs)
@@ -90,7 +90,7 @@ def as_of_option(command):
 
 
 def selection_options(command):
-    """--select and --exclude, as dbt's: the selector syntax is in genesis/selection.py."""
+    """--select and --exclude, as dbt's: the selector syntax is in genesis/run/selection.py."""
     command = click.option("--exclude", "exclude", multiple=True, metavar="SELECTOR",
                            shell_complete=complete_names(("tracker", "input", "datasource"), selectors=True),
                            help="Leave out what this selector matches (repeatable).")(command)
@@ -121,7 +121,7 @@ def note_overrides(project, names, params: dict) -> None:
 
 
 def load(project_dir: str):
-    from .project import load_project
+    from .project.load import load_project
 
     return load_project(project_dir)
 
@@ -183,7 +183,7 @@ def validate(project_dir: str, fmt: str, target: str | None, catalog_check: bool
       genesis validate --target prod --catalog-check
     """
     from .errors import ErrorCollector
-    from .project import load_project
+    from .project.load import load_project
     from .validate import validate_project
 
     errors: list[GenesisError] = []
@@ -195,7 +195,7 @@ def validate(project_dir: str, fmt: str, target: str | None, catalog_check: bool
         counts = {"datasources": len(project.datasources), "inputs": len(project.inputs),
                   "trackers": len(project.trackers)}
         if catalog_check:
-            from .catalog_check import check_catalog
+            from .validate.catalog_drift import check_catalog
 
             check_catalog(project, target)
     except ValidationError as exc:
@@ -241,7 +241,7 @@ def compile(name, project_dir, dialect, all_, out_dir, target, params) -> None: 
       genesis compile --all --out build/sql
     """
     from .compiler import compile_input, compile_name, compile_tracker
-    from .config import get_target
+    from .project.config import get_target
 
     project = load_valid(project_dir) if all_ else load(project_dir)
     dialect = dialect or get_target(project, target).engine
@@ -304,7 +304,7 @@ def run(name, project_dir, target, fmt, output, max_rows, wide, params) -> None:
     result = run_query(project, name, target=target, params=values)
     note_overrides(project, [name], values)
     if fmt == "table":
-        from .preview import render_table
+        from .commands.preview import render_table
 
         width = None if wide or output else terminal_width()
         text = render_table(result, max_rows=max_rows, width=width, cut=not wide)
@@ -347,8 +347,8 @@ def demo(project_dir, target, scale, seed) -> None:
     """
     import time
 
-    from .config import get_target, render_settings, warehouse_location
-    from .demo import build_demo
+    from .project.config import get_target, render_settings, warehouse_location
+    from .authoring.demo import build_demo
 
     require_project(project_dir, "genesis demo")
     project = load(project_dir)
@@ -358,7 +358,7 @@ def demo(project_dir, target, scale, seed) -> None:
     path = warehouse_location(project, render_settings(chosen))
     started = time.perf_counter()
     counts = build_demo(path, scale=scale, seed=seed, progress=lambda line: echo(line, err=True))
-    from .history import history_enabled, open_history
+    from .monitoring.history import history_enabled, open_history
 
     if history_enabled(project, chosen):  # the run history exists before the first refresh reads it
         open_history(project, chosen, render_settings(chosen)).ensure()
@@ -408,12 +408,12 @@ def refresh(trackers, project_dir, all_, select, exclude, due, window, jobs, sha
       genesis refresh --due --jobs 8 --shard 1/4 --target prod
       genesis refresh movies-in-photography --param countries=US,CA
     """
-    from .refresh import refresh as run_refresh
-    from .refresh import select_trackers
-    from .refresh_summary import Progress, summary_table
-    from .run_pool import DEFAULT_JOBS, stop_on_signals
-    from .scheduler import parse_shard
-    from .selection import split_selectors
+    from .run.refresh import refresh as run_refresh
+    from .run.refresh import select_trackers
+    from .commands.refresh_summary import Progress, summary_table
+    from .run.pool import DEFAULT_JOBS, stop_on_signals
+    from .run.scheduler import parse_shard
+    from .run.selection import split_selectors
 
     project = load(project_dir)
     jobs = jobs or DEFAULT_JOBS
@@ -517,7 +517,7 @@ def docs(out_dir, project_dir, dialect, target) -> None:
       genesis docs --out site/
       genesis docs --out site/ --target prod
     """
-    from .docs import build_docs
+    from .review.catalog import build_docs
 
     index = build_docs(load_valid(project_dir), out_dir, dialect=dialect, target=target)
     echo(f"catalog written to {index}", err=True)
@@ -560,7 +560,7 @@ def init(directory) -> None:
       genesis init my-trackers && cd my-trackers && genesis demo
       genesis init .
     """
-    from .scaffold import scaffold
+    from .authoring.scaffold import scaffold
 
     written, kept = scaffold(Path(directory))
     if not written:
@@ -598,8 +598,8 @@ def ls(selectors, project_dir, kinds, select, exclude, fmt) -> None:
       genesis ls --select owner:finance --kind tracker
       genesis ls --select datasource:vendor --format json
     """
-    from .listing import list_project, render_listing
-    from .selection import KINDS, split_selectors
+    from .commands.listing import list_project, render_listing
+    from .run.selection import KINDS, split_selectors
 
     project = load(project_dir)
     rows = list_project(project, [*selectors, *split_selectors(select)], split_selectors(exclude),
@@ -645,7 +645,7 @@ def status(trackers, project_dir, target, fmt) -> None:
       genesis status
       genesis status late-purchase-orders --format json
     """
-    from .monitoring_cli import status_command
+    from .commands.monitoring import status_command
 
     echo(status_command(load(project_dir), trackers, target, fmt))
 
@@ -669,9 +669,9 @@ def audit(trackers, project_dir, target, fmt) -> None:
       genesis audit
       genesis audit 'late-*' --target prod --format json
     """
-    from .audit import audit as run_audit
-    from .audit import render
-    from .refresh import select_trackers
+    from .monitoring.audit import audit as run_audit
+    from .monitoring.audit import render
+    from .run.refresh import select_trackers
 
     project = load(project_dir)
     results = run_audit(project, select_trackers(project, trackers, not trackers, False), target)

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pyarrow as pa
 
-from genesis.warehouse import write_table
+from genesis.engines.warehouse import write_table
 
 FIXTURE = Path(__file__).parent / "fixtures" / "mini"
 D18 = pa.decimal128(18, 2)

@@ -27,7 +27,7 @@ from genesis.destinations import airtable
 from genesis.destinations.airtable import Settings, sync_airtable
 from genesis.destinations.sync import STATUS_COLUMN, STATUS_REMOVED
 from genesis.errors import GenesisError
-from genesis.result import OutputColumn, QueryResult
+from genesis.run.result import OutputColumn, QueryResult
 from tests.servers.airtable_server import AirtableServer
 
 BASE = "appGenesisTest01"

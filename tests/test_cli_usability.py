@@ -19,11 +19,11 @@ import yaml
 from click.testing import CliRunner
 
 from genesis.cli import COMMAND_ORDER, main
-from genesis.demo import build_demo
-from genesis.project import load_project
-from genesis.refresh import RefreshReport, TrackerReport
-from genesis.refresh_summary import Progress, summary_table
-from genesis.selection import select
+from genesis.authoring.demo import build_demo
+from genesis.project.load import load_project
+from genesis.run.refresh import RefreshReport, TrackerReport
+from genesis.commands.refresh_summary import Progress, summary_table
+from genesis.run.selection import select
 from tests.test_refresh_e2e import copy_example
 
 REPO = Path(__file__).resolve().parent.parent

@@ -16,7 +16,7 @@ import sqlglot
 from genesis.api import run_query
 from genesis.compiler import compile_input
 from genesis.errors import GenesisError
-from genesis.project import load_project
+from genesis.project.load import load_project
 from tests.mini_data import build_warehouse, copy_project
 
 LATEST_MOVIE = """

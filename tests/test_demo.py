@@ -8,7 +8,8 @@ from datetime import date, datetime, timedelta
 
 import pytest
 
-from genesis import demo, warehouse
+from genesis.authoring import demo
+from genesis.engines import warehouse
 from genesis.engines.duckdb import DuckDBEngine
 
 warnings.filterwarnings("ignore", module="pyiceberg")

@@ -18,8 +18,8 @@ import pytest
 from click.testing import CliRunner
 
 from genesis.cli import main
-from genesis.docs import build_docs, describe_cron, highlight_sql, prose
-from genesis.project import load_project
+from genesis.review.catalog import build_docs, describe_cron, highlight_sql, prose
+from genesis.project.load import load_project
 from tests.test_gitops import edit, write_project
 
 ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
@@ -227,8 +227,8 @@ def test_slash_focuses_search_and_sql_opens(page):
 def phone(page, tmp_path_factory):
     """The example project's catalog at a phone's width (390 x 844 CSS pixels), in a second
     tab of the browser the `page` fixture started (one Playwright per process)."""
-    from genesis.docs import build_docs
-    from genesis.project import load_project
+    from genesis.review.catalog import build_docs
+    from genesis.project.load import load_project
 
     index = build_docs(load_project(Path(__file__).resolve().parent.parent),
                        tmp_path_factory.mktemp("phone") / "site")

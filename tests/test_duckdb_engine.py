@@ -9,7 +9,7 @@ import warnings
 import pyarrow as pa
 import pytest
 
-from genesis import warehouse
+from genesis.engines import warehouse
 from genesis.engines.base import EngineError
 from genesis.engines.duckdb import DuckDBEngine, referenced_tables
 from genesis.errors import GenesisError

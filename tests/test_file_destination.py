@@ -16,8 +16,8 @@ import pytest
 
 from genesis.destinations.file import TEMP_PREFIX, write_file
 from genesis.errors import GenesisError
-from genesis.result import OutputColumn, QueryResult
-from genesis.types import arrow_type
+from genesis.run.result import OutputColumn, QueryResult
+from genesis.project.types import arrow_type
 
 REPO = Path(__file__).resolve().parents[1]
 UTC = dt.timezone.utc
@@ -379,7 +379,7 @@ def mixed_result(rows: int = XLSX_ROWS) -> QueryResult:
 
 def expected_cell(value, column: OutputColumn):
     """(value, number format) openpyxl should read back, worked out without the writer."""
-    from genesis.formatting import excel_number_format
+    from genesis.destinations.formatting import excel_number_format
 
     typed_format = excel_number_format(column.type, column.format)
     if value is None or value == "" or value == []:

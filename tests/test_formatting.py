@@ -5,14 +5,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from genesis.formatting import (
-    excel_number_format,
-    format_value,
-    raw_text,
-    spreadsheet_number_format,
-    strftime_to_spreadsheet,
-    validate_format,
-)
+from genesis.destinations.formatting import excel_number_format, format_value, raw_text, spreadsheet_number_format, strftime_to_spreadsheet, validate_format
 
 # ----------------------------------------------------------------------------- validate
 
@@ -233,8 +226,8 @@ def test_number_pattern_round_trips(value, pattern, prefix):
 def _result(rows):
     import pyarrow as pa
 
-    from genesis.result import OutputColumn, QueryResult
-    from genesis.types import arrow_type
+    from genesis.run.result import OutputColumn, QueryResult
+    from genesis.project.types import arrow_type
 
     columns = (
         OutputColumn("id", "bigint"),
@@ -250,7 +243,7 @@ def _result(rows):
 
 
 def test_render_table():
-    from genesis.preview import render_table
+    from genesis.commands.preview import render_table
 
     assert render_table(_result(3)) == (
         " id | Title      |     Budget | Shoot\n"
@@ -263,7 +256,7 @@ def test_render_table():
 
 
 def test_render_table_footer():
-    from genesis.preview import render_table
+    from genesis.commands.preview import render_table
 
     assert render_table(_result(3), max_rows=2).endswith("\n3 rows (showing first 2)\n")
     assert render_table(_result(1)).endswith("\n1 row\n")

@@ -21,7 +21,7 @@ from genesis.cli import main
 from genesis.compiler import compile_input
 from genesis.compiler.plan import ReferenceUse
 from genesis.review import diff_against, diff_rows, find_impact, render_diff
-from genesis.project import load_project
+from genesis.project.load import load_project
 
 GENESIS_YAML = """\
 name: lite
@@ -404,7 +404,7 @@ def test_impact_cli_formats_and_unknown_reference(repo):
 
 
 def write_warehouse(project: Path) -> None:
-    from genesis.warehouse import write_table
+    from genesis.engines.warehouse import write_table
 
     wh = project / ".genesis" / "warehouse"
     write_table(wh, "iceberg.studio.movie", pa.table({

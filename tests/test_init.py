@@ -96,7 +96,7 @@ def test_yaml_files_point_editors_at_the_shipped_schemas(started):
 def test_the_project_ignores_what_genesis_writes(started):
     project = started["project"]
     subprocess.run(["git", "init", "-q"], cwd=project, check=True)
-    for path in (".genesis/warehouse/catalog.db", "out/upcoming-titles.csv", "site/index.html",
+    for path in (".genesis/engines/warehouse/catalog.db", "out/upcoming-titles.csv", "site/index.html",
                  "build/sql/x.sql"):
         ignored = subprocess.run(["git", "check-ignore", "-q", path], cwd=project)
         assert ignored.returncode == 0, f"{path} is not ignored"

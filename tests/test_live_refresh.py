@@ -15,7 +15,7 @@ from click.testing import CliRunner
 
 from genesis.api import run_query
 from genesis.cli import main
-from genesis.project import load_project
+from genesis.project.load import load_project
 from tests.mini_data import build_warehouse, copy_project
 from tests.servers.airtable_server import AirtableServer
 from tests.servers.sheets_server import SheetsServer, new_private_key

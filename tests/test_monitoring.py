@@ -22,13 +22,13 @@ from click.testing import CliRunner
 
 from genesis.cli import main
 from genesis.compiler import compile_tracker
-from genesis.config import get_target, render_settings
+from genesis.project.config import get_target, render_settings
 from genesis.destinations.sheets import EndpointHTTPClient, load_credentials
-from genesis.history import DEFAULT_TABLE, IcebergHistory, TrinoHistory, sql_hash
-from genesis.monitor import after_refresh
-from genesis.project import load_project
-from genesis.refresh import RefreshReport
-from genesis.status import tracker_statuses
+from genesis.monitoring.history import DEFAULT_TABLE, IcebergHistory, TrinoHistory, sql_hash
+from genesis.monitoring.monitor import after_refresh
+from genesis.project.load import load_project
+from genesis.run.refresh import RefreshReport
+from genesis.monitoring.status import tracker_statuses
 from tests.mini_data import build_warehouse, copy_project, tables
 from tests.servers.airtable_server import AirtableServer
 from tests.servers.sheets_server import SheetsServer, new_private_key
@@ -211,9 +211,9 @@ def test_concurrent_appends_from_several_processes_all_land_once(tmp_path):
     IcebergHistory(warehouse, DEFAULT_TABLE).ensure()
     script = textwrap.dedent(f"""
         import sys
-        import genesis.history
-        from genesis.history import IcebergHistory
-        genesis.history.COMPACT_AT = 6  # compactions race with the other processes' appends too
+        import genesis.monitoring.history
+        from genesis.monitoring.history import IcebergHistory
+        genesis.monitoring.history.COMPACT_AT = 6  # compactions race with the other processes' appends too
         store = IcebergHistory({str(warehouse)!r}, {DEFAULT_TABLE!r})
         worker = sys.argv[1]
         for i in range(4):
@@ -583,7 +583,7 @@ def test_audit_of_local_files(tmp_path, monkeypatch):
 
 
 def test_catalog_shows_each_trackers_last_refresh_when_the_history_is_reachable(tmp_path, monkeypatch):
-    from genesis.docs import build_docs
+    from genesis.review.catalog import build_docs
 
     project = copy_project(tmp_path / "p")
     monkeypatch.chdir(project)
@@ -623,7 +623,7 @@ def test_the_due_job_notices_a_missed_schedule_even_when_nothing_is_due(live):
 
 
 def test_many_appends_are_compacted_and_keep_every_row(tmp_path, monkeypatch):
-    import genesis.history as history
+    import genesis.monitoring.history as history
 
     monkeypatch.setattr(history, "COMPACT_AT", 8)
     store = IcebergHistory(tmp_path / "wh", DEFAULT_TABLE)
@@ -652,7 +652,7 @@ def test_many_appends_are_compacted_and_keep_every_row(tmp_path, monkeypatch):
     ("webhook", "ftp://files.example.com", "needs a http or https URL"),
 ])
 def test_channel_urls(kind, url, problem):
-    from genesis.alerts import url_problem
+    from genesis.monitoring.alerts import url_problem
 
     found = url_problem(kind, url)
     assert (found is None) if problem is None else (problem in found)
@@ -661,9 +661,9 @@ def test_channel_urls(kind, url, problem):
 def test_secrets_of_the_target_are_masked_in_recorded_errors(tmp_path):
     """A history row's error goes through errors.redact: the values the target took from the
     environment, and those of secret-named settings, are masked (registered when rendered)."""
-    from genesis.model import Target
-    from genesis.monitor import record_of
-    from genesis.refresh import TrackerReport
+    from genesis.project.model import Target
+    from genesis.monitoring.monitor import record_of
+    from genesis.run.refresh import TrackerReport
 
     settings = {"trino": {"host": "h", "auth": {"type": "jwt", "token": "{{ env.MON_TOKEN }}"}},
                 "airtable": {"token": "pat-abcdef", "endpoint": "https://api.airtable.com"},

@@ -17,7 +17,7 @@ import pytest
 
 from bench.shapes import _ORDERS_LOG_SQL, SHAPES, shapes_project
 from genesis.compiler import compile_input
-from genesis.project import load_project
+from genesis.project.load import load_project
 from tests.tpch.data import duckdb_over_warehouse, generate_tpch, load_into_warehouse
 from tests.tpch.oracle import compare
 

@@ -1,6 +1,6 @@
 """The reference in docs/ is complete, generated where it can be, and its examples work.
 
-- The key-by-key tables and the command reference are generated (genesis.docgen): a
+- The key-by-key tables and the command reference are generated (genesis.authoring.docgen): a
   committed page that differs from what the schemas and --help give fails here.
 - Every YAML example of the reference pages and the README is loaded, validated, compiled
   and run against a demo warehouse; every `genesis ...` command shown in the README, the
@@ -20,10 +20,10 @@ import pytest
 import yaml
 from click.testing import CliRunner
 
-from genesis import docgen
+from genesis.authoring import docgen
 from genesis.cli import COMMAND_ORDER, main
-from genesis.demo import build_demo
-from genesis.schema_check import load_schema
+from genesis.authoring.demo import build_demo
+from genesis.project.shape_check import load_schema
 from tests.test_refresh_e2e import copy_example
 
 REPO = Path(__file__).resolve().parent.parent
@@ -43,7 +43,7 @@ NOT_RUN = {
 
 def test_generated_reference_is_up_to_date():
     stale = docgen.stale_pages(DOCS)
-    assert stale == [], f"docs out of date: {stale}; run `python -m genesis.docgen`"
+    assert stale == [], f"docs out of date: {stale}; run `python -m genesis.authoring.docgen`"
 
 
 def test_docgen_notices_a_stale_page_and_rewrites_it(tmp_path):

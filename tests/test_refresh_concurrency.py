@@ -27,11 +27,11 @@ import pytest
 from genesis.destinations import sheets as sheets_destination
 from genesis.engines.duckdb import DuckDBEngine
 from genesis.errors import GenesisError
-from genesis.project import load_project
-from genesis.refresh import fired_within, refresh, select_trackers
-from genesis.run_pool import ByteBudget
-from genesis.scheduler import parse_shard, read_file_stamp, shard_of, write_file_stamp, write_lane
-from genesis.config import get_target, render_settings
+from genesis.project.load import load_project
+from genesis.run.refresh import fired_within, refresh, select_trackers
+from genesis.run.pool import ByteBudget
+from genesis.run.scheduler import parse_shard, read_file_stamp, shard_of, write_file_stamp, write_lane
+from genesis.project.config import get_target, render_settings
 from tests.farm import SERVICE_ACCOUNT, Farm, latency_between
 from tests.mini_data import build_warehouse, copy_project
 
@@ -185,7 +185,7 @@ def test_duckdb_cursor_per_worker_gives_the_serial_results(tmp_path):
     of its own (DuckDB's rule for threads) and gets exactly what a serial run gets."""
     project_dir = copy_project(tmp_path / "p")
     build_warehouse(project_dir)
-    from genesis.config import warehouse_dir
+    from genesis.project.config import warehouse_dir
 
     project = load_project(project_dir)
     engine = DuckDBEngine(warehouse_dir(project, render_settings(get_target(project))))
@@ -325,7 +325,7 @@ def test_shards_partition_the_trackers_and_keep_a_spreadsheet_or_base_together(t
             assert same_lane <= home
         # stable: a hash of the lane's name, not of the process
         assert shard_of("sheets:sheet00", 4) == shard_of("sheets:sheet00", 4)
-        code = (f"from genesis.scheduler import shard_of; print(shard_of('sheets:sheet00', 4), "
+        code = (f"from genesis.run.scheduler import shard_of; print(shard_of('sheets:sheet00', 4), "
                 f"shard_of('file:out/a.csv', 7))")
         other = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
                                env={**os.environ, "PYTHONHASHSEED": "123"})

@@ -34,8 +34,8 @@ from click.testing import CliRunner
 
 from genesis.cli import main
 from genesis.destinations.file import TEMP_PREFIX
-from genesis.project import load_project
-from genesis.refresh import fired_within, select_trackers
+from genesis.project.load import load_project
+from genesis.run.refresh import fired_within, select_trackers
 
 REPO = Path(__file__).resolve().parent.parent
 PROJECT_PARTS = ("genesis.yaml", "datasources", "inputs", "trackers")
@@ -100,7 +100,7 @@ def tracker_docs(project: Path) -> dict[str, dict]:
 
 def part_docs(project: Path, doc: dict) -> dict[str, dict]:
     from genesis.engines import open_engine
-    from genesis.fan_out import part_values, parts_of
+    from genesis.run.fan_out import part_values, parts_of
 
     loaded = load_project(project)
     tracker = loaded.trackers[doc["name"]]
@@ -185,7 +185,7 @@ def text(value) -> str:
 
 def hand_connection(warehouse: Path) -> duckdb.DuckDBPyConnection:
     """A plain DuckDB connection with every demo table loaded by pyiceberg, by bare name."""
-    from genesis import warehouse as wh
+    from genesis.engines import warehouse as wh
 
     con = duckdb.connect(":memory:")
     con.execute("SET TimeZone = 'UTC'")

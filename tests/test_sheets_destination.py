@@ -30,8 +30,8 @@ from genesis.destinations.sheets import (
 )
 from genesis.destinations.sync import STATUS_COLUMN, STATUS_REMOVED
 from genesis.errors import GenesisError
-from genesis.formatting import spreadsheet_number_format
-from genesis.result import OutputColumn, QueryResult
+from genesis.destinations.formatting import spreadsheet_number_format
+from genesis.run.result import OutputColumn, QueryResult
 from tests.servers.sheets_server import SheetsServer, new_private_key
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -56,7 +56,7 @@ def movie(i: int, title: str | None = None, budget: str | None = None) -> dict:
 
 
 def result_of(rows: list[dict], columns=COLUMNS) -> QueryResult:
-    from genesis.types import arrow_type
+    from genesis.project.types import arrow_type
 
     arrays = [pa.array([r.get(c.name) for r in rows], arrow_type(c.type)) for c in columns]
     return QueryResult(tuple(columns), pa.Table.from_arrays(arrays, names=[c.name for c in columns]))
@@ -501,7 +501,7 @@ SUBPROCESS = """
 import json, sys
 import pyarrow.parquet as pq
 from genesis.destinations.sheets import RetryPolicy, sync_google_sheet
-from genesis.result import OutputColumn, QueryResult
+from genesis.run.result import OutputColumn, QueryResult
 args = json.load(open(sys.argv[1]))
 columns = tuple(OutputColumn(**c) for c in args["columns"])
 result = QueryResult(columns, pq.read_table(args["parquet"]))

@@ -11,8 +11,8 @@ import pytest
 from click.testing import CliRunner
 
 from genesis.cli import main
-from genesis.project import load_project
-from genesis.types import normalize_type
+from genesis.project.load import load_project
+from genesis.project.types import normalize_type
 from tests.mini_data import build_warehouse, copy_project
 
 LISTING_TRACKER = """name: listing
@@ -232,7 +232,7 @@ def test_an_unknown_type_lists_the_types_and_the_aliases(tmp_path, monkeypatch):
 
 
 def test_the_docs_list_exactly_the_aliases():
-    from genesis.types import ALIASES
+    from genesis.project.types import ALIASES
 
     text = (Path(__file__).resolve().parent.parent / "docs" / "types.md").read_text()
     documented = dict(line.strip("| ").split(" | ")[:2] for line in text.splitlines()
@@ -349,7 +349,7 @@ def test_validate_catches_what_static_types_can(tmp_path, monkeypatch):
     ("date_add('day', -{{ n }}, DATE '1998-12-01') > movie.d", None), ("movie.t = 'it''s' AND {{ b }}", None),
 ])
 def test_quoted_parameter_scanner(text, name):
-    from genesis.typecheck import _quoted_parameter
+    from genesis.validate.typecheck import _quoted_parameter
 
     assert _quoted_parameter(text) == name
 
@@ -385,7 +385,7 @@ def test_mode_on_a_file_destination(tmp_path, monkeypatch, mode, ok):
 
 
 def test_the_example_project_and_the_fixture_pass_the_type_checks(monkeypatch):
-    from genesis.typecheck import type_problems
+    from genesis.validate.typecheck import type_problems
 
     repo = Path(__file__).resolve().parent.parent
     for root in (repo, repo / "tests" / "fixtures" / "mini", repo / "tests" / "tpch" / "project"):
@@ -416,7 +416,7 @@ def test_csv_empty_text_and_null_stay_apart_and_readers_see_numbers():
     import pyarrow as pa
 
     from genesis.destinations.file import write_csv_stream
-    from genesis.result import OutputColumn, QueryResult
+    from genesis.run.result import OutputColumn, QueryResult
 
     table = pa.table({"t": pa.array(["", None, "a"]), "n": pa.array([1, 2, None], pa.int32())})
     result = QueryResult((OutputColumn("t", "varchar"), OutputColumn("n", "integer")), table)

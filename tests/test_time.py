@@ -19,13 +19,13 @@ from click.testing import CliRunner
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from genesis import business_time as bt
+from genesis.project import business_time as bt
 from genesis.api import run_query
 from genesis.cli import main
 from genesis.compiler import compile_input
 from genesis.errors import GenesisError, ValidationError
-from genesis.project import load_project
-from genesis.warehouse import write_table
+from genesis.project.load import load_project
+from genesis.engines.warehouse import write_table
 from tests import time_data as td
 
 # As-of moment -> {range: "first..last" day, both included}, weeks starting on Monday.
@@ -362,7 +362,7 @@ def test_range_days_are_computed_in_the_project_zone():
 
 
 def test_catalog_shows_grains_ranges_and_the_zone(tmp_path):
-    from genesis.docs import render_catalog
+    from genesis.review.catalog import render_catalog
 
     root = td.write_project(tmp_path)
     project = _input(root, "weekly", "name: weekly\nfrom: event\n"

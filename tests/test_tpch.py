@@ -68,7 +68,7 @@ def engine(warehouse_dir):
 
 @pytest.fixture(scope="session")
 def project(tpch_project_dir):
-    from genesis.project import load_project
+    from genesis.project.load import load_project
 
     return load_project(tpch_project_dir)
 
@@ -99,7 +99,7 @@ def compile_both(project, name: str, params=None) -> tuple[object, str, str]:
 
 
 def test_warehouse_has_tpch_tables_with_tpch_types(warehouse_dir):
-    from genesis.warehouse import iceberg_columns
+    from genesis.engines.warehouse import iceberg_columns
 
     for table, columns in TPCH_COLUMNS.items():
         assert iceberg_columns(warehouse_dir, f"iceberg.tpch.{table}") == dict(columns), table

@@ -13,7 +13,7 @@ import pytest
 
 from genesis.engines.base import EngineError
 from genesis.engines.trino import TrinoEngine
-from genesis.types import arrow_type, normalize_type
+from genesis.project.types import arrow_type, normalize_type
 from tests.servers.trino_server import Faults, TrinoProtocolServer
 
 UTC = timezone.utc

@@ -18,9 +18,9 @@ import pyarrow as pa
 import pytest
 from click.testing import CliRunner
 
-from genesis import warehouse
+from genesis.engines import warehouse
 from genesis.api import execute
-from genesis.catalog_check import check_catalog
+from genesis.validate.catalog_drift import check_catalog
 from genesis.cli import main as cli
 from genesis.compiler import compile_input, compile_tracker
 from genesis.engines import open_engine
@@ -28,8 +28,8 @@ from genesis.engines.base import EngineError
 from genesis.engines.duckdb import DuckDBEngine
 from genesis.engines.trino import TrinoEngine
 from genesis.errors import ValidationError
-from genesis.project import load_project
-from genesis.refresh import refresh
+from genesis.project.load import load_project
+from genesis.run.refresh import refresh
 from tests.servers.trino_server import Faults, TrinoProtocolServer
 
 warnings.filterwarnings("ignore", module="pyiceberg")
@@ -701,7 +701,7 @@ def test_catalog_check_reads_information_schema_on_trino(tmp_path, monkeypatch):
 
 
 def test_type_compatibility_rules():
-    from genesis.catalog_check import compatible
+    from genesis.validate.catalog_drift import compatible
 
     allowed = [("bigint", "integer"), ("bigint", "smallint"), ("integer", "tinyint"), ("double", "real"),
                ("double", "bigint"), ("double", "decimal(18,2)"), ("decimal(18,2)", "decimal(10,2)"),

@@ -11,8 +11,8 @@ from hypothesis import strategies as st
 
 from genesis.cli import main
 from genesis.errors import GenesisError
-from genesis.loader import load_yaml_text
-from genesis.project import load_project
+from genesis.project.loader import load_yaml_text
+from genesis.project.load import load_project
 from genesis.validate import validate_project
 from tests.broken_cases import CASES, EXPECTED
 from tests.mini_data import copy_project
@@ -179,7 +179,7 @@ def test_deep_nesting_is_refused_with_a_location(depth, flow, key):
 
 
 def test_huge_document_is_refused_before_parsing(tmp_path):
-    from genesis.loader import MAX_DOCUMENT_BYTES, load_yaml_file
+    from genesis.project.loader import MAX_DOCUMENT_BYTES, load_yaml_file
 
     path = tmp_path / "huge.yaml"
     path.write_text("name: bad\nx: '" + "a" * MAX_DOCUMENT_BYTES + "'\n")
@@ -188,7 +188,7 @@ def test_huge_document_is_refused_before_parsing(tmp_path):
 
 
 def test_a_file_that_is_not_utf8_names_line_and_column(tmp_path):
-    from genesis.loader import load_yaml_file
+    from genesis.project.loader import load_yaml_file
 
     path = tmp_path / "latin1.yaml"
     path.write_bytes("name: bad\nlabel: 'Café'\n".encode("latin-1"))

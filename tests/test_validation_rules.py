@@ -16,7 +16,7 @@ from click.testing import CliRunner
 
 from genesis.cli import main
 from genesis.errors import ErrorCollector, ValidationError
-from genesis.project import load_project
+from genesis.project.load import load_project
 from genesis.validate import all_rules, check_tracker, validate_project
 from tests.mini_data import copy_project
 

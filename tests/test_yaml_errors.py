@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from genesis.errors import GenesisError
-from genesis.loader import load_yaml_text
+from genesis.project.loader import load_yaml_text
 
 # (id, text, expected `path:line:col: error: ...` line)
 CASES = [

@@ -16,9 +16,9 @@ from sqlglot import exp
 from sqlglot.dialects.dialect import Dialect
 
 from ..errors import GenesisError, Location, did_you_mean
-from ..model import Input, Project, Tracker
-from ..result import OutputColumn
-from ..semantic import JoinGraph
+from ..project.model import Input, Project, Tracker
+from ..run.result import OutputColumn
+from .join_graph import JoinGraph
 from .expressions import parameter_values, sql_literal
 from .join_types import tighten_joins
 from .passes import run_passes

@@ -14,8 +14,8 @@ from __future__ import annotations
 from sqlglot import exp
 
 from ..errors import GenesisError, Location, did_you_mean
-from ..model import DataSource, Field, Measure, Segment
-from ..semantic import Instance, JoinGraph, Resolved
+from ..project.model import DataSource, Field, Measure, Segment
+from .join_graph import Instance, JoinGraph, Resolved
 from . import expressions as ex
 
 Member = Field | Measure | Segment

@@ -17,9 +17,9 @@ import jinja2
 import sqlglot
 from sqlglot import exp
 
-from .. import templating, types
+from ..project import templating, types
 from ..errors import GenesisError, Location, did_you_mean
-from ..model import Parameter
+from ..project.model import Parameter
 
 DIALECT = "trino"  # the reference dialect definitions are written in
 

@@ -29,7 +29,7 @@ from typing import Mapping
 
 from sqlglot import exp
 
-from ..semantic import Instance
+from .join_graph import Instance
 from .members import false_when_missing
 from .query_plan import QueryPlan
 

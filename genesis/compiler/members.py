@@ -12,9 +12,9 @@ from typing import Mapping
 
 from sqlglot import exp
 
-from .. import types
-from ..model import DataSource, Field, Measure
-from ..semantic import Instance
+from ..project import types
+from ..project.model import DataSource, Field, Measure
+from .join_graph import Instance
 from . import expressions as ex
 from .typing import infer_type, portable_arithmetic, portable_average
 

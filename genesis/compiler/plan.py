@@ -14,9 +14,9 @@ from typing import Any, Mapping
 from sqlglot import exp
 
 from ..errors import ErrorCollector, GenesisError, Location, did_you_mean
-from ..model import Field, Input, InputField, Join, Measure, Segment
-from ..result import OutputColumn
-from ..semantic import Instance, JoinGraph, Resolved
+from ..project.model import Field, Input, InputField, Join, Measure, Segment
+from ..run.result import OutputColumn
+from .join_graph import Instance, JoinGraph, Resolved
 from . import expressions as ex
 from .members import (exists_condition, false_when_missing, field_agg_expr, field_agg_type, field_expr,
                       labelled, measure_expr, member_type, null_when_missing, only_existing_rows)

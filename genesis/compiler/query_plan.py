@@ -20,9 +20,9 @@ from typing import Mapping, NamedTuple, Union
 from sqlglot import exp
 
 from ..errors import Location
-from ..model import Input, InputField
-from ..result import OutputColumn
-from ..semantic import Instance
+from ..project.model import Input, InputField
+from ..run.result import OutputColumn
+from .join_graph import Instance
 from .members import field_expr
 
 Path = tuple[str, ...]

@@ -19,8 +19,8 @@ from typing import Mapping
 
 from sqlglot import exp
 
-from ..model import DataSource
-from ..semantic import Instance
+from ..project.model import DataSource
+from .join_graph import Instance
 from . import expressions as ex
 from .members import field_expr, join_condition, labelled
 from .query_plan import AggregateCall, Filter, PlannedColumn, PreAggregation, QueryPlan, SemiJoin

@@ -14,8 +14,8 @@ from typing import TYPE_CHECKING
 from sqlglot import exp
 
 from ..errors import GenesisError
-from ..model import Measure, Segment
-from ..semantic import Instance, JoinGraph
+from ..project.model import Measure, Segment
+from .join_graph import Instance, JoinGraph
 from . import expressions as ex
 from .definitions import at_instance, check_no_cycle, resolve_local, what_of
 from .typing import portable_arithmetic

@@ -1,6 +1,6 @@
 """Time grains, relative date ranges and `--as-of` as SQL that means the same on DuckDB and Trino.
 
-Every bound is computed in Python (genesis/business_time.py) and written as a typed literal:
+Every bound is computed in Python (genesis/project/load/business_time.py) and written as a typed literal:
 `DATE '2026-03-01'` for a date, a wall-clock `timestamp` in the project zone for a plain
 timestamp, and the UTC instant `CAST('... UTC' AS timestamp(6) with time zone)` for a timestamp
 with time zone. Neither engine's current_date, session time zone or DST rules is used.
@@ -24,9 +24,9 @@ from dataclasses import replace
 
 from sqlglot import exp
 
-from .. import business_time as bt
+from ..project import business_time as bt
 from ..errors import GenesisError, Location
-from ..model import Input
+from ..project.model import Input
 from . import expressions as ex
 
 GRAINS = bt.UNITS  # the schema's enum of `grain:` (an unknown one is refused there, located)

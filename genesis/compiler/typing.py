@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from sqlglot import exp
 
-from .. import types
+from ..project import types
 
 _BOOLEAN = (exp.Predicate, exp.Connector, exp.Not, exp.Boolean, exp.In, exp.Between, exp.Is,
             exp.Like, exp.ILike, exp.RegexpLike, exp.ArrayContains)

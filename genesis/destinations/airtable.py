@@ -36,7 +36,7 @@ from typing import Any, Iterator, Sequence
 import requests
 
 from ..errors import GenesisError, register_secret
-from ..result import QueryResult
+from ..run.result import QueryResult
 from .airtable_client import (  # noqa: F401 - Settings, DEFAULT_ENDPOINT, api_error: public here too
     BATCH_SIZE,
     DEFAULT_ENDPOINT,

@@ -12,9 +12,9 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any, Callable, Mapping, Sequence
 
-from ..formatting import format_value, raw_text, spreadsheet_number_format
-from ..result import OutputColumn, QueryResult
-from ..types import INTEGER_TYPES, array_element, decimal_scale, is_array, is_decimal
+from .formatting import format_value, raw_text, spreadsheet_number_format
+from ..run.result import OutputColumn, QueryResult
+from ..project.types import INTEGER_TYPES, array_element, decimal_scale, is_array, is_decimal
 
 # Fields whose values Airtable computes: never a person's note.
 COMPUTED_TYPES = frozenset({

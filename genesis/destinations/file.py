@@ -29,9 +29,9 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from ..errors import GenesisError
-from ..formatting import raw_text
-from ..result import QueryResult
-from ..types import array_element, is_array, is_decimal
+from .formatting import raw_text
+from ..run.result import QueryResult
+from ..project.types import array_element, is_array, is_decimal
 from .xlsx import sheet_title, write_xlsx
 
 TEMP_PREFIX = ".genesis-tmp-"

@@ -29,8 +29,8 @@ from typing import TYPE_CHECKING, Any, ClassVar, Iterator, Mapping, Protocol, Se
 from ..errors import GenesisError, Location
 
 if TYPE_CHECKING:
-    from ..model import Target
-    from ..result import QueryResult
+    from ..project.model import Target
+    from ..run.result import QueryResult
     from .report import SyncReport
 
 
@@ -130,7 +130,7 @@ class SheetsDestination(_MappingView):
              settings: Mapping[str, Any], dry_run: bool = False,
              touch_before: dt.datetime | None = None) -> SyncReport:
         """Make the tab hold `result` (the stamp goes in the same write); see sheets.py."""
-        from ..config import sheets_access
+        from ..project.config import sheets_access
         from .retry import deadline_setting
         from .sheets import sync_google_sheet
 
@@ -144,7 +144,7 @@ class SheetsDestination(_MappingView):
     def read_stamps(group: str, names: Sequence[str], target: Target,
                     settings: Mapping[str, Any]) -> Mapping[str, dt.datetime | None]:
         """tab -> its last refresh stamp, for every tab in `names` of spreadsheet `group`."""
-        from ..config import sheets_access
+        from ..project.config import sheets_access
         from .sheets import read_stamps
 
         credentials, endpoint = sheets_access(target, settings)
@@ -182,7 +182,7 @@ class AirtableDestination(_MappingView):
              touch_before: dt.datetime | None = None) -> SyncReport:
         """Make the table hold `result`, then (unless a dry run) renew its refresh stamp,
         which Airtable keeps in the table's description (airtable_stamp.py)."""
-        from ..config import airtable_access
+        from ..project.config import airtable_access
         from .airtable import sync_airtable
         from .retry import deadline_setting
 
@@ -202,7 +202,7 @@ class AirtableDestination(_MappingView):
     def read_stamps(group: str, names: Sequence[str], target: Target,
                     settings: Mapping[str, Any]) -> Mapping[str, dt.datetime | None]:
         """table -> its last refresh stamp, for every table in `names` of base `group`."""
-        from ..config import airtable_access
+        from ..project.config import airtable_access
         from .airtable_stamp import read_stamps
 
         token, endpoint = airtable_access(target, settings)

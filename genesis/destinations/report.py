@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping, Sequence
 
 from ..errors import GenesisError, did_you_mean
-from ..result import QueryResult
+from ..run.result import QueryResult
 from .sync import STATUS_COLUMN, ExistingRow, Plan, ResultRow
 
 

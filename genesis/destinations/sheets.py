@@ -36,7 +36,7 @@ key column: "Refreshed by Genesis at <UTC time> ...". It is in the frozen header
 sort never moves it. An unchanged refresh writes nothing, unless `touch_before` is
 given and the stamp is older: then it rewrites the stamp alone (one small write), so the
 stamp tells when the tracker was last refreshed successfully -- what `refresh --due`
-reads to catch up on missed schedules (see genesis/scheduler.py).
+reads to catch up on missed schedules (see genesis/run/scheduler.py).
 
 Concurrent writers. Every write batchUpdate opens with a compare-and-swap on the tab's
 lease in developer metadata (see sheets_lease): a write planned on a read that another
@@ -80,7 +80,7 @@ from typing import Any, Sequence
 from gspread.utils import absolute_range_name
 
 from ..errors import GenesisError
-from ..result import QueryResult
+from ..run.result import QueryResult
 from . import sheets_lease as lease
 from .report import SyncReport
 from .retry import DEFAULT_DEADLINE_SECONDS, Deadline

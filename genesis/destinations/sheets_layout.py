@@ -21,11 +21,11 @@ from typing import Any, Callable, Iterable, Mapping, Sequence
 import pyarrow as pa
 from gspread.utils import absolute_range_name, rowcol_to_a1
 
-from ..clock import parse_stamp_time
+from ..run.clock import parse_stamp_time
 from ..errors import GenesisError
-from ..formatting import format_value, spreadsheet_number_format
-from ..result import OutputColumn, QueryResult
-from ..types import is_array
+from .formatting import format_value, spreadsheet_number_format
+from ..run.result import OutputColumn, QueryResult
+from ..project.types import is_array
 from . import sheets_lease as lease
 from .report import check_key, result_rows
 from .sheets_client import SheetsApi

@@ -16,8 +16,8 @@ from collections import deque
 from datetime import datetime
 from typing import Any, Iterator, cast
 
-from ..clock import now as clock_now
-from ..clock import stamp_text
+from ..run.clock import now as clock_now
+from ..run.clock import stamp_text
 from .sheets_layout import Column, Layout, Tab, stamp_of_note
 from .sync import STATUS_COLUMN, STATUS_REMOVED, Plan
 

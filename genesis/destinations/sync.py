@@ -70,7 +70,7 @@ from ..errors import GenesisError
 
 MODES = ("upsert", "replace", "append")
 POLICIES = ("delete", "mark", "keep")
-POLICY_ALIASES = {"delete_unannotated": "delete"}  # genesis.model's historical default
+POLICY_ALIASES = {"delete_unannotated": "delete"}  # genesis.project.model's historical default
 STATUS_COLUMN = "Genesis status"  # owned column, created the first time a row is marked
 STATUS_REMOVED = "removed"  # its value on a row whose key left the result
 

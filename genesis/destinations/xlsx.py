@@ -36,8 +36,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from ..formatting import excel_number_format, format_value, raw_text
-from ..result import OutputColumn, QueryResult
+from .formatting import excel_number_format, format_value, raw_text
+from ..run.result import OutputColumn, QueryResult
 
 EXCEL_DIGITS = 15  # Excel keeps 15 significant digits; longer numbers are written as text
 _WIDTH_SAMPLE = 1000

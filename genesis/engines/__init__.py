@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from ..config import get_target, render_settings, warehouse_location
+from ..project.config import get_target, render_settings, warehouse_location
 from ..errors import GenesisError
-from ..model import Project
+from ..project.model import Project
 from .base import Engine, EngineError, conform
 
 __all__ = ["Engine", "EngineError", "conform", "open_engine"]

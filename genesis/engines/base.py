@@ -7,8 +7,8 @@ from typing import Protocol, Sequence
 import pyarrow as pa
 
 from ..errors import GenesisError
-from ..result import OutputColumn
-from ..types import arrow_type
+from ..run.result import OutputColumn
+from ..project.types import arrow_type
 
 
 class EngineError(GenesisError):

@@ -16,7 +16,7 @@ import pyarrow as pa
 import sqlglot
 from sqlglot import exp
 
-from .. import warehouse
+from . import warehouse
 from ..errors import GenesisError
 from .base import EngineError
 

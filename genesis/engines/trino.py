@@ -26,7 +26,7 @@ import trino.dbapi
 import trino.exceptions
 from trino.exceptions import TrinoDataError, TrinoQueryError
 
-from ..types import arrow_type, normalize_type
+from ..project.types import arrow_type, normalize_type
 from .base import EngineError
 
 log = logging.getLogger(__name__)

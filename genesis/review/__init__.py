@@ -6,6 +6,7 @@
 - sql_diff.py: every tracker compiled at both refs, its SQL diff and the changes behind it;
 - row_diff.py: `--data`, the changed trackers run at both refs and their rows compared;
 - impact.py: the inputs and trackers that use a reference, from the compiler's record;
+- catalog.py: `genesis docs`, the static HTML catalog of the whole project;
 - output.py: text, markdown (a pull-request comment) and JSON.
 
     report = diff_against(".", "origin/main")

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import fields, is_dataclass
 from typing import Any, Mapping
 
-from ..model import DataSource, Input, Project, Tracker
+from ..project.model import DataSource, Input, Project, Tracker
 
 # Keys that describe a definition without changing what it computes.
 _IGNORED_KEYS = frozenset({"loc", "locs", "path", "sql_loc", "description"})

@@ -15,8 +15,8 @@ from pathlib import Path
 from typing import Iterator
 
 from ..errors import GenesisError
-from ..model import Project
-from ..project import CONFIG_FILE, KIND_DIRS, load_project
+from ..project.model import Project
+from ..project.load import CONFIG_FILE, KIND_DIRS, load_project
 
 # What load_project reads: the config and the YAML files directly in each kind's folder.
 _DEFINITION_FILE = re.compile(rf"^({re.escape(CONFIG_FILE)}|({'|'.join(KIND_DIRS.values())})/[^/]+\.y[^/]*ml)$")

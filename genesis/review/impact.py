@@ -16,7 +16,7 @@ from typing import Any
 from ..compiler import CompiledQuery, compile_input
 from ..compiler.query_plan import ReferenceUse
 from ..errors import GenesisError, did_you_mean
-from ..model import Input, Project, Tracker
+from ..project.model import Input, Project, Tracker
 from ..destinations.kinds import describe_destination
 
 PLAN_ONLY = "the query plan (keys and grain)"  # a reference no part names: keys, grains

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..compiler import CompiledQuery, compile_tracker
 from ..errors import GenesisError
-from ..model import Project
+from ..project.model import Project
 
 if TYPE_CHECKING:
     from ..engines import Engine
@@ -24,7 +24,7 @@ if TYPE_CHECKING:
 
 def add_row_diffs(report: DiffReport, base: Project, head: Project, target: str | None) -> None:
     """Run each changed tracker at both refs on `target` and attach the row diff."""
-    from ..config import get_target
+    from ..project.config import get_target
     from ..engines import open_engine
 
     report.target = get_target(head, target).name
@@ -33,7 +33,7 @@ def add_row_diffs(report: DiffReport, base: Project, head: Project, target: str 
         return
     engine = open_engine(head, target)  # the base's SQL runs where the head's does
     try:
-        from ..fan_out_refresh import part_row_diffs
+        from ..run.fan_out_refresh import part_row_diffs
 
         for change in changed:
             fans_out = any(p.trackers.get(change.name) and p.trackers[change.name].for_each for p in (base, head))

@@ -19,8 +19,8 @@ from typing import Any
 
 from ..compiler import CompiledQuery, compile_tracker
 from ..errors import GenesisError
-from ..model import Project, Tracker
-from ..project import load_project
+from ..project.model import Project, Tracker
+from ..project.load import load_project
 from .definitions import (datasource_changes, definition, format_changes, graph_definition, input_changes,
                           tracker_setting_changes)
 from .git import BaseLoadError, project_at
@@ -86,7 +86,7 @@ def diff_against(project_dir: str | Path, base: str, *, dialect: str | None = No
     default target; `dialect` (--dialect) overrides only the printing. With `run_data`, the
     changed trackers run at both refs on that target and carry their row diff.
     """
-    from ..config import get_target
+    from ..project.config import get_target
 
     head = load_project(project_dir)
     reviewed = get_target(head, data_target)
@@ -120,7 +120,7 @@ def diff_projects(base: Project | None, head: Project, base_name: str, dialect: 
 def _compile(project: Project, name: str) -> tuple[CompiledQuery | None, str | None]:
     """The tracker compiled (remembered per project), or the rendered reason it does not."""
     try:
-        from ..fan_out import sample_params  # a for_each tracker compiles with a sample value
+        from ..run.fan_out import sample_params  # a for_each tracker compiles with a sample value
 
         return compile_tracker(project, name, sample_params(project, name)), None
     except GenesisError as exc:

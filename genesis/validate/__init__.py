@@ -12,7 +12,7 @@ from typing import Any, Iterable, Mapping
 
 from ..compiler import CompiledQuery
 from ..errors import ErrorCollector, GenesisError, ValidationError
-from ..model import Project, Tracker
+from ..project.model import Project, Tracker
 from .outcomes import input_outcome, sound_trackers, tracker_outcome
 from .registry import Rule, all_rules
 from .rules.destinations import FILE_EXTENSIONS

@@ -11,8 +11,8 @@ from typing import Any, Callable, Iterator, Mapping
 
 from ..compiler import CompiledQuery, compile_input, compile_tracker
 from ..errors import GenesisError, ValidationError
-from ..model import Project, Tracker
-from ..typecheck import quoted_parameters
+from ..project.model import Project, Tracker
+from .typecheck import quoted_parameters
 
 Outcome = tuple["CompiledQuery | None", list[GenesisError]]
 
@@ -48,9 +48,9 @@ def input_outcome(project: Project, name: str) -> Outcome:
 def tracker_outcome(project: Project, tracker: Tracker, params: Mapping[str, Any] | None = None) -> Outcome:
     """The tracker's query compiled (with --param `params`, which win), or the problems
     that stop it; remembered when there are no `params`. A for_each tracker compiles with
-    a sample value of its parameter (genesis.fan_out)."""
+    a sample value of its parameter (genesis.run.fan_out)."""
     if tracker.for_each is not None:
-        from ..fan_out import sample_params
+        from ..run.fan_out import sample_params
 
         params = {**sample_params(project, tracker.name), **(params or {})}
     if params:

@@ -18,7 +18,7 @@ from typing import Callable, Iterable, Union
 
 from ..compiler import CompiledQuery
 from ..errors import GenesisError
-from ..model import DataSource, Input, Project, Tracker
+from ..project.model import DataSource, Input, Project, Tracker
 from .outcomes import compiled_input, compiled_tracker, sound_trackers
 
 Problems = Iterable[GenesisError]

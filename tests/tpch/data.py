@@ -142,7 +142,7 @@ def read_table(paths: list[str], table: str) -> pa.Table:
 
 def _write_table(warehouse_dir: Path, name: str, data: pa.Table) -> None:
     try:
-        from genesis.warehouse import write_table
+        from genesis.engines.warehouse import write_table
     except ImportError:  # the project's warehouse module is not there: plain pyiceberg
         write_table = _write_table_pyiceberg
     write_table(warehouse_dir, name, data, mode="overwrite")
@@ -194,7 +194,7 @@ def build_warehouse(warehouse_dir: str | Path, parquet_dir: str | Path, scale_fa
 def warehouse_files(warehouse_dir: str | Path, table: str) -> list[str]:
     """The parquet data files of `iceberg.tpch.<table>` as pyiceberg's scan planning lists them."""
     try:
-        from genesis.warehouse import table_files
+        from genesis.engines.warehouse import table_files
 
         paths, has_deletes = table_files(warehouse_dir, f"{CATALOG}.{SCHEMA}.{table}")
         assert not has_deletes

@@ -27,8 +27,8 @@ import pytest
 import yaml
 
 from genesis.engines.trino import TrinoEngine
-from genesis.trino_catalog import create_catalog_sql, iceberg_catalog_properties
-from genesis.warehouse import Warehouse, open_catalog, write_table
+from genesis.engines.trino_catalog import create_catalog_sql, iceberg_catalog_properties
+from genesis.engines.warehouse import Warehouse, open_catalog, write_table
 
 WORKER = os.environ.get("PYTEST_XDIST_WORKER", "main")
 HOW_TO_START = ("start a real Trino with `scripts/postgres-server start` and `scripts/trino-server start` "
@@ -94,7 +94,7 @@ class TrinoProject:
     warehouse: Warehouse
 
     def load(self):
-        from genesis.project import load_project
+        from genesis.project.load import load_project
 
         return load_project(self.root)
 

@@ -10,10 +10,10 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from genesis.catalog_check import check_catalog
+from genesis.validate.catalog_drift import check_catalog
 from genesis.cli import main as cli
 from genesis.errors import ValidationError
-from genesis.refresh import refresh
+from genesis.run.refresh import refresh
 from tests.mini_data import FIXTURE, tables
 from tests.trino_real.conftest import make_project
 
@@ -138,7 +138,7 @@ measures:
                                                  "fields: [lineitem.linenumber, lineitem.lines]\n")
     (root / "trackers/slow-lines.yaml").write_text("name: slow-lines\ninput: slow_lines\ntimeout: 2\n"
                                                   "destination: {type: file, path: out/slow.csv}\n")
-    from genesis.project import load_project
+    from genesis.project.load import load_project
 
     project = load_project(root)
     started = time.monotonic()

@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from genesis import demo, history
+from genesis.authoring import demo
+from genesis.monitoring import history
 from tests.trino_real.conftest import assert_same_table, make_project, run_both
 
 REPO = Path(__file__).resolve().parents[2]
@@ -60,7 +61,7 @@ def test_every_example_tracker_is_identical_on_trino(example, name):
 
 
 def test_refresh_writes_the_same_files_from_both_engines(example):
-    from genesis.refresh import refresh
+    from genesis.run.refresh import refresh
 
     made, project = example
     trackers = list(project.trackers.values())

@@ -38,7 +38,7 @@ def test_studio_inputs_give_identical_typed_rows_on_trino(studio, name, params):
 
 
 def test_refresh_on_trino_writes_what_duckdb_writes(studio):
-    from genesis.refresh import refresh
+    from genesis.run.refresh import refresh
 
     made, project = studio
     trackers = [project.trackers[n] for n in ("countries", "genres", "movies")]

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import pytest
 
-from genesis import business_time as bt
+from genesis.project import business_time as bt
 from genesis.compiler import compile_input
 from tests import time_data as td
 from tests.test_time import EXPECTED

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 from ...errors import GenesisError
-from ...model import Project
+from ...project.model import Project
 from ..registry import Rule
 
 
 def alerts_and_history(project: Project) -> list[GenesisError]:
     """`alerts:` and `history:` in genesis.yaml name known channels and valid durations."""
-    from ...alerts import config_problems
+    from ...monitoring.alerts import config_problems
 
     return config_problems(project)
 

@@ -11,7 +11,7 @@ from typing import Iterator
 from ...compiler.expressions import parse_expression
 from ...compiler.plan import field_expr
 from ...errors import GenesisError, did_you_mean
-from ...model import DataSource, Project
+from ...project.model import DataSource, Project
 from ..outcomes import attempt
 from ..registry import Rule
 

@@ -15,7 +15,7 @@ from ...compiler import CompiledQuery
 from ...destinations.paths import tracker_file_path
 from ...destinations.sync import STATUS_COLUMN
 from ...errors import GenesisError, did_you_mean
-from ...model import Project, Tracker
+from ...project.model import Project, Tracker
 from ..outcomes import attempt
 from ..registry import Rule
 

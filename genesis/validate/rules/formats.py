@@ -11,8 +11,8 @@ from typing import Iterator, Union
 
 from ...compiler import CompiledQuery
 from ...errors import GenesisError
-from ...formatting import validate_format
-from ...model import Input, Project, Tracker
+from ...destinations.formatting import validate_format
+from ...project.model import Input, Project, Tracker
 from ..registry import Rule
 
 

@@ -6,7 +6,7 @@ from typing import Iterator
 
 from ...compiler import CompiledQuery
 from ...errors import GenesisError, did_you_mean
-from ...model import Project, Tracker
+from ...project.model import Project, Tracker
 from ..registry import Rule
 
 
@@ -59,7 +59,7 @@ def fresh_field_is_a_time(project: Project, tracker: Tracker, compiled: Compiled
     """`checks.fresh.field` is a date or timestamp reference of the input's data sources."""
     if tracker.checks.fresh is None:
         return []
-    from ...freshness import freshness_problems
+    from ...monitoring.freshness import freshness_problems
 
     return freshness_problems(project, tracker)
 
@@ -67,7 +67,7 @@ def fresh_field_is_a_time(project: Project, tracker: Tracker, compiled: Compiled
 def for_each_is_sound(project: Project, tracker: Tracker) -> list[GenesisError]:
     """A `for_each` names a parameter of the input, one source of values, and a destination
     that uses the value (two parts never write the same place)."""
-    from ...fan_out import for_each_problems
+    from ...run.fan_out import for_each_problems
 
     return for_each_problems(project, tracker)
 

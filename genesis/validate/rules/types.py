@@ -1,4 +1,4 @@
-"""Static types: sums over text and comparisons Trino refuses (see genesis.typecheck)."""
+"""Static types: sums over text and comparisons Trino refuses (see genesis.validate.typecheck)."""
 
 from __future__ import annotations
 
@@ -6,8 +6,8 @@ from typing import Iterable
 
 from ...compiler import CompiledQuery
 from ...errors import GenesisError
-from ...model import DataSource, Input, Project
-from ...typecheck import input_type_problems, measure_problems
+from ...project.model import DataSource, Input, Project
+from ..typecheck import input_type_problems, measure_problems
 from ..registry import Rule
 
 
