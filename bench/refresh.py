@@ -39,9 +39,9 @@ REPO = Path(__file__).resolve().parent.parent
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
-from genesis.project.config import get_target, render_settings, warehouse_dir  # noqa: E402
 from genesis.authoring.demo import build_demo  # noqa: E402
 from genesis.engines.duckdb import DuckDBEngine  # noqa: E402
+from genesis.project.config import get_target, render_settings, warehouse_dir  # noqa: E402
 from genesis.project.load import load_project  # noqa: E402
 from genesis.run.refresh import local_path, refresh, select_trackers  # noqa: E402
 from genesis.validate import check_tracker  # noqa: E402

@@ -31,7 +31,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from genesis.destinations import airtable  # noqa: E402
 from genesis.destinations.airtable import Settings, sync_airtable  # noqa: E402
-from genesis.run.result import OutputColumn, QueryResult  # noqa: E402
+from genesis.result import OutputColumn, QueryResult  # noqa: E402
 from tests.servers.airtable_server import AirtableServer  # noqa: E402
 
 BASE, TABLE, TOKEN = "appBench00000001", "Tracker", "pat-bench-token"

@@ -22,16 +22,16 @@ import json
 import math
 import sys
 import tempfile
+from collections.abc import Callable
 from decimal import Decimal
 from pathlib import Path
-from typing import Callable
 
 import pyarrow as pa
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from genesis.destinations.sheets import MAX_REQUEST_BYTES, RetryPolicy, sync_google_sheet  # noqa: E402
-from genesis.run.result import OutputColumn, QueryResult  # noqa: E402
+from genesis.result import OutputColumn, QueryResult  # noqa: E402
 from tests.servers.sheets_server import SheetsServer  # noqa: E402
 
 EMAIL = "genesis-bench@genesis-test.iam.gserviceaccount.com"

@@ -4,15 +4,16 @@ from __future__ import annotations
 
 import re
 import time
+from collections.abc import Mapping
 from dataclasses import replace
-from typing import Any, Mapping
+from typing import Any
 
 from .compiler import CompiledQuery, compile_name
 from .engines import Engine, EngineError, conform, open_engine
 from .errors import Location
 from .project.model import Project
-from .run.result import QueryResult
 from .project.types import trino_type_of_arrow
+from .result import QueryResult
 
 
 def execute(compiled: CompiledQuery, engine: Engine, *, label: str = "",

@@ -347,8 +347,8 @@ def demo(project_dir, target, scale, seed) -> None:
     """
     import time
 
-    from .project.config import get_target, render_settings, warehouse_location
     from .authoring.demo import build_demo
+    from .project.config import get_target, render_settings, warehouse_location
 
     require_project(project_dir, "genesis demo")
     project = load(project_dir)
@@ -408,10 +408,10 @@ def refresh(trackers, project_dir, all_, select, exclude, due, window, jobs, sha
       genesis refresh --due --jobs 8 --shard 1/4 --target prod
       genesis refresh movies-in-photography --param countries=US,CA
     """
-    from .run.refresh import refresh as run_refresh
-    from .run.refresh import select_trackers
     from .commands.refresh_summary import Progress, summary_table
     from .run.pool import DEFAULT_JOBS, stop_on_signals
+    from .run.refresh import refresh as run_refresh
+    from .run.refresh import select_trackers
     from .run.scheduler import parse_shard
     from .run.selection import split_selectors
 

@@ -17,8 +17,9 @@ from __future__ import annotations
 import difflib
 import logging
 import threading
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any, Iterable
+from typing import Any
 
 MIN_SECRET_CHARS = 6  # shorter values ("443", "us") would mask ordinary text
 _SECRETS: set[str] = set()

@@ -13,9 +13,10 @@ from __future__ import annotations
 import hashlib
 import json
 import shutil
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from tests.mini_data import copy_project, tables
 from tests.servers.airtable_server import AirtableServer
@@ -62,7 +63,7 @@ class Farm:
               files: int = 6, latency: float | Callable[[str], float] = 0.0, write_quota: int = 60,
               read_quota: int = 60, window_seconds: float = 60.0, airtable_penalty: float = 30.0,
               schedule: Callable[[int, str], str | None] | None = None, extra: dict[str, str] | None = None,
-              prefix: str = "t", tabs_exist: bool = False) -> "Farm":
+              prefix: str = "t", tabs_exist: bool = False) -> Farm:
         """`tabs_exist`: the Sheets tabs are there (empty) before the first refresh, as in a
         running studio; otherwise the first refresh creates them (two more reads each)."""
         root.mkdir(parents=True, exist_ok=True)
@@ -128,7 +129,7 @@ targets:
         for server in (self.trino, self.sheets, self.airtable):
             server.stop()
 
-    def __enter__(self) -> "Farm":
+    def __enter__(self) -> Farm:
         return self
 
     def __exit__(self, *exc: Any) -> None:
@@ -150,7 +151,7 @@ targets:
                 rows = self.airtable.rows(where["base_id"], where["table"])
             except Exception:  # noqa: BLE001 - no such table yet
                 return None
-            return sorted((json.dumps(r, sort_keys=True, default=str) for r in rows))
+            return sorted(json.dumps(r, sort_keys=True, default=str) for r in rows)
         path = self.project / where["path"]
         return path.read_bytes() if path.exists() else None
 

@@ -27,7 +27,7 @@ from genesis.destinations import airtable
 from genesis.destinations.airtable import Settings, sync_airtable
 from genesis.destinations.sync import STATUS_COLUMN, STATUS_REMOVED
 from genesis.errors import GenesisError
-from genesis.run.result import OutputColumn, QueryResult
+from genesis.result import OutputColumn, QueryResult
 from tests.servers.airtable_server import AirtableServer
 
 BASE = "appGenesisTest01"
@@ -62,7 +62,7 @@ def make_result(n: int, changed=(), removed=(), added: int = 0, title_prefix: st
         "Budget": pa.array([Decimal(i * 1000 + (7 if i in changed else 0)) / 4 for i in ids], pa.decimal128(18, 2)),
         "Share": [i / 1000 for i in ids],
         "Launch": pa.array([dt.date(2025, 1, 1) + dt.timedelta(days=i % 300) for i in ids], pa.date32()),
-        "Updated": pa.array([dt.datetime(2025, 3, 1, 12, 30, 15, 250000, tzinfo=dt.timezone.utc)
+        "Updated": pa.array([dt.datetime(2025, 3, 1, 12, 30, 15, 250000, tzinfo=dt.UTC)
                              + dt.timedelta(minutes=i) for i in ids], pa.timestamp("us", tz="UTC")),
         "Active": [i % 2 == 0 for i in ids],
         "Cast": [[f"Actor {i}", "Ann Lee"] if i % 3 else [] for i in ids],
@@ -118,7 +118,7 @@ def expected_owned(result: QueryResult) -> dict:
 
 def clean_state(server, table="Movies"):
     """Records without ids and times, sorted by key: what two runs must agree on."""
-    return sorted((json.dumps(r["fields"], sort_keys=True) for r in server.records(BASE, table)))
+    return sorted(json.dumps(r["fields"], sort_keys=True) for r in server.records(BASE, table))
 
 
 def max_in_window(times, window=1.0):

@@ -18,11 +18,11 @@ import pytest
 import yaml
 from click.testing import CliRunner
 
-from genesis.cli import COMMAND_ORDER, main
 from genesis.authoring.demo import build_demo
+from genesis.cli import COMMAND_ORDER, main
+from genesis.commands.refresh_summary import Progress, summary_table
 from genesis.project.load import load_project
 from genesis.run.refresh import RefreshReport, TrackerReport
-from genesis.commands.refresh_summary import Progress, summary_table
 from genesis.run.selection import select
 from tests.test_refresh_e2e import copy_example
 
@@ -95,7 +95,7 @@ def test_python_dash_m_genesis_is_the_cli(tmp_path):
 # --------------------------------------------------------------------------- selection and ls
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def loaded(project_dir: Path):
     return load_project(project_dir)
 

@@ -17,11 +17,11 @@ import pytest
 import yaml
 
 from genesis.compiler import _render, compile_input, graph_of, passes
-from genesis.errors import GenesisError
-from genesis.project.load import load_project
+from genesis.compiler.join_graph import JoinGraph
 from genesis.compiler.plan import build_plan
 from genesis.compiler.render import build_query
-from genesis.compiler.join_graph import JoinGraph
+from genesis.errors import GenesisError
+from genesis.project.load import load_project
 from tests.tpch import PROJECT_DIR
 from tests.tpch.data import duckdb_over_warehouse, generate_tpch, load_into_warehouse
 from tests.tpch.oracle import compare

@@ -19,8 +19,8 @@ from genesis.destinations.kinds import (
 )
 from genesis.destinations.retry import Deadline, retrying
 from genesis.errors import GenesisError
-from genesis.project.model import Tracker
 from genesis.project.load import load_project
+from genesis.project.model import Tracker
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -15,21 +15,20 @@ from __future__ import annotations
 import json
 import os
 import random
+from decimal import Decimal as D
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from genesis.errors import GenesisError
-from decimal import Decimal as D
-
 from tests.reference.evaluator import evaluate
 from tests.reference.expr import Cmp, Lit, Ref, refs_in
+from tests.reference.generate import gen_input, gen_schema
+from tests.reference.project import GenesisRunner, input_yaml, same_rows, source_yaml, write_project
 from tests.reference.spec import InputSpec, Item, JoinSpec
 from tests.test_aggregation_issue9 import ROWS as ISSUE_ROWS
 from tests.test_aggregation_issue9 import issue_schema
-from tests.reference.generate import gen_input, gen_schema
-from tests.reference.project import GenesisRunner, input_yaml, same_rows, source_yaml, write_project
 
 EXAMPLES = int(os.environ.get("GENESIS_DIFF_EXAMPLES", "60"))
 INPUTS = int(os.environ.get("GENESIS_DIFF_INPUTS", "10"))

@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import re
 import shutil
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from html.parser import HTMLParser
 from pathlib import Path
 
@@ -18,8 +18,8 @@ import pytest
 from click.testing import CliRunner
 
 from genesis.cli import main
-from genesis.review.catalog import build_docs, describe_cron, highlight_sql, prose
 from genesis.project.load import load_project
+from genesis.review.catalog import build_docs, describe_cron, highlight_sql, prose
 from tests.test_gitops import edit, write_project
 
 ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
@@ -33,7 +33,7 @@ def catalog(tmp_path_factory) -> Path:
     edit(project / "datasources/movie.yaml", "description: One row per title.",
          "description: One row per title, from `movie_cdc`.")
     out = project / "site"
-    build_docs(load_project(project), out, generated_at=datetime(2025, 6, 11, tzinfo=timezone.utc))
+    build_docs(load_project(project), out, generated_at=datetime(2025, 6, 11, tzinfo=UTC))
     return out
 
 
@@ -227,8 +227,8 @@ def test_slash_focuses_search_and_sql_opens(page):
 def phone(page, tmp_path_factory):
     """The example project's catalog at a phone's width (390 x 844 CSS pixels), in a second
     tab of the browser the `page` fixture started (one Playwright per process)."""
-    from genesis.review.catalog import build_docs
     from genesis.project.load import load_project
+    from genesis.review.catalog import build_docs
 
     index = build_docs(load_project(Path(__file__).resolve().parent.parent),
                        tmp_path_factory.mktemp("phone") / "site")

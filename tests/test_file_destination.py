@@ -16,11 +16,11 @@ import pytest
 
 from genesis.destinations.file import TEMP_PREFIX, write_file
 from genesis.errors import GenesisError
-from genesis.run.result import OutputColumn, QueryResult
 from genesis.project.types import arrow_type
+from genesis.result import OutputColumn, QueryResult
 
 REPO = Path(__file__).resolve().parents[1]
-UTC = dt.timezone.utc
+UTC = dt.UTC
 
 COLUMNS = (
     OutputColumn("movie_id", "bigint"),
@@ -440,7 +440,6 @@ def test_xlsx_large_mixed_table_round_trips_exactly(tmp_path):
 
 def test_xlsx_package_is_valid_and_opens_without_warnings(tmp_path):
     import warnings
-
     import xml.etree.ElementTree as etree  # well-formedness needs no third-party parser
 
     for name, result in [("movies.xlsx", make_result()), ("mixed.xlsx", mixed_result(2000)),

@@ -5,7 +5,14 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from genesis.destinations.formatting import excel_number_format, format_value, raw_text, spreadsheet_number_format, strftime_to_spreadsheet, validate_format
+from genesis.destinations.formatting import (
+    excel_number_format,
+    format_value,
+    raw_text,
+    spreadsheet_number_format,
+    strftime_to_spreadsheet,
+    validate_format,
+)
 
 # ----------------------------------------------------------------------------- validate
 
@@ -89,7 +96,7 @@ def test_format_value(value, column_type, fmt, expected):
 @pytest.mark.parametrize("value, column_type, expected", [
     (dt.date(2024, 1, 2), "date", "2024-01-02"),
     (dt.datetime(2024, 1, 2, 3, 4, 5), "timestamp", "2024-01-02 03:04:05"),
-    (dt.datetime(2024, 1, 2, 3, 4, 5, tzinfo=dt.timezone.utc), "timestamp with time zone",
+    (dt.datetime(2024, 1, 2, 3, 4, 5, tzinfo=dt.UTC), "timestamp with time zone",
      "2024-01-02 03:04:05+00:00"),
     (1.5, "double", "1.5"),
     (1e-05, "double", "0.00001"),  # plain numbers: no exponent
@@ -173,7 +180,7 @@ TYPED_VALUES = st.one_of(
                                                      min_value=-(10**31), max_value=10**31)),
     st.tuples(st.just("date"), st.dates()),
     st.tuples(st.just("timestamp"), st.datetimes()),
-    st.tuples(st.just("timestamp with time zone"), st.datetimes(timezones=st.just(dt.timezone.utc))),
+    st.tuples(st.just("timestamp with time zone"), st.datetimes(timezones=st.just(dt.UTC))),
     st.tuples(st.just("boolean"), st.booleans()),
     st.tuples(st.just("varchar"), st.text()),
     st.tuples(st.just("array(varchar)"), st.lists(st.one_of(st.none(), st.text()), max_size=3)),
@@ -226,8 +233,8 @@ def test_number_pattern_round_trips(value, pattern, prefix):
 def _result(rows):
     import pyarrow as pa
 
-    from genesis.run.result import OutputColumn, QueryResult
     from genesis.project.types import arrow_type
+    from genesis.result import OutputColumn, QueryResult
 
     columns = (
         OutputColumn("id", "bigint"),

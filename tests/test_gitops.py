@@ -20,8 +20,8 @@ from click.testing import CliRunner
 from genesis.cli import main
 from genesis.compiler import compile_input
 from genesis.compiler.plan import ReferenceUse
-from genesis.review import diff_against, diff_rows, find_impact, render_diff
 from genesis.project.load import load_project
+from genesis.review import diff_against, diff_rows, find_impact, render_diff
 
 GENESIS_YAML = """\
 name: lite

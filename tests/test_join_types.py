@@ -19,9 +19,9 @@ import pytest
 
 from genesis.api import run_query
 from genesis.compiler import compile_input
+from genesis.engines.warehouse import write_table
 from genesis.errors import GenesisError
 from genesis.project.load import load_project
-from genesis.engines.warehouse import write_table
 
 GOLDEN = Path(__file__).parent / "fixtures" / "golden_join_types"
 D = pa.decimal128(18, 2)

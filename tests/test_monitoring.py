@@ -22,13 +22,13 @@ from click.testing import CliRunner
 
 from genesis.cli import main
 from genesis.compiler import compile_tracker
-from genesis.project.config import get_target, render_settings
 from genesis.destinations.sheets import EndpointHTTPClient, load_credentials
 from genesis.monitoring.history import DEFAULT_TABLE, IcebergHistory, TrinoHistory, sql_hash
 from genesis.monitoring.monitor import after_refresh
+from genesis.monitoring.status import tracker_statuses
+from genesis.project.config import get_target, render_settings
 from genesis.project.load import load_project
 from genesis.run.refresh import RefreshReport
-from genesis.monitoring.status import tracker_statuses
 from tests.mini_data import build_warehouse, copy_project, tables
 from tests.servers.airtable_server import AirtableServer
 from tests.servers.sheets_server import SheetsServer, new_private_key
@@ -303,7 +303,7 @@ def test_a_tracker_that_misses_its_schedule_becomes_late_once(live):
     loaded = load_project(project)
     target = get_target(loaded, "live")
     settings = render_settings(target)
-    later = dt.datetime.now(dt.timezone.utc) + dt.timedelta(days=2)
+    later = dt.datetime.now(dt.UTC) + dt.timedelta(days=2)
     nothing_ran = RefreshReport("live", [], 0.0)
 
     assert after_refresh(loaded, target, settings, nothing_ran, now=later) == []
@@ -439,7 +439,7 @@ def newest_live_op_ts() -> dt.datetime:
     for row in tables()["movie_cdc"].to_pylist():
         if row["movie_id"] not in latest or row["op_ts"] > latest[row["movie_id"]]["op_ts"]:
             latest[row["movie_id"]] = row
-    return max(r["op_ts"] for r in latest.values() if r["op"] != "d").replace(tzinfo=dt.timezone.utc)
+    return max(r["op_ts"] for r in latest.values() if r["op"] != "d").replace(tzinfo=dt.UTC)
 
 
 def test_a_stale_source_fails_the_freshness_check_and_writes_nothing(tmp_path, monkeypatch):
@@ -455,7 +455,7 @@ def test_a_stale_source_fails_the_freshness_check_and_writes_nothing(tmp_path, m
     assert "checks failed, nothing written: fresh: the newest 'movie.op_ts' is" in entry["error"]
     assert "at most 2h allowed" in entry["error"]
     assert not (project / "out" / "fresh-movies.csv").exists()
-    expected_age = (dt.datetime.now(dt.timezone.utc) - newest_live_op_ts()).total_seconds()
+    expected_age = (dt.datetime.now(dt.UTC) - newest_live_op_ts()).total_seconds()
     row = history_rows(project)[-1]
     assert row["status"] == "failed" and row["data_age_seconds"] == pytest.approx(expected_age, abs=120)
 
@@ -661,8 +661,8 @@ def test_channel_urls(kind, url, problem):
 def test_secrets_of_the_target_are_masked_in_recorded_errors(tmp_path):
     """A history row's error goes through errors.redact: the values the target took from the
     environment, and those of secret-named settings, are masked (registered when rendered)."""
-    from genesis.project.model import Target
     from genesis.monitoring.monitor import record_of
+    from genesis.project.model import Target
     from genesis.run.refresh import TrackerReport
 
     settings = {"trino": {"host": "h", "auth": {"type": "jwt", "token": "{{ env.MON_TOKEN }}"}},

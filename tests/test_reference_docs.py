@@ -21,8 +21,8 @@ import yaml
 from click.testing import CliRunner
 
 from genesis.authoring import docgen
-from genesis.cli import COMMAND_ORDER, main
 from genesis.authoring.demo import build_demo
+from genesis.cli import COMMAND_ORDER, main
 from genesis.project.shape_check import load_schema
 from tests.test_refresh_e2e import copy_example
 

@@ -27,16 +27,16 @@ import pytest
 from genesis.destinations import sheets as sheets_destination
 from genesis.engines.duckdb import DuckDBEngine
 from genesis.errors import GenesisError
-from genesis.project.load import load_project
-from genesis.run.refresh import fired_within, refresh, select_trackers
-from genesis.run.pool import ByteBudget
-from genesis.run.scheduler import parse_shard, read_file_stamp, shard_of, write_file_stamp, write_lane
 from genesis.project.config import get_target, render_settings
+from genesis.project.load import load_project
+from genesis.run.pool import ByteBudget
+from genesis.run.refresh import fired_within, refresh, select_trackers
+from genesis.run.scheduler import parse_shard, read_file_stamp, shard_of, write_file_stamp, write_lane
 from tests.farm import SERVICE_ACCOUNT, Farm, latency_between
 from tests.mini_data import build_warehouse, copy_project
 
 REPO = Path(__file__).resolve().parent.parent
-UTC = dt.timezone.utc
+UTC = dt.UTC
 
 # The Sheets quotas, scaled: 6 reads and 6 writes per 2 s per service account on the server.
 # The client paces to 6 per 2.3 s: its clock starts a call before the server sees it.
@@ -325,8 +325,8 @@ def test_shards_partition_the_trackers_and_keep_a_spreadsheet_or_base_together(t
             assert same_lane <= home
         # stable: a hash of the lane's name, not of the process
         assert shard_of("sheets:sheet00", 4) == shard_of("sheets:sheet00", 4)
-        code = (f"from genesis.run.scheduler import shard_of; print(shard_of('sheets:sheet00', 4), "
-                f"shard_of('file:out/a.csv', 7))")
+        code = ("from genesis.run.scheduler import shard_of; print(shard_of('sheets:sheet00', 4), "
+                "shard_of('file:out/a.csv', 7))")
         other = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
                                env={**os.environ, "PYTHONHASHSEED": "123"})
         assert other.stdout.split() == [str(shard_of("sheets:sheet00", 4)), str(shard_of("file:out/a.csv", 7))]

@@ -674,14 +674,14 @@ def brute_force_due(schedule: str, now: dt.datetime, window_minutes: float) -> b
 
 
 @pytest.mark.parametrize("now, window", [
-    (dt.datetime(2026, 1, 5, 7, 0, tzinfo=dt.timezone.utc), 15),    # a Monday, on the hour
-    (dt.datetime(2026, 1, 5, 7, 14, 59, tzinfo=dt.timezone.utc), 15),
-    (dt.datetime(2026, 1, 5, 7, 15, tzinfo=dt.timezone.utc), 15),   # 07:00 is 15 min ago: out
-    (dt.datetime(2026, 1, 1, 4, 5, tzinfo=dt.timezone.utc), 15),    # 1st of the month
-    (dt.datetime(2026, 3, 10, 6, 40, tzinfo=dt.timezone.utc), 15),  # a Tuesday, 06:30 + 10 min
-    (dt.datetime(2026, 3, 10, 23, 59, tzinfo=dt.timezone.utc), 15),
-    (dt.datetime(2026, 3, 10, 14, 3, tzinfo=dt.timezone.utc), 60),
-    (dt.datetime(2026, 3, 14, 12, 30, tzinfo=dt.timezone.utc), 15),  # a Saturday noon
+    (dt.datetime(2026, 1, 5, 7, 0, tzinfo=dt.UTC), 15),    # a Monday, on the hour
+    (dt.datetime(2026, 1, 5, 7, 14, 59, tzinfo=dt.UTC), 15),
+    (dt.datetime(2026, 1, 5, 7, 15, tzinfo=dt.UTC), 15),   # 07:00 is 15 min ago: out
+    (dt.datetime(2026, 1, 1, 4, 5, tzinfo=dt.UTC), 15),    # 1st of the month
+    (dt.datetime(2026, 3, 10, 6, 40, tzinfo=dt.UTC), 15),  # a Tuesday, 06:30 + 10 min
+    (dt.datetime(2026, 3, 10, 23, 59, tzinfo=dt.UTC), 15),
+    (dt.datetime(2026, 3, 10, 14, 3, tzinfo=dt.UTC), 60),
+    (dt.datetime(2026, 3, 14, 12, 30, tzinfo=dt.UTC), 15),  # a Saturday noon
 ])
 def test_due_selects_exactly_the_example_trackers_that_fired(base, now, window):
     """Without refresh stamps (see test_refresh_concurrency.py for them), --window decides."""
@@ -705,7 +705,7 @@ def test_due_fixed_now_on_known_schedules(base, tmp_path):
                                               f"destination: {{type: file, path: out/zz-{name}.csv}}\n")
     project_dir = make_sibling(base["project"], tmp_path / "p", files)
     project = load_project(project_dir)
-    utc = dt.timezone.utc
+    utc = dt.UTC
 
     def due(now, window=15):
         names = [t.name for t in select_trackers(project, [], False, True, window, now=now)]

@@ -21,6 +21,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from genesis.destinations.formatting import spreadsheet_number_format
 from genesis.destinations.sheets import (
     MAX_REQUEST_BYTES,
     EndpointHTTPClient,
@@ -30,8 +31,7 @@ from genesis.destinations.sheets import (
 )
 from genesis.destinations.sync import STATUS_COLUMN, STATUS_REMOVED
 from genesis.errors import GenesisError
-from genesis.destinations.formatting import spreadsheet_number_format
-from genesis.run.result import OutputColumn, QueryResult
+from genesis.result import OutputColumn, QueryResult
 from tests.servers.sheets_server import SheetsServer, new_private_key
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -213,7 +213,7 @@ def people_state(h: Harness, sid: str | None = None) -> dict:
     notes_col = grid[0].index("Notes")
     id_col = grid[0].index("Movie ID")
     state = {}
-    for r, row in enumerate(grid[1:], start=1):
+    for row in grid[1:]:
         if len(row) > id_col and row[id_col] is not None and len(row) > notes_col and row[notes_col]:
             state[("Notes", row[id_col])] = row[notes_col]
     for (r, c), text in h.srv.notes(sid, TAB).items():
@@ -501,7 +501,7 @@ SUBPROCESS = """
 import json, sys
 import pyarrow.parquet as pq
 from genesis.destinations.sheets import RetryPolicy, sync_google_sheet
-from genesis.run.result import OutputColumn, QueryResult
+from genesis.result import OutputColumn, QueryResult
 args = json.load(open(sys.argv[1]))
 columns = tuple(OutputColumn(**c) for c in args["columns"])
 result = QueryResult(columns, pq.read_table(args["parquet"]))

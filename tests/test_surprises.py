@@ -416,7 +416,7 @@ def test_csv_empty_text_and_null_stay_apart_and_readers_see_numbers():
     import pyarrow as pa
 
     from genesis.destinations.file import write_csv_stream
-    from genesis.run.result import OutputColumn, QueryResult
+    from genesis.result import OutputColumn, QueryResult
 
     table = pa.table({"t": pa.array(["", None, "a"]), "n": pa.array([1, 2, None], pa.int32())})
     result = QueryResult((OutputColumn("t", "varchar"), OutputColumn("n", "integer")), table)

@@ -19,13 +19,13 @@ from click.testing import CliRunner
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from genesis.project import business_time as bt
 from genesis.api import run_query
 from genesis.cli import main
 from genesis.compiler import compile_input
-from genesis.errors import GenesisError, ValidationError
-from genesis.project.load import load_project
 from genesis.engines.warehouse import write_table
+from genesis.errors import GenesisError, ValidationError
+from genesis.project import business_time as bt
+from genesis.project.load import load_project
 from tests import time_data as td
 
 # As-of moment -> {range: "first..last" day, both included}, weeks starting on Monday.
@@ -174,8 +174,8 @@ def test_range_bounds_are_typed_literals_of_the_project_zone(timecheck):
     with bt.as_of("2026-03-08T12:00:00-04:00"):
         rows = run_query(project, "dst_day").table.column("event_id").to_pylist()
     stamps = [td.instants()[i - 1] for i in rows]
-    assert min(stamps) == dt.datetime(2026, 3, 8, 5, tzinfo=dt.timezone.utc)
-    assert max(stamps) == dt.datetime(2026, 3, 9, 4, tzinfo=dt.timezone.utc) - dt.timedelta(microseconds=1)
+    assert min(stamps) == dt.datetime(2026, 3, 8, 5, tzinfo=dt.UTC)
+    assert max(stamps) == dt.datetime(2026, 3, 9, 4, tzinfo=dt.UTC) - dt.timedelta(microseconds=1)
     assert len([s for s in stamps if s.minute % 15 == 0 and s.microsecond == 0]) == 23 * 4
 
 
@@ -252,7 +252,7 @@ def test_as_of_reads_the_cdc_log_as_it_stood(timecheck, as_of, expected):
 def test_without_as_of_the_cdc_view_is_the_whole_log(timecheck):
     root, _ = timecheck
     rows = [tuple(r.values()) for r in run_query(load_project(root), "items").table.to_pylist()]
-    assert rows == td.latest_items(dt.datetime.max.replace(tzinfo=dt.timezone.utc))
+    assert rows == td.latest_items(dt.datetime.max.replace(tzinfo=dt.UTC))
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
@@ -262,7 +262,7 @@ def test_as_of_equals_the_latest_rows_of_the_truncated_log(timecheck, offset, mi
     root, con = timecheck
     project = load_project(root)
     logged = [row[4] for row in td.ITEM_LOG]
-    moment = dt.datetime(2026, 3, 1, 14, tzinfo=dt.timezone.utc) + dt.timedelta(seconds=offset)
+    moment = dt.datetime(2026, 3, 1, 14, tzinfo=dt.UTC) + dt.timedelta(seconds=offset)
     if micro:  # right at a change, or a microsecond either side of it
         moment = logged[offset % len(logged)] + dt.timedelta(microseconds=micro)
     with bt.as_of(moment.isoformat()):
@@ -349,16 +349,16 @@ def test_grain_or_range_on_a_non_time_field_is_located(tmp_path):
 
 def test_range_days_are_computed_in_the_project_zone():
     settings = bt.TimeSettings("Pacific/Auckland")
-    moment = dt.datetime(2026, 6, 30, 13, tzinfo=dt.timezone.utc)  # already July 1st in Auckland
+    moment = dt.datetime(2026, 6, 30, 13, tzinfo=dt.UTC)  # already July 1st in Auckland
     assert bt.today(settings, moment) == dt.date(2026, 7, 1)
     days = bt.parse_range("month to date", bt.today(settings, moment), 0)
     assert (days.start, days.last) == (dt.date(2026, 7, 1), dt.date(2026, 7, 1))
-    assert bt.start_of_day(dt.date(2026, 11, 1), "America/New_York") == dt.datetime(2026, 11, 1, 4, tzinfo=dt.timezone.utc)
-    assert bt.start_of_day(dt.date(2026, 11, 2), "America/New_York") == dt.datetime(2026, 11, 2, 5, tzinfo=dt.timezone.utc)
+    assert bt.start_of_day(dt.date(2026, 11, 1), "America/New_York") == dt.datetime(2026, 11, 1, 4, tzinfo=dt.UTC)
+    assert bt.start_of_day(dt.date(2026, 11, 2), "America/New_York") == dt.datetime(2026, 11, 2, 5, tzinfo=dt.UTC)
     # Chile skips local midnight on 2026-09-06 (00:00 -04 becomes 01:00 -03): the day starts at 01:00.
-    assert bt.start_of_day(dt.date(2026, 9, 6), "America/Santiago") == dt.datetime(2026, 9, 6, 4, tzinfo=dt.timezone.utc)
+    assert bt.start_of_day(dt.date(2026, 9, 6), "America/Santiago") == dt.datetime(2026, 9, 6, 4, tzinfo=dt.UTC)
     # A wall-clock time inside the gap is read with the offset before it (01:30 -03, as most tools do).
-    assert bt.parse_as_of("2026-09-06 00:30", "America/Santiago") == dt.datetime(2026, 9, 6, 4, 30, tzinfo=dt.timezone.utc)
+    assert bt.parse_as_of("2026-09-06 00:30", "America/Santiago") == dt.datetime(2026, 9, 6, 4, 30, tzinfo=dt.UTC)
 
 
 def test_catalog_shows_grains_ranges_and_the_zone(tmp_path):
@@ -368,7 +368,7 @@ def test_catalog_shows_grains_ranges_and_the_zone(tmp_path):
     project = _input(root, "weekly", "name: weekly\nfrom: event\n"
                                      "fields: [{field: event.at_utc, grain: week}, event.event_count]\n"
                                      "filters: [{field: event.day, range: last 3 months}]\n")
-    html = render_catalog(project, "duckdb", dt.datetime(2026, 3, 8, tzinfo=dt.timezone.utc))
+    html = render_catalog(project, "duckdb", dt.datetime(2026, 3, 8, tzinfo=dt.UTC))
     assert "by week" in html and "event.day in last 3 months" in html
     assert "Dates in America/New_York, weeks from Monday" in html
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import socket
 import time
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 from decimal import Decimal
 
 import pyarrow as pa
@@ -16,7 +16,7 @@ from genesis.engines.trino import TrinoEngine
 from genesis.project.types import arrow_type, normalize_type
 from tests.servers.trino_server import Faults, TrinoProtocolServer
 
-UTC = timezone.utc
+UTC = UTC
 PASSWORD = "pw-Sup3rSecret!"
 TOKEN = "eyJ.tok3n-Sup3rSecret"
 

@@ -18,18 +18,16 @@ import pyarrow as pa
 import pytest
 from click.testing import CliRunner
 
-from genesis.engines import warehouse
 from genesis.api import execute
-from genesis.validate.catalog_drift import check_catalog
 from genesis.cli import main as cli
-from genesis.compiler import compile_input, compile_tracker
-from genesis.engines import open_engine
+from genesis.compiler import compile_tracker
+from genesis.engines import warehouse
 from genesis.engines.base import EngineError
-from genesis.engines.duckdb import DuckDBEngine
 from genesis.engines.trino import TrinoEngine
 from genesis.errors import ValidationError
 from genesis.project.load import load_project
 from genesis.run.refresh import refresh
+from genesis.validate.catalog_drift import check_catalog
 from tests.servers.trino_server import Faults, TrinoProtocolServer
 
 warnings.filterwarnings("ignore", module="pyiceberg")
@@ -39,7 +37,7 @@ USER = "genesis-ci"
 
 # ----------------------------------------------------------------------------- the studio data
 
-UTC = dt.timezone.utc
+UTC = dt.UTC
 D = Decimal
 
 MOVIE_CDC = pa.table({

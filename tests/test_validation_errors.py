@@ -11,8 +11,8 @@ from hypothesis import strategies as st
 
 from genesis.cli import main
 from genesis.errors import GenesisError
-from genesis.project.loader import load_yaml_text
 from genesis.project.load import load_project
+from genesis.project.loader import load_yaml_text
 from genesis.validate import validate_project
 from tests.broken_cases import CASES, EXPECTED
 from tests.mini_data import copy_project

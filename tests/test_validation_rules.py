@@ -7,9 +7,9 @@ added to the registry without a case here fails `test_every_rule_has_a_case`.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 import pytest
 from click.testing import CliRunner

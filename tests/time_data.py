@@ -17,7 +17,7 @@ import pyarrow as pa
 
 ZONE = "America/New_York"
 NY = zoneinfo.ZoneInfo(ZONE)
-UTC = dt.timezone.utc
+UTC = dt.UTC
 
 CONFIG = """name: timecheck
 default_target: local

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import json
 
-from ..project.config import get_target, render_settings
 from ..errors import GenesisError
 from ..monitoring.history import history_enabled, open_history
+from ..monitoring.status import render_text, tracker_statuses
+from ..project.config import get_target, render_settings
 from ..project.model import Project
 from ..run.refresh import select_trackers
-from ..monitoring.status import render_text, tracker_statuses
 
 
 def status_command(project: Project, names, target: str | None, fmt: str) -> str:

@@ -5,8 +5,8 @@ from __future__ import annotations
 import unicodedata
 
 from ..destinations.formatting import format_value
-from ..run.result import QueryResult
 from ..project.types import is_array, is_numeric
+from ..result import QueryResult
 
 MAX_CELL = 60  # a long text is cut so one value cannot make the table unreadable
 MIN_CELL = 6  # a column is never narrowed below this to fit the terminal

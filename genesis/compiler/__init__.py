@@ -9,23 +9,24 @@ from __future__ import annotations
 
 import dataclasses
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Mapping
+from typing import Any
 
 from sqlglot import exp
 from sqlglot.dialects.dialect import Dialect
 
 from ..errors import GenesisError, Location, did_you_mean
 from ..project.model import Input, Project, Tracker
-from ..run.result import OutputColumn
-from .join_graph import JoinGraph
+from ..result import OutputColumn
+from . import time
 from .expressions import parameter_values, sql_literal
+from .join_graph import JoinGraph
 from .join_types import tighten_joins
 from .passes import run_passes
 from .plan import build_plan, datasource_origins
 from .query_plan import ReferenceUse
 from .render import build_query
-from . import time
 
 DIALECTS = ("trino", "duckdb")
 _CLAUSES = {"SELECT", "FROM", "WHERE", "GROUP BY", "ORDER BY", "HAVING", "LIMIT", "SELECT DISTINCT"}

@@ -15,8 +15,8 @@ from sqlglot import exp
 
 from ..errors import GenesisError, Location, did_you_mean
 from ..project.model import DataSource, Field, Measure, Segment
-from .join_graph import Instance, JoinGraph, Resolved
 from . import expressions as ex
+from .join_graph import Instance, JoinGraph, Resolved
 
 Member = Field | Measure | Segment
 

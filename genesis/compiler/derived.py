@@ -16,9 +16,9 @@ from sqlglot import exp
 
 from ..errors import GenesisError
 from ..project.model import Measure
-from .join_graph import Instance, JoinGraph
 from . import expressions as ex
 from .definitions import at_instance, check_no_cycle, resolve_local, what_of
+from .join_graph import Instance, JoinGraph
 from .typing import portable_arithmetic
 
 if TYPE_CHECKING:
@@ -46,7 +46,7 @@ def check_derived_measure(graph: JoinGraph, ds, measure: Measure) -> None:
     check_no_cycle(graph, ds, measure)
 
 
-def derived_measure_expr(planner: "Resolver", instance: Instance, measure: Measure) -> exp.Expression:
+def derived_measure_expr(planner: Resolver, instance: Instance, measure: Measure) -> exp.Expression:
     """The SQL of a derived measure at `instance`: its expression over the referenced
     measures' own SQL (each registered with its own instance, so each keeps its grain)."""
     ds = instance.datasource

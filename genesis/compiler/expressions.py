@@ -10,15 +10,16 @@ from __future__ import annotations
 import datetime
 import decimal
 import json
+from collections.abc import Callable, Iterator, Mapping
 from functools import lru_cache
-from typing import Any, Callable, Iterator, Mapping
+from typing import Any
 
 import jinja2
 import sqlglot
 from sqlglot import exp
 
-from ..project import templating, types
 from ..errors import GenesisError, Location, did_you_mean
+from ..project import templating, types
 from ..project.model import Parameter
 
 DIALECT = "trino"  # the reference dialect definitions are written in
@@ -207,7 +208,7 @@ def _parse_text(text: str):
     return node.copy() if node is not None else None
 
 
-def _syntax_message(exc: "sqlglot.errors.ParseError") -> str:
+def _syntax_message(exc: sqlglot.errors.ParseError) -> str:
     """sqlglot's first parse error in words a user can act on."""
     first = exc.errors[0] if exc.errors else {}
     col, near = first.get("col"), (first.get("highlight") or "").strip()

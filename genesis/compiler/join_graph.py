@@ -10,8 +10,8 @@ siblings); docs/semantics.md says which rows every such path gives.
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Mapping
 
 from ..errors import GenesisError, Location, did_you_mean
 from ..project.model import DataSource, Field, Join, Measure, Segment

@@ -25,7 +25,7 @@ each EXISTS or pre-aggregated sub-query), and touches only joins to the plan's i
 
 from __future__ import annotations
 
-from typing import Mapping
+from collections.abc import Mapping
 
 from sqlglot import exp
 

@@ -8,14 +8,14 @@ expressions are NULL (or not true) on the NULL-extended row of a left join.
 
 from __future__ import annotations
 
-from typing import Mapping
+from collections.abc import Mapping
 
 from sqlglot import exp
 
 from ..project import types
 from ..project.model import DataSource, Field, Measure
-from .join_graph import Instance
 from . import expressions as ex
+from .join_graph import Instance
 from .typing import infer_type, portable_arithmetic, portable_average
 
 

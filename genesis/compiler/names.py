@@ -7,7 +7,7 @@ output name, instead of as a reference that does not resolve.
 
 from __future__ import annotations
 
-from typing import Iterable
+from collections.abc import Iterable
 
 from ..errors import GenesisError, Location, did_you_mean
 

@@ -9,21 +9,31 @@ the plan built here records no decision yet.
 from __future__ import annotations
 
 import functools
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 from sqlglot import exp
 
 from ..errors import ErrorCollector, GenesisError, Location, did_you_mean
 from ..project.model import Field, Input, InputField, Join, Measure, Segment
-from ..run.result import OutputColumn
-from .join_graph import Instance, JoinGraph, Resolved
+from ..result import OutputColumn
 from . import expressions as ex
-from .members import (exists_condition, false_when_missing, field_agg_expr, field_agg_type, field_expr,
-                      labelled, measure_expr, member_type, null_when_missing, only_existing_rows)
 from .derived import derived_measure_expr
+from .join_graph import Instance, JoinGraph, Resolved
+from .members import (
+    exists_condition,
+    false_when_missing,
+    field_agg_expr,
+    field_agg_type,
+    field_expr,
+    labelled,
+    measure_expr,
+    member_type,
+    null_when_missing,
+    only_existing_rows,
+)
 from .names import output_name
-from .query_plan import (AggregateCall, Grain, PlannedColumn, QueryPlan, ReferenceUse, SortKey, always_joined,
-                         frozen)
+from .query_plan import AggregateCall, Grain, PlannedColumn, QueryPlan, ReferenceUse, SortKey, always_joined, frozen
 from .segments import segment_expr
 from .typing import infer_type, portable_arithmetic, portable_average
 

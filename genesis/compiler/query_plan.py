@@ -13,15 +13,16 @@ shared between plans, never copied or changed.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import Mapping, NamedTuple, Union
+from typing import NamedTuple, Union
 
 from sqlglot import exp
 
 from ..errors import Location
 from ..project.model import Input, InputField
-from ..run.result import OutputColumn
+from ..result import OutputColumn
 from .join_graph import Instance
 from .members import field_expr
 
@@ -95,7 +96,7 @@ class SemiJoin:
     parent: Instance
     head: Instance
     members: tuple[Instance, ...]
-    filters: tuple["Filter", ...]
+    filters: tuple[Filter, ...]
 
 
 Filter = Union[exp.Expr, SemiJoin]

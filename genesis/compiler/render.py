@@ -15,13 +15,13 @@ Two shapes come out:
 
 from __future__ import annotations
 
-from typing import Mapping
+from collections.abc import Mapping
 
 from sqlglot import exp
 
 from ..project.model import DataSource
-from .join_graph import Instance
 from . import expressions as ex
+from .join_graph import Instance
 from .members import field_expr, join_condition, labelled
 from .query_plan import AggregateCall, Filter, PlannedColumn, PreAggregation, QueryPlan, SemiJoin
 from .time import tag_latest

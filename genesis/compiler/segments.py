@@ -15,9 +15,9 @@ from sqlglot import exp
 
 from ..errors import GenesisError
 from ..project.model import Measure, Segment
-from .join_graph import Instance, JoinGraph
 from . import expressions as ex
 from .definitions import at_instance, check_no_cycle, resolve_local, what_of
+from .join_graph import Instance, JoinGraph
 from .typing import portable_arithmetic
 
 if TYPE_CHECKING:
@@ -41,7 +41,7 @@ def check_segment(graph: JoinGraph, ds, segment: Segment) -> None:
     check_no_cycle(graph, ds, segment)
 
 
-def segment_expr(planner: "Resolver", instance: Instance, segment: Segment) -> exp.Expression:
+def segment_expr(planner: Resolver, instance: Instance, segment: Segment) -> exp.Expression:
     """The condition of `segment` at `instance`, parenthesized so it combines like one term."""
     ds = instance.datasource
     what = what_of(ds, segment)

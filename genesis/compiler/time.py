@@ -24,8 +24,8 @@ from dataclasses import replace
 
 from sqlglot import exp
 
-from ..project import business_time as bt
 from ..errors import GenesisError, Location
+from ..project import business_time as bt
 from ..project.model import Input
 from . import expressions as ex
 
@@ -78,7 +78,7 @@ def bound_sql(day: dt.date, value_type: str, settings: bt.TimeSettings) -> str:
 
 def instant_sql(instant: dt.datetime) -> str:
     """A timestamp with time zone literal of an instant, written in UTC (both engines read it)."""
-    text = instant.astimezone(dt.timezone.utc).strftime("%Y-%m-%d %H:%M:%S.%f")
+    text = instant.astimezone(dt.UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
     return f"CAST('{text} UTC' AS timestamp(6) with time zone)"
 
 

@@ -31,12 +31,13 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import Any, Iterator, Sequence
+from collections.abc import Iterator, Sequence
+from typing import Any
 
 import requests
 
 from ..errors import GenesisError, register_secret
-from ..run.result import QueryResult
+from ..result import QueryResult
 from .airtable_client import (  # noqa: F401 - Settings, DEFAULT_ENDPOINT, api_error: public here too
     BATCH_SIZE,
     DEFAULT_ENDPOINT,

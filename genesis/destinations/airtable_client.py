@@ -15,8 +15,9 @@ import logging
 import threading
 import time
 import urllib.parse
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any
 
 import requests
 from pyairtable import Api

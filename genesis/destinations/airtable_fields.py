@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import datetime as dt
 import math
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any
 
-from .formatting import format_value, raw_text, spreadsheet_number_format
-from ..run.result import OutputColumn, QueryResult
 from ..project.types import INTEGER_TYPES, array_element, decimal_scale, is_array, is_decimal
+from ..result import OutputColumn, QueryResult
+from .formatting import format_value, raw_text, spreadsheet_number_format
 
 # Fields whose values Airtable computes: never a person's note.
 COMPUTED_TYPES = frozenset({
@@ -147,5 +148,5 @@ def _timestamp(value: dt.datetime | None) -> str | None:
     if value is None:
         return None
     if value.tzinfo is not None:
-        value = value.astimezone(dt.timezone.utc)
+        value = value.astimezone(dt.UTC)
     return value.strftime("%Y-%m-%dT%H:%M:%S.") + f"{value.microsecond // 1000:03d}Z"

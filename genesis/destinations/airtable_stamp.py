@@ -15,8 +15,8 @@ from datetime import datetime
 
 import requests
 
-from ..run.clock import now as clock_now
-from ..run.clock import parse_stamp_time, stamp_text
+from ..clock import now as clock_now
+from ..clock import parse_stamp_time, stamp_text
 from ..errors import GenesisError
 from .airtable_client import DEFAULT_ENDPOINT, AirtableTable, DeadlineExceeded, Settings, api_error
 from .retry import Deadline

@@ -19,19 +19,20 @@ import json
 import math
 import os
 import secrets
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
-from typing import Any, BinaryIO, Callable, Iterator, TextIO
+from typing import Any, BinaryIO, TextIO
 
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from ..errors import GenesisError
-from .formatting import raw_text
-from ..run.result import QueryResult
 from ..project.types import array_element, is_array, is_decimal
+from ..result import QueryResult
+from .formatting import raw_text
 from .xlsx import sheet_title, write_xlsx
 
 TEMP_PREFIX = ".genesis-tmp-"

@@ -18,8 +18,9 @@ from __future__ import annotations
 import datetime as _dt
 import math
 import re
+from collections.abc import Mapping
 from decimal import ROUND_HALF_UP, Context, Decimal, InvalidOperation
-from typing import Any, Mapping
+from typing import Any
 from urllib.parse import quote
 
 from ..errors import did_you_mean

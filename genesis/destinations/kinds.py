@@ -23,14 +23,15 @@ project never imports gspread or pyairtable.
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, fields
-from typing import TYPE_CHECKING, Any, ClassVar, Iterator, Mapping, Protocol, Sequence, runtime_checkable
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol, runtime_checkable
 
 from ..errors import GenesisError, Location
 
 if TYPE_CHECKING:
     from ..project.model import Target
-    from ..run.result import QueryResult
+    from ..result import QueryResult
     from .report import SyncReport
 
 

@@ -15,8 +15,9 @@ A tracker that must write elsewhere says so explicitly with
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from pathlib import Path, PurePosixPath, PureWindowsPath
-from typing import Any, Mapping
+from typing import Any
 
 from ..errors import GenesisError, Location
 from .kinds import FileDestination, destination_of

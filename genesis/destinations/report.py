@@ -10,11 +10,12 @@ and `result_rows` the one builder of the diff's `ResultRow`s from a result.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any
 
 from ..errors import GenesisError, did_you_mean
-from ..run.result import QueryResult
+from ..result import QueryResult
 from .sync import STATUS_COLUMN, ExistingRow, Plan, ResultRow
 
 

@@ -15,8 +15,9 @@ from __future__ import annotations
 
 import socket
 import time
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, Callable, Mapping, TypeVar, cast
+from typing import Any, TypeVar, cast
 
 from tenacity import RetryCallState, wait_random_exponential
 

@@ -74,13 +74,14 @@ import logging
 import random
 import secrets
 import time
+from collections.abc import Sequence
 from datetime import datetime
-from typing import Any, Sequence
+from typing import Any
 
 from gspread.utils import absolute_range_name
 
 from ..errors import GenesisError
-from ..run.result import QueryResult
+from ..result import QueryResult
 from . import sheets_lease as lease
 from .report import SyncReport
 from .retry import DEFAULT_DEADLINE_SECONDS, Deadline
@@ -96,8 +97,17 @@ from .sheets_client import (  # noqa: F401 - GOOGLE_ENDPOINT, EndpointHTTPClient
     http_client,
     load_credentials,
 )
-from .sheets_layout import Column, check_limits, check_shape, columns_of, layout_of, new_tab, read_tab, sheet_rows
-from .sheets_layout import stamp_of_note  # noqa: F401 - public here too
+from .sheets_layout import (
+    Column,
+    check_limits,
+    check_shape,
+    columns_of,
+    layout_of,
+    new_tab,
+    read_tab,
+    sheet_rows,
+    stamp_of_note,  # noqa: F401 - public here too
+)
 from .sheets_requests import body_of, fenced, old_stamp, pack, requests_for, stamp_request
 from .sync import ExistingRow, Plan, ResultRow, check_policy, plan_sync
 

@@ -17,9 +17,10 @@ import re
 import threading
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timezone
-from typing import Any, Callable
+from datetime import UTC, datetime
+from typing import Any
 
 import requests
 from gspread.exceptions import APIError
@@ -27,8 +28,8 @@ from gspread.http_client import HTTPClient
 from gspread.urls import SPREADSHEET_BATCH_UPDATE_URL
 
 from ..errors import GenesisError, register_secret
-from .report import SyncReport
 from . import sheets_lease as lease
+from .report import SyncReport
 from .retry import Backoff, Deadline, retry_after, retrying, unreachable, unreachable_error
 from .sync import Plan
 
@@ -197,7 +198,7 @@ class SheetsApi:
     def wait_for_holder(self, holder: lease.Holder, attempt: int) -> None:
         """Sleep while another refresh holds the tab, or fail clearly at the deadline."""
         delay = self.policy.backoff.delay(attempt)
-        until = datetime.fromtimestamp(holder.until, timezone.utc).strftime("%H:%M:%S")
+        until = datetime.fromtimestamp(holder.until, UTC).strftime("%H:%M:%S")
         if self.deadline.allows(delay):
             log.warning("sheets %s: another refresh holds tab '%s' until %s UTC; waiting %.1fs",
                         self.spreadsheet_id, self.worksheet, until, delay)

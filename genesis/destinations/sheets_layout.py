@@ -14,19 +14,20 @@ from __future__ import annotations
 
 import re
 import secrets
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Callable, Iterable, Mapping, Sequence
+from typing import Any
 
 import pyarrow as pa
 from gspread.utils import absolute_range_name, rowcol_to_a1
 
-from ..run.clock import parse_stamp_time
+from ..clock import parse_stamp_time
 from ..errors import GenesisError
-from .formatting import format_value, spreadsheet_number_format
-from ..run.result import OutputColumn, QueryResult
 from ..project.types import is_array
+from ..result import OutputColumn, QueryResult
 from . import sheets_lease as lease
+from .formatting import format_value, spreadsheet_number_format
 from .report import check_key, result_rows
 from .sheets_client import SheetsApi
 from .sync import STATUS_COLUMN, STATUS_REMOVED, Bool, ExistingRow, ResultRow, normalize

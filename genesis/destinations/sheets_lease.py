@@ -37,8 +37,9 @@ import secrets
 import socket
 import time
 import zlib
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any, Iterable
+from typing import Any
 
 from .file import process_alive
 

@@ -13,11 +13,12 @@ from __future__ import annotations
 
 import json
 from collections import deque
+from collections.abc import Iterator
 from datetime import datetime
-from typing import Any, Iterator, cast
+from typing import Any, cast
 
-from ..run.clock import now as clock_now
-from ..run.clock import stamp_text
+from ..clock import now as clock_now
+from ..clock import stamp_text
 from .sheets_layout import Column, Layout, Tab, stamp_of_note
 from .sync import STATUS_COLUMN, STATUS_REMOVED, Plan
 
@@ -48,7 +49,7 @@ class Req:
             return self._head
         return self._head + b",".join(self.rows) + b"]}}"
 
-    def split(self, room: int) -> tuple["Req", "Req"] | None:
+    def split(self, room: int) -> tuple[Req, Req] | None:
         """A head that fits in `room` bytes and the rest, or None."""
         if self.rows is None or len(self.rows) < 2:
             return None
@@ -60,7 +61,7 @@ class Req:
             return None
         return self._part(0, k), self._part(k, len(self.rows))
 
-    def _part(self, start: int, end: int) -> "Req":
+    def _part(self, start: int, end: int) -> Req:
         body = json.loads(json.dumps(self.body))
         if "start" in body:
             body["start"]["rowIndex"] += start

@@ -61,10 +61,11 @@ from __future__ import annotations
 
 import math
 from collections import Counter
+from collections.abc import Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import date, datetime, time, timezone
+from datetime import UTC, date, datetime, time
 from decimal import Decimal
-from typing import Any, Hashable, Iterable, Mapping, Sequence
+from typing import Any
 
 from ..errors import GenesisError
 
@@ -125,7 +126,7 @@ def serial(value: date | datetime | time) -> float:
     """Spreadsheet serial days: 1899-12-30 is 0, the fraction is the time of day (UTC)."""
     if isinstance(value, datetime):
         if value.tzinfo is not None:
-            value = value.astimezone(timezone.utc).replace(tzinfo=None)
+            value = value.astimezone(UTC).replace(tzinfo=None)
         return (value - _SERIAL_EPOCH).total_seconds() / 86400
     if isinstance(value, date):
         return float((value - _SERIAL_EPOCH.date()).days)

@@ -27,17 +27,18 @@ import datetime as dt
 import math
 import re
 import zipfile
+from collections.abc import Iterator
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
-from typing import IO, Any, BinaryIO, Iterator
+from typing import IO, Any, BinaryIO
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from ..result import OutputColumn, QueryResult
 from .formatting import excel_number_format, format_value, raw_text
-from ..run.result import OutputColumn, QueryResult
 
 EXCEL_DIGITS = 15  # Excel keeps 15 significant digits; longer numbers are written as text
 _WIDTH_SAMPLE = 1000
@@ -598,7 +599,7 @@ def _xlsx_value(value: Any, column: OutputColumn) -> Any:
         return value
     if isinstance(value, dt.datetime):
         if value.tzinfo is not None:  # Excel has no time zones: UTC wall time
-            value = value.astimezone(dt.timezone.utc).replace(tzinfo=None)
+            value = value.astimezone(dt.UTC).replace(tzinfo=None)
         return value if value.year >= 1900 else raw_text(value, sep=" ")
     if isinstance(value, dt.date):
         return value if value.year >= 1900 else raw_text(value)  # before Excel's calendar

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from ..project.config import get_target, render_settings, warehouse_location
 from ..errors import GenesisError
+from ..project.config import get_target, render_settings, warehouse_location
 from ..project.model import Project
 from .base import Engine, EngineError, conform
 

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Protocol, Sequence
+from collections.abc import Sequence
+from typing import Protocol
 
 import pyarrow as pa
 
 from ..errors import GenesisError
-from ..run.result import OutputColumn
 from ..project.types import arrow_type
+from ..result import OutputColumn
 
 
 class EngineError(GenesisError):

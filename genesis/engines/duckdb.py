@@ -16,8 +16,8 @@ import pyarrow as pa
 import sqlglot
 from sqlglot import exp
 
-from . import warehouse
 from ..errors import GenesisError
+from . import warehouse
 from .base import EngineError
 
 _LINE = re.compile(r"^LINE (\d+): (.*)$", re.M)

@@ -13,8 +13,8 @@ import logging
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
-from ..project.config import render_value
 from ..errors import ErrorCollector, GenesisError, did_you_mean
+from ..project.config import render_value
 from ..project.model import Project
 
 log = logging.getLogger(__name__)

@@ -15,15 +15,15 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from ..api import execute
-from ..project.config import get_target, render_settings
 from ..destinations.sync import STATUS_COLUMN, STATUS_REMOVED
 from ..destinations.sync import describe_key as describe
 from ..engines import open_engine
 from ..errors import GenesisError
+from ..project.config import get_target, render_settings
 from ..project.model import Project, Tracker
 from ..run.refresh import destination_on_target, local_path, sync_destination
-from ..validate import check_tracker
 from ..text import plural
+from ..validate import check_tracker
 
 MAX_LISTED = 50  # per kind and tracker in the report; the counts are always complete
 

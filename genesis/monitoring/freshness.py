@@ -13,11 +13,11 @@ from dataclasses import replace
 
 from ..api import execute
 from ..compiler import CompiledQuery, compile_input
-from ..run.durations import format_duration
 from ..engines import Engine
 from ..errors import ErrorCollector, GenesisError
-from .history import as_utc
 from ..project.model import Input, InputField, Project, Tracker
+from ..run.durations import format_duration
+from .history import as_utc
 
 FRESH_TYPES = ("date", "timestamp", "timestamp with time zone")
 
@@ -68,7 +68,7 @@ def data_age(project: Project, tracker: Tracker, engine: Engine, *, timeout: flo
     newest = result.table.column(0)[0].as_py() if result.table.num_rows else None
     if newest is None:
         return None
-    now = now or dt.datetime.now(dt.timezone.utc)
+    now = now or dt.datetime.now(dt.UTC)
     return (now - as_utc(newest)).total_seconds()
 
 

@@ -20,9 +20,10 @@ import random
 import subprocess
 import time
 import warnings
+from collections.abc import Mapping, Sequence
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 import pyarrow as pa
 
@@ -72,7 +73,7 @@ def history_table(project: Project) -> str:
     return str(project.config.history.get("table") or DEFAULT_TABLE)
 
 
-def open_history(project: Project, target: Target, settings: Mapping[str, Any]) -> "IcebergHistory | TrinoHistory":
+def open_history(project: Project, target: Target, settings: Mapping[str, Any]) -> IcebergHistory | TrinoHistory:
     """The run history of a target (its settings already rendered)."""
     table = history_table(project)
     if target.engine == "trino":
@@ -87,7 +88,7 @@ def utc_naive(value: dt.datetime | None) -> dt.datetime | None:
     if value is None:
         return None
     if value.tzinfo is not None:
-        value = value.astimezone(dt.timezone.utc).replace(tzinfo=None)
+        value = value.astimezone(dt.UTC).replace(tzinfo=None)
     return value
 
 
@@ -96,8 +97,8 @@ def as_utc(value: dt.date | dt.datetime | None) -> dt.datetime | None:
     if value is None:
         return None
     if not isinstance(value, dt.datetime):
-        return dt.datetime.combine(value, dt.time(0), dt.timezone.utc)
-    return value.replace(tzinfo=dt.timezone.utc) if value.tzinfo is None else value.astimezone(dt.timezone.utc)
+        return dt.datetime.combine(value, dt.time(0), dt.UTC)
+    return value.replace(tzinfo=dt.UTC) if value.tzinfo is None else value.astimezone(dt.UTC)
 
 
 def to_table(rows: Sequence[Mapping[str, Any]]) -> pa.Table:
@@ -219,7 +220,7 @@ class IcebergHistory:
                 tbl.overwrite(tbl.scan().to_arrow())
                 expire = getattr(getattr(tbl, "maintenance", None), "expire_snapshots", None)
                 if expire is not None:  # pyiceberg >= 0.10
-                    expire().older_than(dt.datetime.now(dt.timezone.utc)).commit()
+                    expire().older_than(dt.datetime.now(dt.UTC)).commit()
         except _conflicts():
             pass
         except Exception as exc:  # noqa: BLE001 - compaction is an optimisation

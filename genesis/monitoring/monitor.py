@@ -10,14 +10,14 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
-from typing import Any, Iterable, Mapping
+from collections.abc import Iterable, Mapping
+from typing import Any
 
-from .alerts import Change, configured, send
 from ..errors import GenesisError, redact, register_secret
-from .history import git_commit, history_enabled, history_table, open_history, run_url, sql_hash
 from ..project.model import Project, Target
+from .alerts import Change, configured, send
+from .history import git_commit, history_enabled, history_table, open_history, run_url, sql_hash
 from .status import due_since, is_late, late_after_seconds, rows_by_tracker, state_of
-
 
 STATE_COLUMNS = ("tracker", "target", "status", "started_at", "ended_at")  # what the state needs
 
@@ -42,7 +42,7 @@ def after_refresh(project: Project, target: Target, settings: Mapping[str, Any],
     """Record the refresh, alert owners whose tracker changed state; returns warnings."""
     if not history_enabled(project, target):
         return []
-    now = now or dt.datetime.now(dt.timezone.utc)
+    now = now or dt.datetime.now(dt.UTC)
     run_id = uuid.uuid4().hex
     url = run_url()
     records = [record_of(project, target, t, run_id, url) for t in report.trackers

@@ -8,14 +8,15 @@ keeps no state of its own.
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass
-from typing import Any, Iterable, Mapping
+from typing import Any
 
 import pyarrow as pa
 
+from ..project.model import Project, Tracker
 from ..run.durations import parse_duration
 from .history import OK_STATUSES, as_utc
-from ..project.model import Project, Tracker
 
 DEFAULT_LATE_AFTER = "1h"
 
@@ -39,7 +40,7 @@ def due_since(tracker: Tracker, now: dt.datetime, grace_seconds: float) -> dt.da
 
     if not tracker.schedule or cron_problem(tracker.schedule):
         return None
-    cutoff = now.astimezone(dt.timezone.utc) - dt.timedelta(seconds=grace_seconds)
+    cutoff = now.astimezone(dt.UTC) - dt.timedelta(seconds=grace_seconds)
     return croniter(tracker.schedule, cutoff + dt.timedelta(microseconds=1)).get_prev(dt.datetime)
 
 
@@ -78,7 +79,7 @@ class TrackerStatus:
 
 def tracker_statuses(project: Project, history: pa.Table, names: Iterable[str] = (),
                      now: dt.datetime | None = None) -> list[TrackerStatus]:
-    now = now or dt.datetime.now(dt.timezone.utc)
+    now = now or dt.datetime.now(dt.UTC)
     grace = late_after_seconds(project)
     per = rows_by_tracker(history)
     from ..run.fan_out_refresh import with_history_parts

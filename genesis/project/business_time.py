@@ -1,7 +1,7 @@
 """Business time: the project's time zone and week start, "now" (or --as-of), and date ranges.
 
 Every relative date is evaluated here, in Python, from three things: the moment "now"
-(`--as-of`, else the real clock of genesis.run.clock), the project's IANA time zone and its
+(`--as-of`, else the real clock of genesis.clock), the project's IANA time zone and its
 week start. The compiler then writes the resulting bounds as typed SQL literals
 (genesis/compiler/time.py), so DuckDB and Trino compare against the very same values and a
 past day's tracker can be reproduced exactly.
@@ -19,10 +19,10 @@ import datetime as dt
 import functools
 import re
 import zoneinfo
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Iterator
 
-from ..run import clock
+from .. import clock
 from ..errors import GenesisError, Location, did_you_mean
 
 DEFAULT_ZONE = "UTC"
@@ -99,7 +99,7 @@ def parse_as_of(text: str, zone: str = DEFAULT_ZONE) -> dt.datetime:
                                 "or --as-of 2026-03-08T14:30:00Z") from None
     if value.tzinfo is None:
         value = _localize(value, zoneinfo.ZoneInfo(zone))
-    return value.astimezone(dt.timezone.utc)
+    return value.astimezone(dt.UTC)
 
 
 @contextlib.contextmanager
@@ -124,7 +124,7 @@ def as_of_moment(settings: TimeSettings) -> dt.datetime | None:
 
 
 def now(settings: TimeSettings) -> dt.datetime:
-    """"Now" for business dates: the --as-of moment, else genesis.run.clock.now() (UTC)."""
+    """"Now" for business dates: the --as-of moment, else genesis.clock.now() (UTC)."""
     moment = as_of_moment(settings)
     return moment if moment is not None else clock.now()
 
@@ -139,12 +139,12 @@ def _localize(wall: dt.datetime, zone: zoneinfo.ZoneInfo) -> dt.datetime:
     (it moves forward by the gap's length, as most tools do: a midnight skipped by the gap
     becomes the gap's end, the day's first instant); an ambiguous time (the repeated hour in
     autumn) is its first occurrence (fold=0)."""
-    return wall.replace(tzinfo=zone, fold=0).astimezone(dt.timezone.utc).astimezone(zone)
+    return wall.replace(tzinfo=zone, fold=0).astimezone(dt.UTC).astimezone(zone)
 
 
 def start_of_day(day: dt.date, zone: str) -> dt.datetime:
     """The first instant (UTC) of `day` in `zone`: local midnight, or the end of a DST gap that skips it."""
-    return _localize(dt.datetime.combine(day, dt.time()), zoneinfo.ZoneInfo(zone)).astimezone(dt.timezone.utc)
+    return _localize(dt.datetime.combine(day, dt.time()), zoneinfo.ZoneInfo(zone)).astimezone(dt.UTC)
 
 
 # --------------------------------------------------------------------------- ranges

@@ -10,13 +10,14 @@ it is masked in any output, whatever the key it was rendered into.
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 import jinja2
 
-from . import templating
 from ..errors import GenesisError, did_you_mean, register_secret
+from . import templating
 from .model import Project, Target
 
 SECRET_KEYS = {"password", "token", "credentials", "secret", "private_key"}

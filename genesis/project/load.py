@@ -11,12 +11,29 @@ import os
 from pathlib import Path
 from typing import Any
 
-from . import types
 from ..destinations.kinds import destination_of
 from ..errors import ErrorCollector, GenesisError, Location
-from .loader import YamlList, YamlMap, load_yaml_file
-from .model import Checks, Config, DataSource, Field, Filter, Input, InputField, Join, Latest, Measure, Segment, Parameter, Project, SortItem, Target, Tracker
 from ..run.fan_out import for_each_of
+from . import types
+from .loader import YamlList, YamlMap, load_yaml_file
+from .model import (
+    Checks,
+    Config,
+    DataSource,
+    Field,
+    Filter,
+    Input,
+    InputField,
+    Join,
+    Latest,
+    Measure,
+    Parameter,
+    Project,
+    Segment,
+    SortItem,
+    Target,
+    Tracker,
+)
 from .shape_check import check_shape
 
 CONFIG_FILE = "genesis.yaml"

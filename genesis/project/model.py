@@ -6,8 +6,9 @@ reference resolution to a Trino error, can point the user at the right line.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Mapping
+from typing import Any
 
 from ..destinations.kinds import AirtableDestination, AnyDestination, FileDestination, SheetsDestination, destination_of
 from ..errors import Location

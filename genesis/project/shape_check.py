@@ -7,9 +7,10 @@ this module turns jsonschema's findings into `path:line:col` errors with hints.
 from __future__ import annotations
 
 import json
-from functools import lru_cache
+from collections.abc import Iterator
+from functools import cache
 from importlib import resources
-from typing import Any, Iterator
+from typing import Any
 
 import jsonschema
 
@@ -17,20 +18,20 @@ from ..errors import GenesisError, Location, did_you_mean
 from .loader import YamlList, YamlMap
 
 
-@lru_cache(maxsize=None)
+@cache
 def load_schema(kind: str) -> dict:
     text = resources.files("genesis").joinpath("schemas", f"{kind}.schema.json").read_text()
     return json.loads(text)
 
 
-@lru_cache(maxsize=None)
+@cache
 def _validator(kind: str) -> jsonschema.protocols.Validator:
     schema = load_schema(kind)
     cls = jsonschema.validators.validator_for(schema)
     return cls(schema)
 
 
-@lru_cache(maxsize=None)
+@cache
 def _fast_validator(kind: str):
     """A compiled validator for the common case: a valid document, checked in microseconds."""
     import fastjsonschema

@@ -7,7 +7,7 @@ rows reach checks and destinations as the Arrow type given here.
 from __future__ import annotations
 
 import re
-from functools import lru_cache
+from functools import cache
 
 SIMPLE_TYPES = ("varchar", "boolean", "tinyint", "smallint", "integer", "bigint", "real", "double", "date",
                 "timestamp", "timestamp with time zone")
@@ -83,7 +83,7 @@ def decimal_scale(t: str) -> int:
     return int(match.group(2))
 
 
-@lru_cache(maxsize=None)
+@cache
 def _simple_arrow_types() -> dict:
     import pyarrow as pa  # imported here: compiling SQL needs no Arrow
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -17,9 +17,9 @@ import jinja2
 from markupsafe import Markup, escape
 
 from ..compiler import CompiledQuery, compile_input, compile_tracker
-from ..run.fan_out import describe_for_each, sample_params
 from ..errors import GenesisError
 from ..project.model import DataSource, Input, Project, Tracker
+from ..run.fan_out import describe_for_each, sample_params
 from .impact import used_names
 from .output import DIALECT_NAMES, sql_shown
 
@@ -60,7 +60,7 @@ def build_docs(project: Project, out_dir: str | Path, *, dialect: str | None = N
     dialect = dialect or reviewed.engine
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    html = render_catalog(project, dialect, generated_at or datetime.now(timezone.utc), reviewed.name)
+    html = render_catalog(project, dialect, generated_at or datetime.now(UTC), reviewed.name)
     index = out / "index.html"
     index.write_text(html, encoding="utf-8")
     (out / ".nojekyll").write_text("")  # published as is: no static-site processing

@@ -7,8 +7,9 @@ line is not a change.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import fields, is_dataclass
-from typing import Any, Mapping
+from typing import Any
 
 from ..project.model import DataSource, Input, Project, Tracker
 

@@ -10,13 +10,13 @@ from __future__ import annotations
 import re
 import subprocess
 import tempfile
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
 
 from ..errors import GenesisError
-from ..project.model import Project
 from ..project.load import CONFIG_FILE, KIND_DIRS, load_project
+from ..project.model import Project
 
 # What load_project reads: the config and the YAML files directly in each kind's folder.
 _DEFINITION_FILE = re.compile(rf"^({re.escape(CONFIG_FILE)}|({'|'.join(KIND_DIRS.values())})/[^/]+\.y[^/]*ml)$")

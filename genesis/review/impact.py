@@ -15,9 +15,9 @@ from typing import Any
 
 from ..compiler import CompiledQuery, compile_input
 from ..compiler.query_plan import ReferenceUse
+from ..destinations.kinds import describe_destination
 from ..errors import GenesisError, did_you_mean
 from ..project.model import Input, Project, Tracker
-from ..destinations.kinds import describe_destination
 
 PLAN_ONLY = "the query plan (keys and grain)"  # a reference no part names: keys, grains
 

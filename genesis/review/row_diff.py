@@ -24,8 +24,8 @@ if TYPE_CHECKING:
 
 def add_row_diffs(report: DiffReport, base: Project, head: Project, target: str | None) -> None:
     """Run each changed tracker at both refs on `target` and attach the row diff."""
-    from ..project.config import get_target
     from ..engines import open_engine
+    from ..project.config import get_target
 
     report.target = get_target(head, target).name
     changed = report.by_status("changed")

@@ -19,10 +19,16 @@ from typing import Any
 
 from ..compiler import CompiledQuery, compile_tracker
 from ..errors import GenesisError
-from ..project.model import Project, Tracker
 from ..project.load import load_project
-from .definitions import (datasource_changes, definition, format_changes, graph_definition, input_changes,
-                          tracker_setting_changes)
+from ..project.model import Project, Tracker
+from .definitions import (
+    datasource_changes,
+    definition,
+    format_changes,
+    graph_definition,
+    input_changes,
+    tracker_setting_changes,
+)
 from .git import BaseLoadError, project_at
 from .row_diff import add_row_diffs
 

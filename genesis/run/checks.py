@@ -8,7 +8,7 @@ import pyarrow.compute as pc
 from ..compiler import CompiledQuery
 from ..errors import Location
 from ..project.model import Checks
-from .result import QueryResult
+from ..result import QueryResult
 from ..text import plural
 
 

@@ -31,14 +31,15 @@ import dataclasses
 import datetime as dt
 import decimal
 import re
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 import jinja2
 import sqlglot
 from jinja2 import meta
 
-from ..project import templating, types
 from ..errors import GenesisError, Location, did_you_mean
+from ..project import templating, types
 from ..project.model import ForEach, Input, InputField, Project, Tracker
 
 DEFAULT_MAX_PARTS = 200

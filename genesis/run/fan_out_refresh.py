@@ -19,12 +19,13 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Mapping
+from typing import Any
 
 from ..errors import GenesisError
-from .fan_out import make_part, part_values, parts_of
 from ..project.model import Project, Target, Tracker
+from .fan_out import make_part, part_values, parts_of
 from .refresh import RefreshReport, TrackerReport, destination_on_target
 
 
@@ -106,7 +107,7 @@ def _parts(project: Project, tracker: Tracker, engine, params, settings) -> list
 
 def _failed(project: Project, tracker: Tracker, target: Target, exc: GenesisError) -> TrackerReport:
     first = (getattr(exc, "errors", None) or [exc])[0]
-    now = dt.datetime.now(dt.timezone.utc)
+    now = dt.datetime.now(dt.UTC)
     return TrackerReport(tracker.name, status="failed", stage="query", error=exc.render(),
                          location=str(first.location) if first.location else None,
                          destination=destination_on_target(project, tracker, target), started_at=now, ended_at=now)
@@ -127,7 +128,7 @@ def _vanished(project: Project, tracker: Tracker, part: Tracker, target: Target)
     value = part.part_value
     warning = (f"tracker '{tracker.name}': value '{value}' is no longer among its for_each values; its "
                f"destination {where} was left as it was (not deleted, no longer refreshed)")
-    now = dt.datetime.now(dt.timezone.utc)
+    now = dt.datetime.now(dt.UTC)
     return TrackerReport(part.name, status="vanished", destination=where, started_at=now, ended_at=now,
                          details={"value": str(value), "warning": warning})
 

@@ -30,19 +30,20 @@ import threading
 import time
 import traceback
 from collections import deque
+from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, Callable, Iterator, Mapping
+from typing import Any
 
-from . import clock
+from .. import clock
 from ..api import execute
-from .checks import located_failures
-from ..project.config import get_target, render_settings
 from ..engines import Engine, open_engine
 from ..errors import GenesisError, redact
+from ..project.config import get_target, render_settings
 from ..project.model import Project, Tracker
+from ..validate import check_tracker
+from .checks import located_failures
 from .refresh import RefreshReport, TrackerReport, destination_on_target, params_for, write_destination
 from .scheduler import touch_before, write_lane
-from ..validate import check_tracker
 
 DEFAULT_JOBS = 8  # enough to keep a Trino cluster and the Sheets quota busy; see docs
 PENDING_BYTES = 512 * 2**20  # results waiting for their write lane, at most (memory bound)
@@ -163,7 +164,7 @@ class _Run:
         started = time.perf_counter()
         if self.stop.is_set():
             return self._cancel(report, started, "stopped before it started; nothing written")
-        report.started_at = dt.datetime.now(dt.timezone.utc)
+        report.started_at = dt.datetime.now(dt.UTC)
         if self.inline:
             self._emit("start", report)
         try:
@@ -260,7 +261,7 @@ class _Run:
 
     def _finish(self, report: TrackerReport, started: float) -> None:
         report.seconds = time.perf_counter() - started
-        report.ended_at = dt.datetime.now(dt.timezone.utc)
+        report.ended_at = dt.datetime.now(dt.UTC)
         self._emit("end", report)
         with self._done:
             self._remaining -= 1

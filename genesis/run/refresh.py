@@ -8,16 +8,17 @@ Running many at once (`jobs`), stopping, catch-up and shards: run_pool.py, sched
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterable, Mapping
+from typing import Any
 
-from ..project.config import get_target, output_dir, render_settings
 from ..destinations.kinds import AirtableDestination, FileDestination, SheetsDestination
 from ..destinations.report import SyncReport
 from ..errors import GenesisError, did_you_mean
+from ..project.config import get_target, output_dir, render_settings
 from ..project.model import Project, Tracker
-from .result import QueryResult
+from ..result import QueryResult
 
 
 @dataclass
@@ -80,7 +81,8 @@ def select_trackers(project: Project, names: Iterable[str], all_: bool, due: boo
     chosen = [project.trackers[n.name] for n in select_nodes(project, selectors, list(exclude), kinds=("tracker",))]
     if shard is None and not due:
         return chosen
-    from . import clock, scheduler
+    from .. import clock
+    from . import scheduler
 
     resolved = get_target(project, target)
     settings = render_settings(resolved)
@@ -99,7 +101,7 @@ def fired_within(schedule: str, now: dt.datetime, window_minutes: float) -> bool
     """Did the cron schedule (UTC) fire in (now - window, now]? Stateless, for a 15-minute job."""
     from .scheduler import last_fire
 
-    return now.astimezone(dt.timezone.utc) - last_fire(schedule, now) < dt.timedelta(minutes=window_minutes)
+    return now.astimezone(dt.UTC) - last_fire(schedule, now) < dt.timedelta(minutes=window_minutes)
 
 
 def refresh(project: Project, trackers: list[Tracker], *, target: str | None = None, dry_run: bool = False,
@@ -181,7 +183,7 @@ def write_destination(project: Project, tracker: Tracker, result: QueryResult, k
     """Write one tracker's result and its refresh stamp (see scheduler.py); returns
     (anything changed, details for the report). An unchanged result renews the stamp only
     when it is older than `touch_before`, the schedule's last firing."""
-    from . import clock
+    from .. import clock
 
     destination = tracker.destination
     if target.destinations == "local" or not destination.live:

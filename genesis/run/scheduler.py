@@ -29,9 +29,10 @@ import datetime as dt
 import hashlib
 import json
 import re
+from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 from ..destinations.kinds import DESTINATIONS
 from ..errors import GenesisError
@@ -47,7 +48,7 @@ def last_fire(schedule: str, now: dt.datetime) -> dt.datetime:
     """The latest time at or before `now` at which the cron schedule (UTC) fired."""
     from croniter import croniter
 
-    now = now.astimezone(dt.timezone.utc)
+    now = now.astimezone(dt.UTC)
     return croniter(schedule, now + dt.timedelta(microseconds=1)).get_prev(dt.datetime)
 
 
@@ -169,7 +170,7 @@ def read_file_stamp(path: Path) -> dt.datetime | None:
         data = json.loads(stamp_path(path).read_text(encoding="utf-8"))
         if path.stat().st_size != data["bytes"]:
             return None
-        return dt.datetime.fromisoformat(data["refreshed_at"]).astimezone(dt.timezone.utc)
+        return dt.datetime.fromisoformat(data["refreshed_at"]).astimezone(dt.UTC)
     except (OSError, ValueError, KeyError, TypeError):
         return None
 
@@ -187,7 +188,7 @@ def write_file_stamp(path: Path, tracker: str, now: dt.datetime, changed: bool,
     import tempfile
 
     sidecar = stamp_path(path)
-    body = json.dumps({"tracker": tracker, "refreshed_at": now.astimezone(dt.timezone.utc).isoformat(),
+    body = json.dumps({"tracker": tracker, "refreshed_at": now.astimezone(dt.UTC).isoformat(),
                        "bytes": path.stat().st_size}, indent=1) + "\n"
     fd, temp = tempfile.mkstemp(prefix=".genesis-stamp-tmp-", dir=str(path.parent))
     try:

@@ -18,8 +18,8 @@ Several selectors are a union; `--exclude` removes what its selectors match.
 from __future__ import annotations
 
 import fnmatch
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Iterable, Sequence
 
 from ..errors import GenesisError, did_you_mean
 from ..project.model import Project

@@ -8,7 +8,8 @@ tracker rules for one tracker before a refresh writes it. The rules themselves l
 
 from __future__ import annotations
 
-from typing import Any, Iterable, Mapping
+from collections.abc import Iterable, Mapping
+from typing import Any
 
 from ..compiler import CompiledQuery
 from ..errors import ErrorCollector, GenesisError, ValidationError

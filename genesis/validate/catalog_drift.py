@@ -19,17 +19,17 @@ their value is cast to the declared type by the compiled SQL.
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Iterable, Mapping
 
 from sqlglot import exp
 
-from ..project import types
 from ..compiler import compile_tracker
 from ..compiler.expressions import parse_expression
-from ..project.config import get_target
 from ..engines import Engine, open_engine
 from ..errors import GenesisError, Location, ValidationError, did_you_mean
+from ..project import types
+from ..project.config import get_target
 from ..project.model import DataSource, Project
 
 ANY_USE = "*"  # a dependency on the data source as a whole (its key, its `latest:` columns)

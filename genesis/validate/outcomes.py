@@ -7,7 +7,8 @@ problems that stopped it) is remembered on the project, which never changes.
 
 from __future__ import annotations
 
-from typing import Any, Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from typing import Any
 
 from ..compiler import CompiledQuery, compile_input, compile_tracker
 from ..errors import GenesisError, ValidationError

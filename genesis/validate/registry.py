@@ -13,8 +13,9 @@ project case exercises.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Callable, Iterable, Union
+from typing import Union
 
 from ..compiler import CompiledQuery
 from ..errors import GenesisError

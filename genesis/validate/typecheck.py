@@ -18,15 +18,22 @@ inference in genesis.compiler.typing; where a type cannot be told, nothing is re
 from __future__ import annotations
 
 import re
-from typing import Iterator
+from collections.abc import Iterator
 
 from sqlglot import exp
 
-from ..project import types
 from ..compiler import graph_of
-from ..compiler.expressions import parameter_values, parse_expression, reference_nodes, reference_text, render_parameters, sql_literal
+from ..compiler.expressions import (
+    parameter_values,
+    parse_expression,
+    reference_nodes,
+    reference_text,
+    render_parameters,
+    sql_literal,
+)
 from ..compiler.typing import infer_type
 from ..errors import GenesisError, Location
+from ..project import types
 from ..project.model import DataSource, Input, Project
 
 _COMPARISONS = (exp.EQ, exp.NEQ, exp.GT, exp.GTE, exp.LT, exp.LTE, exp.NullSafeEQ, exp.NullSafeNEQ)

@@ -8,9 +8,10 @@ NULL, AND/OR are three-valued.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Any, Callable
+from typing import Any
 
 AGGS = ("count", "count_distinct", "sum", "avg", "min", "max")
 
@@ -19,10 +20,10 @@ class Expr:
     def sql(self) -> str:
         raise NotImplementedError
 
-    def value(self, env: "Env") -> Any:
+    def value(self, env: Env) -> Any:
         raise NotImplementedError
 
-    def children(self) -> tuple["Expr", ...]:
+    def children(self) -> tuple[Expr, ...]:
         return ()
 
     def walk(self):
@@ -34,8 +35,8 @@ class Expr:
 class Env:
     """How leaves get their values: a column of a row, a reference, a parameter, an aggregate."""
 
-    def __init__(self, column: Callable[[str], Any] | None = None, ref: Callable[["Ref"], Any] | None = None,
-                 params: dict | None = None, agg: Callable[["Agg"], Any] | None = None):
+    def __init__(self, column: Callable[[str], Any] | None = None, ref: Callable[[Ref], Any] | None = None,
+                 params: dict | None = None, agg: Callable[[Agg], Any] | None = None):
         self.column, self.ref, self.params, self.agg = column, ref, params or {}, agg
 
 

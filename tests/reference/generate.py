@@ -11,8 +11,7 @@ from collections import deque
 from decimal import Decimal
 from random import Random
 
-from .expr import (Agg, Arith, Case, Cmp, Coalesce, Col, Expr, InList, IsNull, Lit, Logic, Not, Param, Ratio,
-                   Ref)
+from .expr import Agg, Arith, Case, Cmp, Coalesce, Col, Expr, InList, IsNull, Lit, Logic, Not, Param, Ratio, Ref
 from .spec import FieldSpec, InputSpec, Item, JoinSpec, MeasureSpec, Rows, Schema, SourceSpec
 
 NUMERIC = ("bigint", "decimal(10,2)", "double")

@@ -12,8 +12,8 @@ import yaml
 from genesis.api import execute
 from genesis.compiler import compile_input
 from genesis.engines import open_engine
-from genesis.project.load import load_project
 from genesis.engines.warehouse import write_table
+from genesis.project.load import load_project
 
 from .spec import InputSpec, Rows, Schema
 

@@ -27,7 +27,7 @@ import threading
 import time
 import urllib.parse
 from dataclasses import dataclass, field
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
@@ -180,7 +180,7 @@ def _parse_iso(text: str) -> datetime | None:
         value = datetime.fromisoformat(text.replace("Z", "+00:00"))
     except ValueError:
         return None
-    return value if value.tzinfo else value.replace(tzinfo=timezone.utc)
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
 def _bad_value(f: Field, value: Any) -> ApiError:
@@ -251,7 +251,7 @@ def _coerce(f: Field, value: Any, typecast: bool) -> Any:
         parsed = _parse_iso(value) if isinstance(value, str) else None
         if parsed is None:
             raise _bad_value(f, value)
-        utc = parsed.astimezone(timezone.utc)
+        utc = parsed.astimezone(UTC)
         return utc.strftime("%Y-%m-%dT%H:%M:%S.") + f"{utc.microsecond // 1000:03d}Z"
     if f.type == "singleSelect":
         names = [c["name"] for c in (f.options or {}).get("choices", [])]
@@ -303,7 +303,7 @@ class AirtableServer:
         self._iterators: dict[str, list[str]] = {}
         self._fail_next: list[int] = []  # statuses for the next requests
         self._write_faults: dict[int, tuple[int, bool]] = {}  # k-th write -> (status, after)
-        self._blocks: dict[int, "_Block"] = {}
+        self._blocks: dict[int, _Block] = {}
         self._writes_seen = 0
         self.delay_seconds = 0.0
         self._httpd: ThreadingHTTPServer | None = None
@@ -316,7 +316,7 @@ class AirtableServer:
         host, port = self._httpd.server_address[:2]
         return f"http://{host}:{port}"
 
-    def start(self) -> "AirtableServer":
+    def start(self) -> AirtableServer:
         handler = type("Handler", (_Handler,), {"app": self})
         self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), handler)
         self._httpd.daemon_threads = True
@@ -332,7 +332,7 @@ class AirtableServer:
             self._httpd.server_close()
             self._httpd = None
 
-    def __enter__(self) -> "AirtableServer":
+    def __enter__(self) -> AirtableServer:
         return self.start()
 
     def __exit__(self, *exc: Any) -> None:
@@ -419,7 +419,7 @@ class AirtableServer:
         with self._lock:
             self._write_faults[self._writes_seen + k] = (status, after_apply)
 
-    def block_write(self, k: int) -> "_Block":
+    def block_write(self, k: int) -> _Block:
         """The k-th write from now waits until `release()` (e.g. while a test kills the client)."""
         with self._lock:
             block = _Block()
@@ -763,7 +763,7 @@ class AirtableServer:
     def _insert(self, t: Table, fields: dict, typecast: bool) -> dict:
         record = {
             "id": _new_id("rec"),
-            "createdTime": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.000Z"),
+            "createdTime": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.000Z"),
             "fields": {},
         }
         t.autonumber += 1

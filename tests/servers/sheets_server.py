@@ -423,7 +423,7 @@ class Sheet:
     def cols(self) -> int:
         return self.grid["columnCount"]
 
-    def clone(self) -> "Sheet":
+    def clone(self) -> Sheet:
         other = Sheet.__new__(Sheet)
         other.props = copy.deepcopy(self.props)
         other.data = list(self.data)
@@ -475,7 +475,7 @@ class Book:
         self.shared_with: set[str] | None = None  # None: every account may use it
         self.metadata: dict[int, dict] = {}  # metadataId -> DeveloperMetadata (never mutated in place)
 
-    def clone(self) -> "Book":
+    def clone(self) -> Book:
         other = Book(self.id, self.title)
         other.sheets = [s.clone() for s in self.sheets]
         other.shared_with = self.shared_with
@@ -1151,7 +1151,7 @@ class SheetsServer:
         self._holds: dict[int, Hold] = {}
         self._slow: list[tuple[float, str]] = []
         self._slow_all = 0.0
-        self._gathers: dict[str, "Gather"] = {}
+        self._gathers: dict[str, Gather] = {}
         self._writes_seen = 0
         self._windows: dict[tuple[str, str], list] = {}
         self._httpd = ThreadingHTTPServer((host, 0), _handler(self))
@@ -1168,7 +1168,7 @@ class SheetsServer:
     def token_uri(self) -> str:
         return self.url + "/token"
 
-    def start(self) -> "SheetsServer":
+    def start(self) -> SheetsServer:
         self._thread = threading.Thread(target=self._httpd.serve_forever, kwargs={"poll_interval": 0.05},
                                         name="sheets-server", daemon=True)
         self._thread.start()
@@ -1182,7 +1182,7 @@ class SheetsServer:
         self._httpd.shutdown()
         self._httpd.server_close()
 
-    def __enter__(self) -> "SheetsServer":
+    def __enter__(self) -> SheetsServer:
         return self.start()
 
     def __exit__(self, *exc) -> None:
@@ -1238,7 +1238,7 @@ class SheetsServer:
             else:
                 self._slow.extend((seconds, kind) for _ in range(n))
 
-    def gather_reads(self, spreadsheet_id: str, n: int, timeout: float = 5.0) -> "Gather":
+    def gather_reads(self, spreadsheet_id: str, n: int, timeout: float = 5.0) -> Gather:
         """The next reads of `spreadsheet_id` wait until n of them have arrived (or `timeout`
         passed), then go on together: n writers that read the same state, to race."""
         gather = Gather(n, timeout)
@@ -1720,7 +1720,7 @@ def _jwt_claims(assertion: str, audience: str) -> dict:
         if not 0 < claims["exp"] - claims["iat"] <= 3600:
             raise ValueError("bad lifetime")
     except (ValueError, json.JSONDecodeError) as err:
-        raise ApiError(400, f"Invalid JWT: {err}", "invalid_grant")
+        raise ApiError(400, f"Invalid JWT: {err}", "invalid_grant") from None
     return claims
 
 

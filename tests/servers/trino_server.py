@@ -28,12 +28,13 @@ import socket
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import timezone
+from datetime import UTC
 from decimal import Decimal
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import duckdb
 import pyarrow as pa
@@ -150,7 +151,7 @@ def _encode_float(value: float) -> Any:
 def _encode_timestamp(value, precision: int, with_zone: bool) -> str:
     # Trino prints exactly `precision` fractional digits, and zoned values with a zone id.
     if with_zone:
-        value = value.astimezone(timezone.utc)
+        value = value.astimezone(UTC)
     text = value.strftime("%Y-%m-%d %H:%M:%S")
     if precision:
         text += "." + f"{value.microsecond:06d}".ljust(precision, "0")[:precision]
@@ -363,7 +364,7 @@ class TrinoProtocolServer:
 
     # -- lifecycle
 
-    def start(self) -> "TrinoProtocolServer":
+    def start(self) -> TrinoProtocolServer:
         if self._httpd is not None:
             return self
         self._stopping.clear()
@@ -391,7 +392,7 @@ class TrinoProtocolServer:
         if self._owns_db:
             self._db.close()
 
-    def __enter__(self) -> "TrinoProtocolServer":
+    def __enter__(self) -> TrinoProtocolServer:
         return self.start()
 
     def __exit__(self, *exc: Any) -> None:
@@ -717,7 +718,8 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _status(self, query: _Query, state: str, *, next_page: int | None = None,
                 data_page: int | None = None, error: dict | None = None) -> dict:
-        base = f"http://{self.headers.get('Host') or '127.0.0.1:%d' % self.server.server_address[1]}"
+        host = self.headers.get("Host") or f"127.0.0.1:{self.server.server_address[1]}"
+        base = f"http://{host}"
         payload: dict[str, Any] = {
             "id": query.id,
             "infoUri": f"{base}/ui/query.html?{query.id}",

@@ -10,10 +10,10 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from genesis.validate.catalog_drift import check_catalog
 from genesis.cli import main as cli
 from genesis.errors import ValidationError
 from genesis.run.refresh import refresh
+from genesis.validate.catalog_drift import check_catalog
 from tests.mini_data import FIXTURE, tables
 from tests.trino_real.conftest import make_project
 

@@ -3,7 +3,6 @@ and a refresh writes byte-identical files (CSV, and .xlsx with the trackers' for
 
 from __future__ import annotations
 
-
 import datetime as dt
 from pathlib import Path
 
@@ -19,7 +18,7 @@ EXAMPLE_TRACKERS = sorted(p.stem for p in (REPO / "trackers").glob("*.yaml"))
 
 # The run history the `tracker-health` example reads: an ok run, then a failed one and a late one
 # (the health board lists the last two), so that input has rows on both engines.
-_AT = dt.datetime(2026, 1, 5, 6, 0, tzinfo=dt.timezone.utc)
+_AT = dt.datetime(2026, 1, 5, 6, 0, tzinfo=dt.UTC)
 RUNS = history.to_table([
     {"run_id": "r1", "tracker": "late-purchase-orders", "target": "local", "owner": "finance-ap", "status": "ok",
      "started_at": _AT, "ended_at": _AT + dt.timedelta(seconds=2), "seconds": 2.0, "rows": 30},

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import pytest
 
-from genesis.project import business_time as bt
 from genesis.compiler import compile_input
+from genesis.project import business_time as bt
 from tests import time_data as td
 from tests.test_time import EXPECTED
 from tests.trino_real.conftest import assert_same_table, make_project, run_both

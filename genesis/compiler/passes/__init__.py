@@ -15,7 +15,7 @@ and tests/test_compiler_passes.py fails when a pass is taken out of PASSES.
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 from ..query_plan import QueryPlan
 from .fewest_joins import fewest_joins

@@ -26,7 +26,17 @@ import dataclasses
 from sqlglot import exp
 
 from ..members import false_when_missing
-from ..query_plan import CteSource, Filter, Grain, QueryPlan, SemiJoin, frozen, instances_in, joins_repeat, missing_aliases
+from ..query_plan import (
+    CteSource,
+    Filter,
+    Grain,
+    QueryPlan,
+    SemiJoin,
+    frozen,
+    instances_in,
+    joins_repeat,
+    missing_aliases,
+)
 from .semi_join import semi_join_of
 
 

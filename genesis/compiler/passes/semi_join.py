@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import dataclasses
 
-
 from ..query_plan import Filter, QueryPlan, SemiJoin, branch_of, frozen, instances_in
 
 

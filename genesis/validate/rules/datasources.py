@@ -6,7 +6,7 @@ are not checked, since each would only repeat the data source's problem.
 
 from __future__ import annotations
 
-from typing import Iterator
+from collections.abc import Iterator
 
 from ...compiler.expressions import parse_expression
 from ...compiler.plan import field_expr

@@ -8,8 +8,8 @@ header, the service's answers).
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import PurePath
-from typing import Iterator
 
 from ...compiler import CompiledQuery
 from ...destinations.paths import tracker_file_path

@@ -7,16 +7,16 @@ the compiler itself knows nothing of formats.
 
 from __future__ import annotations
 
-from typing import Iterator, Union
+from collections.abc import Iterator
 
 from ...compiler import CompiledQuery
-from ...errors import GenesisError
 from ...destinations.formatting import validate_format
+from ...errors import GenesisError
 from ...project.model import Input, Project, Tracker
 from ..registry import Rule
 
 
-def format_fits_type(project: Project, definition: Union[Input, Tracker],
+def format_fits_type(project: Project, definition: Input | Tracker,
                      compiled: CompiledQuery) -> Iterator[GenesisError]:
     """Each field's `format:` has known keys with valid values for its column's type
     (a date pattern on a date, digits on a number, ...)."""

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Iterator
+from collections.abc import Iterator
 
 from ...compiler import CompiledQuery
 from ...errors import GenesisError, did_you_mean

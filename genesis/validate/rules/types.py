@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Iterable
+from collections.abc import Iterable
 
 from ...compiler import CompiledQuery
 from ...errors import GenesisError
 from ...project.model import DataSource, Input, Project
-from ..typecheck import input_type_problems, measure_problems
 from ..registry import Rule
+from ..typecheck import input_type_problems, measure_problems
 
 
 def measures_sum_numbers(project: Project, ds: DataSource) -> Iterable[GenesisError]:

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Mapping
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # Arrow is only needed once a query has run
     import pyarrow as pa
@@ -30,7 +31,7 @@ class QueryResult:
     """Rows as an Arrow table whose column names are the OutputColumn names, in order."""
 
     columns: tuple[OutputColumn, ...]
-    table: "pa.Table"
+    table: pa.Table
     sql: str = ""
     engine: str = ""
     stats: Mapping[str, Any] = field(default_factory=dict)
