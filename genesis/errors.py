@@ -19,7 +19,7 @@ import logging
 import threading
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TextIO
 
 MIN_SECRET_CHARS = 6  # shorter values ("443", "us") would mask ordinary text
 _SECRETS: set[str] = set()
@@ -57,14 +57,15 @@ class _RedactedStderr(logging.StreamHandler):
         self.addFilter(RedactingFilter())
 
     @property
-    def stream(self):  # type: ignore[override]
+    def stream(self) -> TextIO:
+        """The current sys.stderr, looked up at each record (it may be replaced after this handler is made)."""
         import sys
 
         return sys.stderr
 
     @stream.setter
-    def stream(self, value) -> None:
-        pass
+    def stream(self, value: TextIO) -> None:
+        """Ignored: the handler always writes to the current sys.stderr."""
 
 
 def install_log_redaction(debug: bool) -> None:

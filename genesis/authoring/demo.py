@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 import pyarrow as pa
 
@@ -258,7 +259,7 @@ def _movies(ctx: _Ctx) -> list[dict]:
     for i in range(1500 * ctx.scale):
         stage = rng.choices(STAGES, STAGE_WEIGHTS)[0]
         launch = _launch_date(rng, stage, today)
-        state = {
+        state: dict[str, Any] = {
             "movie_id": 1000 + i, "title": _title(rng, i), "status": "DEV", "genre": rng.choice(GENRES),
             "runtime_seconds": rng.randint(80, 170) * 60 + rng.randint(0, 59),
             "launch_date": launch, "budget_usd": _money(rng, 2e6, 2.5e8),

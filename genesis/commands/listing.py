@@ -33,6 +33,7 @@ def list_project(project: Project, selectors: Sequence[str], exclude: Sequence[s
 
 
 def render_listing(rows: list[dict], fmt: str) -> str:
+    """`genesis list` output: the rows as JSON, or one aligned table per kind and a count line."""
     if fmt == "json":
         return json.dumps(rows, indent=2)
     sections = [
@@ -40,7 +41,7 @@ def render_listing(rows: list[dict], fmt: str) -> str:
         ("input", "inputs", ["name", "from", "columns", "trackers"]),
         ("tracker", "trackers", ["name", "input", "owner", "schedule", "destination"]),
     ]
-    out = []
+    out: list[str] = []
     for kind, title, columns in sections:
         chosen = [r for r in rows if r["kind"] == kind]
         if not chosen:

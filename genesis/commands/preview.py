@@ -24,16 +24,19 @@ def render_table(result: QueryResult, max_rows: int = 50, width: int | None = No
     shown = result.table.slice(0, max(max_rows, 0))
     limit = MAX_CELL if cut else None
     header = [_clean(c.name, limit) for c in result.columns]
-    rows = [[_clean(format_value(v, c.type, c.format), limit) for v in values.to_pylist()]
-            for c, values in zip(result.columns, shown.columns)]
+    # api.execute fills in the engine's type for a column the compiler could not type, so
+    # None is not expected here; a result built otherwise shows such a column as text.
+    column_types = [c.type or "varchar" for c in result.columns]
+    rows = [[_clean(format_value(v, t, c.format), limit) for v in values.to_pylist()]
+            for c, t, values in zip(result.columns, column_types, shown.columns)]
     rows = [list(r) for r in zip(*rows)] if rows else []
-    right = [is_numeric(c.type) and not is_array(c.type) and "link" not in (c.format or {})
-             for c in result.columns]
+    right = [is_numeric(t) and not is_array(t) and "link" not in (c.format or {})
+             for c, t in zip(result.columns, column_types)]
     widths = [max([_width(h)] + [_width(r[i]) for r in rows]) for i, h in enumerate(header)]
     if cut and width:
         # Text and links may be cut to MIN_CELL; a number or a date never is (cut short, it
         # would read as another value): only its header may be cut, down to its values' width.
-        text = [c.type == "varchar" or is_array(c.type) or "link" in (c.format or {}) for c in result.columns]
+        text = [t == "varchar" or is_array(t) or "link" in (c.format or {}) for c, t in zip(result.columns, column_types)]
         least = [MIN_CELL if t else max([MIN_CELL] + [_width(r[i]) for r in rows]) for i, t in enumerate(text)]
         widths = _fit(widths, width, least)
     narrowed = any(_width(c) > w for r in [header, *rows] for c, w in zip(r, widths))

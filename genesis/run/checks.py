@@ -6,10 +6,21 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from ..compiler import CompiledQuery
-from ..errors import Location
+from ..errors import GenesisError, Location
 from ..project.model import Checks
-from ..result import QueryResult
+from ..result import OutputColumn, QueryResult
 from ..text import plural
+
+
+def output_column(compiled: CompiledQuery, reference: str, where: Location | None = None) -> OutputColumn:
+    """The output column a check or a tracker's key names (by reference or output name).
+
+    Validation makes sure every such name is a column of the input; should one still be
+    missing, this is a located error naming it rather than a crash on None."""
+    column = compiled.column_for(reference)
+    if column is None:
+        raise GenesisError(f"'{reference}' is not a column of input '{compiled.input.name}'", where)
+    return column
 
 
 def located_failures(result: QueryResult, checks: Checks,
@@ -24,13 +35,13 @@ def located_failures(result: QueryResult, checks: Checks,
         problems.append((f"max_rows: {plural(rows, 'row')}, at most {checks.max_rows} expected",
                          checks.loc_of("max_rows")))
     for index, reference in enumerate(checks.not_null):
-        name = compiled.column_for(reference).name
+        name = output_column(compiled, reference, checks.loc_of("not_null", index)).name
         nulls = result.table.column(name).null_count
         if nulls:
             problems.append((f"not_null: {plural(nulls, 'row')} {'has' if nulls == 1 else 'have'} no value in '{name}'",
                              checks.loc_of("not_null", index)))
     if checks.unique:
-        names = [compiled.column_for(r).name for r in checks.unique]
+        names = [output_column(compiled, r, checks.loc_of("unique", i)).name for i, r in enumerate(checks.unique)]
         duplicates = duplicate_keys(result.table, names)
         if duplicates:
             shown = ", ".join(str(d) for d in duplicates[:3])

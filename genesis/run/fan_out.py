@@ -31,13 +31,14 @@ import dataclasses
 import datetime as dt
 import decimal
 import re
-from collections.abc import Mapping
+from collections.abc import Hashable, Mapping
 from typing import Any
 
 import jinja2
 import sqlglot
 from jinja2 import meta
 
+from ..destinations.kinds import destination_of
 from ..errors import GenesisError, Location, did_you_mean
 from ..project import templating, types
 from ..project.model import ForEach, Input, InputField, Project, Tracker
@@ -96,8 +97,8 @@ def _safe_title(text: str) -> str:
     return " ".join(_CONTROL.sub(" ", text).split())[:MAX_TITLE_CHARS]
 
 
-def _label_alias(reference: str | None) -> str | None:
-    return reference.replace(".", "_") if reference else None
+def _label_alias(reference: str) -> str:
+    return reference.replace(".", "_")
 
 
 def template_names(for_each: ForEach) -> tuple[str, ...]:
@@ -110,7 +111,9 @@ def template_names(for_each: ForEach) -> tuple[str, ...]:
 
 def render_destination(project: Project, tracker: Tracker, value: Any, label: Any = None) -> dict:
     """The destination of one part: its name field rendered with the value (made safe)."""
-    assert tracker.for_each is not None
+    fe = tracker.for_each
+    if fe is None:
+        raise ValueError(f"tracker '{tracker.name}' has no for_each: it has no parts to render a destination for")
     destination = dict(tracker.destination)
     kind = str(destination.get("type"))
     field = NAME_FIELDS.get(kind)
@@ -120,14 +123,14 @@ def render_destination(project: Project, tracker: Tracker, value: Any, label: An
     is_path = kind == "file"
     safe = _safe_component if is_path else (lambda text: text)
     label_text = value_text(label if label is not None else value)
-    context = {tracker.for_each.parameter: safe(value_text(value))}
-    if tracker.for_each.label_from:
-        context["label"] = context[_label_alias(tracker.for_each.label_from)] = safe(label_text)
+    context = {fe.parameter: safe(value_text(value))}
+    if fe.label_from:
+        context["label"] = context[_label_alias(fe.label_from)] = safe(label_text)
     try:
         rendered = templating.render(str(destination.get(field, "")), **context)
     except (jinja2.TemplateError, TypeError, ValueError) as exc:
         raise GenesisError(f"destination {field} '{destination.get(field)}': cannot render it: {exc}", where,
-                           f"use {', '.join('{{ ' + n + ' }}' for n in template_names(tracker.for_each))}") from None
+                           f"use {', '.join('{{ ' + n + ' }}' for n in template_names(fe))}") from None
     if is_path:
         from ..destinations.paths import file_path, output_root
 
@@ -143,11 +146,15 @@ def render_destination(project: Project, tracker: Tracker, value: Any, label: An
 
 def make_part(project: Project, tracker: Tracker, value: Any, label: Any = None) -> Tracker:
     """The part of `tracker` for one value: an ordinary tracker with that parameter value."""
-    assert tracker.for_each is not None
+    fe = tracker.for_each
+    if fe is None:
+        raise ValueError(f"tracker '{tracker.name}' has no for_each: it has no parts")
     return dataclasses.replace(
         tracker, name=part_name(tracker.name, value),
-        parameters={**tracker.parameters, tracker.for_each.parameter: value},
-        destination=render_destination(project, tracker, value, label),
+        parameters={**tracker.parameters, fe.parameter: value},
+        # typed here as Tracker.__post_init__ would type it (the same location)
+        destination=destination_of(render_destination(project, tracker, value, label),
+                                   tracker.locs.get("destination")),
         for_each=None, part_of=tracker.name, part_value=value)
 
 
@@ -208,7 +215,7 @@ def for_each_problems(project: Project, tracker: Tracker) -> list[GenesisError]:
             values_query(project, tracker)
         except GenesisError as exc:
             out.extend(getattr(exc, "errors", None) or [exc])
-    out += _destination_problems(project, tracker)
+    out += _destination_problems(project, tracker, fe)
     return out
 
 
@@ -217,7 +224,7 @@ def _literal_problems(fe: ForEach, inp: Input) -> list[GenesisError]:
 
     out = []
     if len(fe.values or ()) > fe.max_parts:
-        out.append(GenesisError(f"for_each lists {len(fe.values):,} values, more than max_parts ({fe.max_parts})",
+        out.append(GenesisError(f"for_each lists {len(fe.values or ()):,} values, more than max_parts ({fe.max_parts})",
                                 fe.locs.get("values", fe.loc), "raise max_parts, or split the tracker"))
     seen: dict[str, int] = {}
     for index, value in enumerate(fe.values or ()):
@@ -238,8 +245,7 @@ def _literal_problems(fe: ForEach, inp: Input) -> list[GenesisError]:
     return out
 
 
-def _destination_problems(project: Project, tracker: Tracker) -> list[GenesisError]:
-    fe = tracker.for_each
+def _destination_problems(project: Project, tracker: Tracker, fe: ForEach) -> list[GenesisError]:
     destination = tracker.destination
     kind = str(destination.get("type"))
     where = tracker.locs.get("destination", tracker.loc)
@@ -371,7 +377,12 @@ def part_values(project: Project, tracker: Tracker, engine=None, params: Mapping
 
 def parts_of(project: Project, tracker: Tracker, pairs: list[tuple[Any, Any]]) -> list[Tracker]:
     """The parts for these values; an error when two parts share a name or a destination."""
-    parts, names, places = [], {}, {}
+    fe = tracker.for_each
+    if fe is None:
+        raise ValueError(f"tracker '{tracker.name}' has no for_each: it has no parts")
+    parts: list[Tracker] = []
+    names: dict[Hashable, Any] = {}  # part name -> the value that named it
+    places: dict[Hashable, Any] = {}  # place_of(part) -> the value that writes there
     for value, label in pairs:
         part = make_part(project, tracker, value, label)
         for seen, key in ((names, part.name), (places, place_of(part))):
@@ -380,7 +391,7 @@ def parts_of(project: Project, tracker: Tracker, pairs: list[tuple[Any, Any]]) -
                     f"for_each values {value_text(seen[key])!r} and {value_text(value)!r} of tracker "
                     f"'{tracker.name}' would write to the same place ({_describe(part)})",
                     tracker.locs.get("destination", tracker.loc),
-                    f"use {{{{ {tracker.for_each.parameter} }}}} in the destination's name")
+                    f"use {{{{ {fe.parameter} }}}} in the destination's name")
             seen[key] = value
         parts.append(part)
     return parts

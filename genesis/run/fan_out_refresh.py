@@ -93,10 +93,10 @@ def _restricted(tracker: Tracker, params: Mapping[str, Any] | None) -> bool:
 
 def _parts(project: Project, tracker: Tracker, engine, params, settings) -> list[Tracker]:
     pairs = part_values(project, tracker, engine, params, tracker.timeout_seconds or settings.get("timeout"))
-    if _restricted(tracker, params):
+    fe = tracker.for_each
+    if fe is not None and _restricted(tracker, params):  # (_restricted implies a for_each)
         from ..compiler.expressions import coerce
 
-        fe = tracker.for_each
         wanted = coerce(params[fe.parameter], project.inputs[tracker.input].parameters[fe.parameter], "--param")
         pairs = [(v, label) for v, label in pairs if v == wanted]
         if not pairs:

@@ -41,7 +41,7 @@ from ..errors import GenesisError, redact
 from ..project.config import get_target, render_settings
 from ..project.model import Project, Tracker
 from ..validate import check_tracker
-from .checks import located_failures
+from .checks import located_failures, output_column
 from .refresh import RefreshReport, TrackerReport, destination_on_target, params_for, write_destination
 from .scheduler import touch_before, write_lane
 
@@ -115,7 +115,9 @@ def run_trackers(project: Project, trackers: list[Tracker], *, target: str | Non
 
 
 class _Run:
-    def __init__(self, project, trackers, target, dry_run, progress, jobs, stop, now, params):
+    def __init__(self, project: Project, trackers: list[Tracker], target: str | None, dry_run: bool,
+                 progress: Callable[[str, TrackerReport], None] | None, jobs: int, stop: threading.Event,
+                 now: dt.datetime, params: Mapping[str, Any] | None) -> None:
         self.project, self.trackers, self.dry_run, self.params = project, trackers, dry_run, params
         self.progress, self.jobs, self.stop, self.now = progress, jobs, stop, now
         self.target = get_target(project, target)
@@ -191,7 +193,7 @@ class _Run:
                 report.status, report.stage = "checked", None
                 return self._finish(report, started)
             report.stage = "write"
-            key = [compiled.column_for(k).name for k in tracker.key]
+            key = [output_column(compiled, k, tracker.key_loc(i)).name for i, k in enumerate(tracker.key)]
         except BaseException as exc:  # noqa: BLE001 - one tracker must never stop the others
             return self._failed(report, started, exc)
 

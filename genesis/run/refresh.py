@@ -125,7 +125,7 @@ def refresh(project: Project, trackers: list[Tracker], *, target: str | None = N
 
     fanned = expand(project, trackers, chosen, settings, params, judge_vanished=not dry_run)
     project, trackers = fanned.project, fanned.trackers
-    if hasattr(progress, "total"):  # counts parts, not for_each trackers
+    if progress is not None and hasattr(progress, "total"):  # counts parts, not for_each trackers
         progress.total = len(trackers)
     result = merge(fanned, run_trackers(project, trackers, target=target, dry_run=dry_run, progress=progress,
                                         jobs=max(1, min(jobs, len(trackers))), stop=stop, now=now, params=params))

@@ -32,9 +32,9 @@ import re
 from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeGuard
 
-from ..destinations.kinds import DESTINATIONS
+from ..destinations.kinds import AirtableDestination, LiveDestination, SheetsDestination
 from ..errors import GenesisError
 from ..project.model import Project, Tracker
 from ..validate import cron_problem
@@ -72,10 +72,17 @@ def is_due(tracker: Tracker, stamp: dt.datetime | None, now: dt.datetime, window
 
 # ------------------------------------------------------------------------------ write lanes
 
+def _is_live(destination: object) -> TypeGuard[LiveDestination]:
+    """Whether a destination is a live service (its kind's `live` flag): only those have a
+    group (a spreadsheet, a base) whose stamps are read at once and which is one write lane.
+    A TypeGuard, so that the type checker knows `group` and `name_in_group` exist."""
+    return isinstance(destination, (SheetsDestination, AirtableDestination)) and destination.live
+
+
 def write_lane(project: Project, tracker: Tracker, target, settings: Mapping[str, Any]) -> str:
     """What one writer at a time may write: a spreadsheet, an Airtable base or a file."""
     destination = tracker.destination
-    if target.destinations == "local" or not destination.live:
+    if target.destinations == "local" or not _is_live(destination):
         from .refresh import local_path
 
         path = local_path(project, tracker, settings).resolve()
@@ -111,26 +118,27 @@ def read_stamps(project: Project, trackers: list[Tracker], target, settings: Map
     """tracker -> its last successful refresh (None: no stamp; an error: unreadable).
 
     One read per spreadsheet and per base, run `jobs` at a time."""
-    groups: dict[tuple, list[Tracker]] = {}
+    # (the live destination's class, its group) -> each member tracker with its destination
+    groups: dict[tuple[type[LiveDestination], str], list[tuple[Tracker, LiveDestination]]] = {}
     out: dict[str, Any] = {}
     for tracker in trackers:
         destination = tracker.destination
-        if target.destinations == "local" or not destination.live:
+        if target.destinations == "local" or not _is_live(destination):
             out[tracker.name] = _file_stamp(project, tracker, settings)
         else:
-            groups.setdefault((destination.kind, destination.group), []).append(tracker)
+            groups.setdefault((type(destination), destination.group), []).append((tracker, destination))
 
-    def read(group: tuple, members: list[Tracker]) -> dict:
-        kind, ident = group
+    def read(group: tuple[type[LiveDestination], str], members: list[tuple[Tracker, LiveDestination]]) -> dict:
+        cls, ident = group
         try:
-            names = [t.destination.name_in_group for t in members]
-            found = DESTINATIONS[kind].read_stamps(ident, names, target, settings)
-            return {t.name: found.get(t.destination.name_in_group) for t in members}
+            names = [d.name_in_group for _, d in members]
+            found = cls.read_stamps(ident, names, target, settings)
+            return {t.name: found.get(d.name_in_group) for t, d in members}
         except GenesisError as err:
-            return {t.name: err for t in members}
+            return {t.name: err for t, _ in members}
         except Exception as err:  # noqa: BLE001 - an unreadable stamp makes the tracker due
             return {t.name: GenesisError(f"cannot read the refresh stamp: {type(err).__name__}: {err}")
-                    for t in members}
+                    for t, _ in members}
 
     with ThreadPoolExecutor(max(1, min(jobs, len(groups) or 1))) as pool:
         for found in pool.map(lambda item: read(*item), groups.items()):
@@ -142,7 +150,7 @@ def select_due(project: Project, trackers: list[Tracker], target, settings: Mapp
                now: dt.datetime, window_minutes: float, jobs: int = 8) -> list[Tracker]:
     """The trackers whose schedule fired since their stamp (or within the window, without one)."""
     scheduled = [t for t in trackers if t.schedule]
-    stamps = read_stamps(project, [t for t in scheduled if not cron_problem(t.schedule)], target,
+    stamps = read_stamps(project, [t for t in scheduled if t.schedule and not cron_problem(t.schedule)], target,
                          settings, jobs)
     due = []
     for tracker in scheduled:
