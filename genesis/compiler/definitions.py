@@ -36,7 +36,7 @@ def what_of(ds: DataSource, member: Member) -> str:
     return f"{kind} '{ds.name}.{member.name}'"
 
 
-def resolve_local(graph: JoinGraph, ds: DataSource, node: exp.Expression, loc: Location | None,
+def resolve_local(graph: JoinGraph, ds: DataSource, node: exp.Expr, loc: Location | None,
                   what: str) -> Resolved:
     """A reference inside `ds`'s definition, resolved with `ds` as the root (path relative to it)."""
     text = ex.reference_text(node)

@@ -46,7 +46,7 @@ def check_derived_measure(graph: JoinGraph, ds, measure: Measure) -> None:
     check_no_cycle(graph, ds, measure)
 
 
-def derived_measure_expr(planner: Resolver, instance: Instance, measure: Measure) -> exp.Expression:
+def derived_measure_expr(planner: Resolver, instance: Instance, measure: Measure) -> exp.Expr:
     """The SQL of a derived measure at `instance`: its expression over the referenced
     measures' own SQL (each registered with its own instance, so each keeps its grain)."""
     ds = instance.datasource
@@ -54,7 +54,7 @@ def derived_measure_expr(planner: Resolver, instance: Instance, measure: Measure
     check_derived_measure(planner.graph, ds, measure)
     tree = ex.parse_expression(measure.sql or "", measure.sql_loc, what)
 
-    def replace(node: exp.Expression) -> exp.Expression:
+    def replace(node: exp.Expr) -> exp.Expr:
         local = resolve_local(planner.graph, ds, node, measure.sql_loc, what)
         return planner.member_expr(at_instance(instance, local), measure.sql_loc)
 

@@ -26,6 +26,7 @@ each EXISTS or pre-aggregated sub-query), and touches only joins to the plan's i
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import TypeVar
 
 from sqlglot import exp
 
@@ -35,8 +36,10 @@ from .query_plan import QueryPlan
 
 ALWAYS_FOUND = ("many_to_one", "one_to_one")  # relationships for which `required: true` means "one row"
 
+Query = TypeVar("Query", bound=exp.Expr)  # the query is changed in place and returned: its type is kept
 
-def tighten_joins(query: exp.Expr, plan: QueryPlan) -> exp.Expr:
+
+def tighten_joins(query: Query, plan: QueryPlan) -> Query:
     """Print as INNER every LEFT JOIN of `query` to a plan instance that cannot change its rows."""
     by_alias = {plan.aliases[path]: instance for path, instance in plan.resolved.items() if path}
     for select in list(query.find_all(exp.Select)):

@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from sqlglot import exp
 
 from ..project import types
-from ..project.model import DataSource, Field, Measure
+from ..project.model import DataSource, Field, Measure, Segment
 from . import expressions as ex
 from .join_graph import Instance
 from .typing import infer_type, portable_arithmetic, portable_average
@@ -112,6 +112,8 @@ def measure_expr(instance: Instance, measure: Measure, alias: str, is_root: bool
     left join's NULL-extended row is not counted."""
     ds = instance.datasource
     what = f"measure '{ds.name}.{measure.name}'"
+    if measure.agg is None:  # a derived measure has no aggregate of its own: Resolver.member_expr compiles it
+        raise ValueError(f"{what} is derived; compile it with derived_measure_expr, not measure_expr")
     if measure.sql is None:
         argument = None
     elif measure.sql in ds.fields:
@@ -180,8 +182,8 @@ def _needs_quotes(name: str) -> bool:
     return not name.isidentifier() or name.lower() != name
 
 
-def member_type(member: Field | Measure, inferred: str | None = None) -> str | None:
-    """A field's declared type; a measure's declared type, else the type inferred from its SQL."""
+def member_type(member: Field | Measure | Segment, inferred: str | None = None) -> str | None:
+    """A field's declared type; a measure's (or segment's) declared type, else the type inferred from its SQL."""
     if isinstance(member, Field):
         return member.type
     if member.type:

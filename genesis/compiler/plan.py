@@ -281,9 +281,9 @@ def build_plan(graph: JoinGraph, inp: Input, literals: Mapping[str, str]) -> Que
         calls.append(AggregateCall(node, grain, f"_a{index}", grain_alias, loc, what))
 
     sort = []
-    for index, item in enumerate(inp.sort):
+    for index, sort_item in enumerate(inp.sort):
         planner.part = ("sort", index)
-        sort.append(_plan_sort(planner, item, columns, metric_mode))
+        sort.append(_plan_sort(planner, sort_item, columns, metric_mode))
     planner.part = None
     return QueryPlan(
         input=inp, root=planner.root, resolved=frozen(planner.instances), instances=frozen(planner.instances),

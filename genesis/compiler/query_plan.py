@@ -16,7 +16,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import NamedTuple, Union
+from typing import NamedTuple
 
 from sqlglot import exp
 
@@ -99,7 +99,7 @@ class SemiJoin:
     filters: tuple[Filter, ...]
 
 
-Filter = Union[exp.Expr, SemiJoin]
+Filter = exp.Expr | SemiJoin
 
 
 @dataclass(frozen=True)

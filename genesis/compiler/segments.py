@@ -41,7 +41,7 @@ def check_segment(graph: JoinGraph, ds, segment: Segment) -> None:
     check_no_cycle(graph, ds, segment)
 
 
-def segment_expr(planner: Resolver, instance: Instance, segment: Segment) -> exp.Expression:
+def segment_expr(planner: Resolver, instance: Instance, segment: Segment) -> exp.Expr:
     """The condition of `segment` at `instance`, parenthesized so it combines like one term."""
     ds = instance.datasource
     what = what_of(ds, segment)
@@ -49,7 +49,7 @@ def segment_expr(planner: Resolver, instance: Instance, segment: Segment) -> exp
     check_segment(planner.graph, ds, segment)
     tree = ex.parse_expression(segment.sql, loc, what)
 
-    def replace(node: exp.Expression) -> exp.Expression:
+    def replace(node: exp.Expr) -> exp.Expr:
         return planner.member_expr(at_instance(instance, resolve_local(planner.graph, ds, node, loc, what)), loc)
 
     tree = portable_arithmetic(ex.replace_references(tree, replace), planner.known_types)

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import replace
+from typing import TypeVar
 
 from sqlglot import exp
 
@@ -146,7 +147,10 @@ def tag_latest(ranked: exp.Select, datasource_name: str) -> exp.Select:
     return ranked
 
 
-def apply_as_of(ast: exp.Expression, project) -> exp.Expression:
+Query = TypeVar("Query", bound=exp.Expr)  # the query is changed in place and returned: its type is kept
+
+
+def apply_as_of(ast: Query, project) -> Query:
     """Every CDC `latest` view of `ast` reads only the log rows with `order_by` at or before `moment`.
 
     The newest such row per key wins (a delete there drops the key), so the view is the
@@ -179,7 +183,7 @@ def apply_as_of(ast: exp.Expression, project) -> exp.Expression:
     return ast
 
 
-def _order_type(ds, order: exp.Expression) -> str | None:
+def _order_type(ds, order: exp.Expr) -> str | None:
     from .members import _column_types
     from .typing import infer_type
 

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from ..destinations.kinds import destination_of
-from ..errors import ErrorCollector, GenesisError, Location
+from ..errors import ErrorCollector, GenesisError, Location, ValidationError
 from ..run.fan_out import for_each_of
 from . import types
 from .loader import YamlList, YamlMap, load_yaml_file
@@ -60,7 +60,7 @@ def load_project(directory: str | os.PathLike = ".", collect: ErrorCollector | N
             shown = os.path.relpath(path, Path.cwd()) if _inside_cwd(path) else str(path)
             document = _read(path, shown, kind, errors)
             obj = builders[kind](document, shown, errors) if document is not None else None
-            if obj is None:
+            if obj is None or document is None:  # no document: no object either (the check is for the type)
                 broken[kind].add(_declared_name(document, path))
                 continue
             previous = loaded[kind].get(obj.name)
@@ -108,8 +108,8 @@ def _load_config(root: Path, errors: ErrorCollector) -> Config:
     if not path.exists():
         raise GenesisError(f"no {CONFIG_FILE} in {root}: is this a Genesis project? (use --project DIR)")
     document = _read(path, shown, "config", errors)
-    if document is None:
-        errors.raise_if_any()
+    if document is None:  # _read has added why to `errors` (what raise_if_any would raise)
+        raise ValidationError(errors.errors)
     targets = {
         name: Target(name, settings["engine"], settings, document["targets"].loc_of(name))
         for name, settings in document["targets"].items()

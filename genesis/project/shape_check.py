@@ -48,7 +48,7 @@ def check_shape(document: Any, kind: str, path: str) -> list[GenesisError]:
         return []
     except Exception:  # noqa: BLE001 - any doubt: the full validator explains every problem
         pass
-    errors = []
+    errors: list[GenesisError] = []
     for error in _validator(kind).iter_errors(document):
         errors.extend(_explain(error, document, path))
     return errors
@@ -64,7 +64,7 @@ def _explain(error: jsonschema.ValidationError, root: YamlMap, path: str) -> Ite
         allowed = list(error.schema.get("properties", {}))
         for extra in sorted(set(error.instance) - set(allowed), key=str):
             extra_loc = error.instance.key_loc(extra) if isinstance(error.instance, YamlMap) else loc
-            hint = did_you_mean(str(extra), allowed) or f"allowed: {', '.join(allowed)}"
+            hint: str | None = did_you_mean(str(extra), allowed) or f"allowed: {', '.join(allowed)}"
             yield GenesisError(f"unknown key '{extra}'{where}", extra_loc, hint)
     elif error.validator == "required":
         missing = error.message.split("'")[1] if "'" in error.message else error.message
@@ -144,7 +144,7 @@ def _describe_path(parts) -> str:
     return f" in {text}" if text else ""
 
 
-def _type_words(value) -> str:
+def _type_words(value: str | list[str]) -> str:
     words = {"string": "a string", "object": "a mapping", "array": "a list", "integer": "a whole number",
              "number": "a number", "boolean": "true or false", "null": "nothing"}
     values = value if isinstance(value, list) else [value]

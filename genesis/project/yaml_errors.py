@@ -10,7 +10,7 @@ PyYAML's words.
 
 from __future__ import annotations
 
-import yaml
+import yaml  # type: ignore[import-untyped]  # PyYAML ships no type hints and types-PyYAML is not a pinned dependency
 
 from ..errors import GenesisError, Location
 

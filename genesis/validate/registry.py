@@ -15,7 +15,6 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Union
 
 from ..compiler import CompiledQuery
 from ..errors import GenesisError
@@ -29,7 +28,7 @@ TrackerCheck = Callable[[Project, Tracker], Problems]
 CompiledInputCheck = Callable[[Project, Input, CompiledQuery], Problems]
 CompiledTrackerCheck = Callable[[Project, Tracker, CompiledQuery], Problems]
 ProjectCheck = Callable[[Project], Problems]
-AnyCheck = Union[DataSourceCheck, InputCheck, TrackerCheck, CompiledInputCheck, CompiledTrackerCheck, ProjectCheck]
+AnyCheck = DataSourceCheck | InputCheck | TrackerCheck | CompiledInputCheck | CompiledTrackerCheck | ProjectCheck
 
 
 @dataclass(frozen=True)

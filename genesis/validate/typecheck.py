@@ -63,6 +63,7 @@ def measure_problems(ds: DataSource) -> Iterator[GenesisError]:
     for measure in ds.measures.values():
         if measure.agg not in _SUMMING or measure.sql is None:
             continue
+        value_type: str | None  # a field's declared type, else the inferred one (None: unknown)
         if measure.sql in ds.fields:
             value_type = ds.fields[measure.sql].type
         else:
@@ -148,7 +149,8 @@ def _quoted_parameter(text: str) -> str | None:
 
 
 def _user_sql(inp: Input) -> list[tuple[str, Location | None, str]]:
-    texts = [(item.sql, item.sql_loc or item.loc, f"column '{item.name}'") for item in inp.fields if item.sql]
+    """Each `sql:` an input writes itself (computed columns and filters): its text, location and a label."""
+    texts: list[tuple[str, Location | None, str]] = [(item.sql, item.sql_loc or item.loc, f"column '{item.name}'") for item in inp.fields if item.sql]
     return texts + [(flt.sql, flt.loc, f"filter {index + 1}") for index, flt in enumerate(inp.filters)]
 
 
@@ -181,7 +183,7 @@ def _expression_problems(project: Project, inp: Input, text: str, loc: Location 
             yield from _compared(what, loc, node.this, node.expressions, known)
 
 
-def _compared(what: str, loc, left: exp.Expression, rights: list, known: dict) -> Iterator[GenesisError]:
+def _compared(what: str, loc, left: exp.Expr, rights: list, known: dict) -> Iterator[GenesisError]:
     left_type = _type_of(left, known)
     for right in rights:
         if right is None:
@@ -196,7 +198,7 @@ def _compared(what: str, loc, left: exp.Expression, rights: list, known: dict) -
             return
 
 
-def _type_of(node: exp.Expression, known: dict) -> str | None:
+def _type_of(node: exp.Expr, known: dict) -> str | None:
     """infer_type, plus the date arithmetic a filter uses most."""
     if isinstance(node, exp.Paren):
         return _type_of(node.this, known)
@@ -221,7 +223,7 @@ def _kind(value_type: str | None) -> str | None:
     return None
 
 
-def _shown(node: exp.Expression) -> str:
+def _shown(node: exp.Expr) -> str:
     """A reference in quotes, as other messages show them; other SQL as written."""
     reference = reference_text(node)
     if reference is not None:

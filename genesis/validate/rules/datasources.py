@@ -7,6 +7,7 @@ are not checked, since each would only repeat the data source's problem.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from functools import partial
 
 from ...compiler.expressions import parse_expression
 from ...compiler.plan import field_expr
@@ -72,9 +73,9 @@ def definitions_resolve(project: Project, ds: DataSource) -> list[GenesisError]:
     problems: list[GenesisError] = []
     for m in ds.measures.values():
         if m.derived:
-            problems += attempt(lambda m=m: check_derived_measure(graph, ds, m))[1]
+            problems += attempt(partial(check_derived_measure, graph, ds, m))[1]
     for segment in ds.segments.values():
-        problems += attempt(lambda segment=segment: check_segment(graph, ds, segment))[1]
+        problems += attempt(partial(check_segment, graph, ds, segment))[1]
     return problems
 
 
