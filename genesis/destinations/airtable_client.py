@@ -164,7 +164,7 @@ class _GovernedAdapter(HTTPAdapter):
         kwargs["timeout"] = max(0.1, min(self.settings.request_timeout_seconds, remaining))
         try:
             response = super().send(request, **kwargs)
-            response.content  # read the body before the slot's time is taken
+            _ = response.content  # read the body before the slot's time is taken
             return response, None
         except (requests.ConnectionError, requests.Timeout) as err:
             return None, err

@@ -15,7 +15,7 @@ from typing import Any
 
 from ..project.types import INTEGER_TYPES, array_element, decimal_scale, is_array, is_decimal
 from ..result import OutputColumn, QueryResult
-from .formatting import format_value, raw_text, spreadsheet_number_format
+from .formatting import format_value, raw_text, result_type, spreadsheet_number_format
 
 # Fields whose values Airtable computes: never a person's note.
 COMPUTED_TYPES = frozenset({
@@ -42,17 +42,21 @@ def columns_of(result: QueryResult, key: Sequence[str]) -> list[Column]:
 
 
 def column_of(col: OutputColumn, is_key: bool, values: Any) -> Column:
+    """The Airtable field for one output column: its name, field type and options, and
+    how a value becomes the JSON Airtable stores; `values` (the column's Arrow values)
+    tells a multi-line text field from a single-line one."""
     fmt = dict(col.format or {})
+    column_type = result_type(col)
     if "link" in fmt and not is_key:
         # A link is presentation: the cell holds the URL text, in a URL field.
-        return Column(col.name, "url", None, lambda v: text_value(format_value(v, col.type, fmt)))
+        return Column(col.name, "url", None, lambda v: text_value(format_value(v, column_type, fmt)))
     field_type, options = _field_type(col, fmt, values)
-    return Column(col.name, field_type, options, _encoder(col.type))
+    return Column(col.name, field_type, options, _encoder(column_type))
 
 
 def _field_type(col: OutputColumn, fmt: dict, values: Any) -> tuple[str, dict | None]:
     """The Airtable field type and options for a column's Trino type and format."""
-    t = col.type
+    t = result_type(col)
     if t == "boolean":
         return "checkbox", {"color": "greenBright", "icon": "check"}
     if t == "date":

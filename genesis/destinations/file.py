@@ -32,7 +32,7 @@ import pyarrow.parquet as pq
 from ..errors import GenesisError
 from ..project.types import array_element, is_array, is_decimal
 from ..result import QueryResult
-from .formatting import raw_text
+from .formatting import raw_text, result_type
 from .xlsx import sheet_title, write_xlsx
 
 TEMP_PREFIX = ".genesis-tmp-"
@@ -206,7 +206,7 @@ def write_csv_stream(result: QueryResult, stream: TextIO) -> None:
     stream.write(",".join(_csv_quote(name) for name in result.names) + "\r\n")
     for batch in result.table.to_batches(max_chunksize=10_000):  # streamed: memory stays flat
         if batch.num_rows:
-            fields = [_csv_field(column, c.type) for column, c in zip(batch.columns, result.columns)]
+            fields = [_csv_field(column, result_type(c)) for column, c in zip(batch.columns, result.columns)]
             stream.write(_joined_lines(fields))
 
 
@@ -269,7 +269,7 @@ def write_json_stream(result: QueryResult, stream: TextIO) -> None:
     timestamps ISO 8601 strings ('T' separator), NaN and infinities null (JSON has none).
     """
     names = [json.dumps(n, ensure_ascii=False) for n in result.names]
-    types = [c.type for c in result.columns]
+    types = [result_type(c) for c in result.columns]
     stream.write("[")
     first = True
     for row in _rows(result):

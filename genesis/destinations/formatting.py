@@ -23,8 +23,9 @@ from decimal import ROUND_HALF_UP, Context, Decimal, InvalidOperation
 from typing import Any
 from urllib.parse import quote
 
-from ..errors import did_you_mean
+from ..errors import GenesisError, did_you_mean
 from ..project.types import INTEGER_TYPES, array_element, decimal_scale, is_array, is_decimal, is_numeric
+from ..result import OutputColumn
 
 FORMAT_KEYS = ("date", "number", "prefix", "suffix", "percent", "bool", "link")
 DATE_TYPES = {"date", "timestamp", "timestamp with time zone"}
@@ -158,6 +159,18 @@ def _check_combination(fmt: Mapping) -> list[str]:
 
 
 # --------------------------------------------------------------------------- display text
+
+
+def result_type(column: OutputColumn) -> str:
+    """The Trino type of a column of a QueryResult.
+
+    OutputColumn.type is None when the compiler cannot tell a type; genesis.api.execute
+    then fills in the engine's, so every column a destination is given has one. A None
+    here means a result was built some other way: say so plainly rather than fail later.
+    """
+    if column.type is None:
+        raise GenesisError(f"column '{column.name}' has no type; a query result's columns always carry one")
+    return column.type
 
 
 def format_value(value: Any, column_type: str, fmt: Mapping | None) -> str:

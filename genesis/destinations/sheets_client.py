@@ -65,12 +65,12 @@ def load_credentials(path: str, endpoint: str = GOOGLE_ENDPOINT) -> tuple[Any, s
     try:
         with open(path, encoding="utf-8") as fh:
             info = json.load(fh)
-    except FileNotFoundError:
+    except FileNotFoundError as err:
         raise GenesisError(f"Google Sheets credentials file not found: {path}",
-                           hint="google_sheets.credentials must name a service-account JSON file")
-    except (OSError, ValueError):
+                           hint="google_sheets.credentials must name a service-account JSON file") from err
+    except (OSError, ValueError) as err:
         raise GenesisError(f"Google Sheets credentials file {path} is not readable JSON",
-                           hint="download the service account's JSON key again")
+                           hint="download the service account's JSON key again") from err
     if isinstance(info, dict):  # its secrets are masked in any output from now on
         for name, value in info.items():
             if name not in _PUBLIC_CREDENTIAL_FIELDS:
@@ -82,7 +82,7 @@ def load_credentials(path: str, endpoint: str = GOOGLE_ENDPOINT) -> tuple[Any, s
     try:
         creds = credentials_class.from_service_account_info(info, scopes=list(SCOPES))
     except Exception:  # the message could quote the key; say only what is wrong
-        raise GenesisError(f"the private key in {path} cannot be loaded", hint="download the key again")
+        raise GenesisError(f"the private key in {path} cannot be loaded", hint="download the key again") from None
     return creds, info["client_email"]
 
 

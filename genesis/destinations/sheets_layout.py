@@ -27,7 +27,7 @@ from ..errors import GenesisError
 from ..project.types import is_array
 from ..result import OutputColumn, QueryResult
 from . import sheets_lease as lease
-from .formatting import format_value, spreadsheet_number_format
+from .formatting import format_value, result_type, spreadsheet_number_format
 from .report import check_key, result_rows
 from .sheets_client import SheetsApi
 from .sync import STATUS_COLUMN, STATUS_REMOVED, Bool, ExistingRow, ResultRow, normalize
@@ -75,12 +75,13 @@ def column_of(column: OutputColumn) -> Column:
     """How one output column is written: typed, or as its formatted text (arrays, links,
     booleans with a `bool` format), with its number format when it has one."""
     fmt = column.format or {}
-    number_format = spreadsheet_number_format(column.type, fmt)
-    if is_array(column.type) or "link" in fmt or (column.type == "boolean" and "bool" in fmt):
-        convert = _texter(column.type, fmt)
+    column_type = result_type(column)
+    number_format = spreadsheet_number_format(column_type, fmt)
+    if is_array(column_type) or "link" in fmt or (column_type == "boolean" and "bool" in fmt):
+        convert = _texter(column_type, fmt)
     else:
         convert = _plain
-    return Column(column.name, column.type, number_format, convert)
+    return Column(column.name, column_type, number_format, convert)
 
 
 def _plain(raw: Any) -> Any:

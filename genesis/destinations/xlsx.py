@@ -38,7 +38,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from ..result import OutputColumn, QueryResult
-from .formatting import excel_number_format, format_value, raw_text
+from .formatting import excel_number_format, format_value, raw_text, result_type
 
 EXCEL_DIGITS = 15  # Excel keeps 15 significant digits; longer numbers are written as text
 _WIDTH_SAMPLE = 1000
@@ -264,7 +264,7 @@ class _Plan:
 def _plan(index: int, column: OutputColumn, arrow_type: pa.DataType, styles: _Styles) -> _Plan:
     fmt = column.format or {}
     link = "link" in fmt and not pa.types.is_nested(arrow_type)
-    code = excel_number_format(column.type, fmt)
+    code = excel_number_format(result_type(column), fmt)
     blank_xf = styles.xf(code)  # a null is an empty cell with the format: typed-in values show formatted
     if code is None and "link" not in fmt:
         code = _default_date_format(arrow_type)
@@ -472,7 +472,7 @@ def _boolean_contents(plan: _Plan, array: pa.Array) -> tuple[pa.Array, int | pa.
     fmt = plan.column.format or {}
     if "bool" not in fmt:
         return pc.if_else(array, "1", "0"), _BOOL
-    yes, no = (pa.scalar(_escape(_clean_text(format_value(v, plan.column.type, _without_link(fmt)))) or None,
+    yes, no = (pa.scalar(_escape(_clean_text(format_value(v, result_type(plan.column), _without_link(fmt)))) or None,
                          pa.string()) for v in (True, False))
     return pc.if_else(array, yes, no), _TEXT_PLAIN
 
@@ -579,7 +579,7 @@ def _links(plans: list[_Plan], arrays: list[pa.Array], first_row: int) -> list[t
     for plan, array in zip(plans, arrays):
         if plan.link:
             column, fmt = plan.column, plan.column.format or {}
-            links.extend((first_row + i, plan.index, format_value(v, column.type, fmt))
+            links.extend((first_row + i, plan.index, format_value(v, result_type(column), fmt))
                          for i, v in enumerate(array.to_pylist()) if v is not None)
     return links
 
@@ -594,7 +594,7 @@ def _xlsx_value(value: Any, column: OutputColumn) -> Any:
     if value is None:
         return None
     if isinstance(value, (list, tuple)) or (isinstance(value, bool) and "bool" in fmt):
-        return _clean_text(format_value(value, column.type, _without_link(fmt)))
+        return _clean_text(format_value(value, result_type(column), _without_link(fmt)))
     if isinstance(value, bool):
         return value
     if isinstance(value, dt.datetime):
@@ -606,10 +606,10 @@ def _xlsx_value(value: Any, column: OutputColumn) -> Any:
     if isinstance(value, int):
         return value if abs(value) < 10**EXCEL_DIGITS else str(value)
     if isinstance(value, float):
-        return value if math.isfinite(value) else raw_text(value, column.type)
+        return value if math.isfinite(value) else raw_text(value, result_type(column))
     if isinstance(value, Decimal):
         exact = value.is_finite() and len(value.normalize().as_tuple().digits) <= EXCEL_DIGITS
-        return float(value) if exact else raw_text(value, column.type)
+        return float(value) if exact else raw_text(value, result_type(column))
     return _clean_text(str(value))
 
 
@@ -644,7 +644,7 @@ def _column_widths(result: QueryResult) -> list[float]:
     widths = []
     for column, values in zip(result.columns, sample.columns):
         fmt = _without_link(column.format or {})
-        texts = [format_value(v, column.type, fmt) for v in _distinct(values)]
+        texts = [format_value(v, result_type(column), fmt) for v in _distinct(values)]
         longest = max([len(column.name)] + [len(t) for t in texts])
         widths.append(float(min(max(longest + 2, 8), 60)))
     return widths

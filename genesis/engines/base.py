@@ -13,7 +13,13 @@ from ..result import OutputColumn
 
 
 class EngineError(GenesisError):
-    """A query failed on the engine. `sql_line`/`sql_col` locate it in the SQL when known."""
+    """A query failed on the engine. `sql_line`/`sql_col` locate it in the SQL when known.
+
+    `error_name` and `query_id` are Trino's (e.g. 'TABLE_NOT_FOUND'), None for other engines.
+    """
+
+    error_name: str | None = None
+    query_id: str | None = None
 
     def __init__(self, message: str, *, sql_line: int | None = None, sql_col: int | None = None,
                  transient: bool = False):

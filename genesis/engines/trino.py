@@ -277,10 +277,11 @@ class TrinoEngine:
     def _qualify(self, table: str) -> tuple[str, str, str]:
         parts = [p.strip().strip('"').lower() for p in table.split(".")]
         defaults = [self.catalog, self.schema]
-        parts = [d.lower() if d else None for d in defaults[: 3 - len(parts)]] + parts
-        if len(parts) != 3 or not all(parts):
+        qualified = [d.lower() if d else None for d in defaults[: 3 - len(parts)]] + list(parts)
+        catalog, schema, name = (qualified + [None, None, None])[:3]
+        if len(qualified) != 3 or not (catalog and schema and name):
             raise EngineError(f"'{table}' is not a catalog.schema.table name")
-        return parts[0], parts[1], parts[2]
+        return catalog, schema, name
 
 
 # ----------------------------------------------------------------------------- helpers
@@ -367,10 +368,11 @@ def _query_error(exc: TrinoQueryError) -> EngineError:
 def _chain_text(exc: BaseException) -> str:
     """The type names and messages of an exception and its causes, for classifying it."""
     parts, seen = [], set()
-    while exc is not None and id(exc) not in seen:
-        seen.add(id(exc))
-        parts.append(f"{type(exc).__module__}.{type(exc).__name__}: {exc}")
-        exc = exc.__cause__ or exc.__context__
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        parts.append(f"{type(current).__module__}.{type(current).__name__}: {current}")
+        current = current.__cause__ or current.__context__
     return " | ".join(parts)
 
 

@@ -15,7 +15,6 @@ import sqlite3
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Union
 from urllib.parse import unquote, urlparse
 
 import pyarrow as pa
@@ -52,7 +51,7 @@ class Warehouse:
         return _PASSWORD.sub(r"\1***@", self.uri)
 
 
-Location = Union[str, os.PathLike, Warehouse]  # what every function here accepts
+Location = str | os.PathLike | Warehouse  # what every function here accepts
 
 
 def as_warehouse(location: Location) -> Warehouse:
@@ -115,7 +114,7 @@ def _list_sql_tables(wh: Warehouse) -> list[str]:
     """The same listing from a catalog database that SQLAlchemy reaches (PostgreSQL)."""
     import sqlalchemy
 
-    engine = sqlalchemy.create_engine(wh.catalog_uri)
+    engine = sqlalchemy.create_engine(wh.uri)  # == catalog_uri: only called when one is set
     try:
         with engine.connect() as con:
             if not sqlalchemy.inspect(con).has_table("iceberg_tables"):

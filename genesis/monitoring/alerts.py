@@ -10,11 +10,14 @@ that cannot be sent is a warning in the refresh summary, never a failed refresh.
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any, cast
 from urllib.parse import urlsplit
 
-from ..errors import ErrorCollector, GenesisError, did_you_mean
+from ..errors import ErrorCollector, GenesisError, Location, did_you_mean
 from ..project.config import render_value
+from ..project.loader import YamlMap
 from ..project.model import Project
 
 log = logging.getLogger(__name__)
@@ -77,6 +80,15 @@ def channels_for(project: Project, owner: str | None) -> list[str]:
     return list(alerts.get("default") or [])
 
 
+def _loc_of(mapping: Mapping[str, Any], key: Any) -> Location:
+    """Where `key`'s value is written in genesis.yaml.
+
+    Config.history and Config.alerts are annotated as plain Mappings, but the loader gives
+    them (and the mappings inside) as YamlMaps, which know each value's location.
+    """
+    return cast(YamlMap, mapping).loc_of(key)
+
+
 def config_problems(project: Project) -> list[GenesisError]:
     """Located errors in `alerts:` and `history:` for `genesis validate`."""
     errors = ErrorCollector()
@@ -88,7 +100,7 @@ def config_problems(project: Project) -> list[GenesisError]:
         try:
             parse_duration(history["late_after"])
         except GenesisError as exc:
-            errors.add(f"history.late_after: {exc.message}", history.loc_of("late_after"), exc.hint)
+            errors.add(f"history.late_after: {exc.message}", _loc_of(history, "late_after"), exc.hint)
     alerts = config.alerts
     if not alerts:
         return errors.errors
@@ -102,9 +114,9 @@ def config_problems(project: Project) -> list[GenesisError]:
             errors.add(f"alert channel '{name}': {problem}", spec.loc_of("url"),
                        f"{spec['type']} URLs start with {' or '.join(s + '://' for s in SCHEMES[spec['type']])}")
     owners = alerts.get("owners") or {}
-    lists = [(f"alerts.owners.{owner}", owners[owner], owners.loc_of(owner)) for owner in owners]
+    lists = [(f"alerts.owners.{owner}", owners[owner], _loc_of(owners, owner)) for owner in owners]
     if "default" in alerts:
-        lists.append(("alerts.default", alerts["default"], alerts.loc_of("default")))
+        lists.append(("alerts.default", alerts["default"], _loc_of(alerts, "default")))
     for where, names, loc in lists:
         for i, name in enumerate(names):
             if name not in channels:

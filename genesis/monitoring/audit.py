@@ -15,6 +15,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from ..api import execute
+from ..compiler import CompiledQuery
 from ..destinations.sync import STATUS_COLUMN, STATUS_REMOVED
 from ..destinations.sync import describe_key as describe
 from ..engines import open_engine
@@ -68,7 +69,7 @@ def audit(project: Project, trackers: list[Tracker], target: str | None = None) 
                 if chosen.destinations == "local" or not tracker.destination.live:
                     _audit_file(project, tracker, query, settings, result)
                 else:
-                    key = [compiled.column_for(k).name for k in tracker.key]
+                    key = _key_names(compiled, tracker)
                     report = sync_destination(project, tracker, query, key, chosen, settings, dry_run=True)
                     _audit_plan(report.plan, report.existing, key, result)
             except GenesisError as exc:
@@ -78,6 +79,17 @@ def audit(project: Project, trackers: list[Tracker], target: str | None = None) 
         if engine is not None:
             engine.close()
     return out
+
+
+def _key_names(compiled: CompiledQuery, tracker: Tracker) -> list[str]:
+    """The output column names of the tracker's key (given by reference or name)."""
+    names = []
+    for item in tracker.key:
+        column = compiled.column_for(item)
+        if column is None:  # check_tracker refuses such a key already; never an AttributeError
+            raise GenesisError(f"key '{item}' is not an output column of input '{tracker.input}'")
+        names.append(column.name)
+    return names
 
 
 def _audit_file(project: Project, tracker: Tracker, query, settings, result: TrackerAudit) -> None:

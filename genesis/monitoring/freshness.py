@@ -39,7 +39,7 @@ def freshness_query(project: Project, tracker: Tracker) -> CompiledQuery:
         scratch = replace(project, inputs={**project.inputs, name: probe})
         return compile_input(scratch, name)
 
-    return project.derived(("freshness", tracker.name), build)
+    return project.derived(f"freshness:{tracker.name}", build)
 
 
 def freshness_problems(project: Project, tracker: Tracker) -> list[GenesisError]:

@@ -23,7 +23,7 @@ import warnings
 from collections.abc import Mapping, Sequence
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import Any, overload
 
 import pyarrow as pa
 
@@ -92,6 +92,10 @@ def utc_naive(value: dt.datetime | None) -> dt.datetime | None:
     return value
 
 
+@overload
+def as_utc(value: None) -> None: ...
+@overload
+def as_utc(value: dt.date | dt.datetime) -> dt.datetime: ...
 def as_utc(value: dt.date | dt.datetime | None) -> dt.datetime | None:
     """An aware UTC datetime: a naive one is UTC, a date is its midnight UTC."""
     if value is None:
@@ -135,9 +139,9 @@ def run_url(environ: Mapping[str, str] | None = None) -> str | None:
     env = os.environ if environ is None else environ
     if env.get("GENESIS_RUN_URL"):
         return env["GENESIS_RUN_URL"]
-    parts = [env.get(k) for k in ("GITHUB_SERVER_URL", "GITHUB_REPOSITORY", "GITHUB_RUN_ID")]
-    if all(parts):
-        return f"{parts[0].rstrip('/')}/{parts[1]}/actions/runs/{parts[2]}"
+    server, repository, run_id = (env.get(k) for k in ("GITHUB_SERVER_URL", "GITHUB_REPOSITORY", "GITHUB_RUN_ID"))
+    if server and repository and run_id:
+        return f"{server.rstrip('/')}/{repository}/actions/runs/{run_id}"
     return None
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import Any, overload
 
 import pyarrow as pa
 
@@ -21,6 +21,10 @@ from .history import OK_STATUSES, as_utc
 DEFAULT_LATE_AFTER = "1h"
 
 
+@overload
+def state_of(status: str) -> str: ...
+@overload
+def state_of(status: None) -> None: ...
 def state_of(status: str | None) -> str | None:
     """ok | failed | late from a history row's status (dry runs are never recorded)."""
     if status is None:
@@ -46,6 +50,8 @@ def due_since(tracker: Tracker, now: dt.datetime, grace_seconds: float) -> dt.da
 
 def is_late(tracker: Tracker, last_success_started: dt.datetime | None, now: dt.datetime,
             grace_seconds: float) -> bool:
+    """Whether the tracker's schedule expected a run (more than `grace_seconds` ago) that
+    has not succeeded since: no success at all, or the last one started before then."""
     expected = due_since(tracker, now, grace_seconds)
     if expected is None:
         return False
@@ -94,7 +100,7 @@ def tracker_statuses(project: Project, history: pa.Table, names: Iterable[str] =
         successes = [r for r in rows if r["status"] in OK_STATUSES]
         failures = [r for r in rows if r["status"] == "failed"]
         success = successes[-1] if successes else None
-        late = bool(rows) and is_late(tracker, success and success["started_at"], now, grace)
+        late = bool(rows) and is_late(tracker, success["started_at"] if success else None, now, grace)
         expected = due_since(tracker, now, grace) if late else None
         state = "never run" if not rows else ("failed" if rows[-1]["status"] == "failed" else
                                               "vanished" if rows[-1]["status"] == "vanished" else
