@@ -21,6 +21,7 @@ from genesis.project.load import load_project
 from tests.mini_data import build_warehouse, copy_project
 from tests.servers.airtable_server import AirtableServer
 from tests.servers.sheets_server import SheetsServer, new_private_key
+from tests.test_live_refresh import LIVE_TARGET, SERVICE_ACCOUNT  # the live target over the local servers
 
 INPUT = """name: movies_by_country
 from: movie
@@ -59,19 +60,6 @@ key: [movie.movie_id]
 """
 
 TOKEN = "pat-for-each-secret-token"
-SERVICE_ACCOUNT = "genesis@genesis-test.iam.gserviceaccount.com"
-LIVE_TARGET = """
-  live:
-    engine: duckdb
-    warehouse: .genesis/warehouse
-    destinations: live
-    google_sheets:
-      credentials: "{{ env.GENESIS_TEST_SA }}"
-      endpoint: "{{ env.GENESIS_TEST_SHEETS_URL }}"
-    airtable:
-      token: "{{ env.GENESIS_TEST_AIRTABLE_TOKEN }}"
-      endpoint: "{{ env.GENESIS_TEST_AIRTABLE_URL }}"
-"""
 
 
 @pytest.fixture(scope="module")
