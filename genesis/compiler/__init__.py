@@ -126,14 +126,15 @@ def compile_input(project: Project, name: str, params: Mapping[str, Any] | None 
     Results are remembered per project, so `validate` then `compile --all` compiles once.
     """
     cache = project.derived("compiled_inputs", dict)
-    key = (name, tracker.name if tracker else None, repr(sorted((params or {}).items())), time.moment_key(project))
+    moment = time.moment_key(project)  # "today" and --as-of become literals of the query
+    key = (name, tracker.name if tracker else None, repr(sorted((params or {}).items())), moment)
     if key not in cache:
-        cache[key] = _compile_input(project, name, params, tracker)
+        cache[key] = _compile_input(project, name, params, tracker, moment)
     return cache[key]
 
 
 def _compile_input(project: Project, name: str, params: Mapping[str, Any] | None,
-                   tracker: Tracker | None) -> CompiledQuery:
+                   tracker: Tracker | None, moment: tuple) -> CompiledQuery:
     """Resolve the parameter values, then compile, or reuse the query compiled for the same
     input with the same values: a tracker that sets no parameter of its own runs its input's
     query, which `validate` and `compile --all` compile as an input already."""
@@ -150,7 +151,7 @@ def _compile_input(project: Project, name: str, params: Mapping[str, Any] | None
         sources.append((f"tracker '{tracker.name}'", tracker.parameters, tracker.locs.get("parameters", tracker.loc)))
     values = parameter_values(inp.parameters, *sources)
     by_values = project.derived("compiled_by_values", dict)
-    key = (name, repr(sorted(values.items())), time.moment_key(project))  # "today" and --as-of are literals
+    key = (name, repr(sorted(values.items())), moment)
     if key not in by_values:
         by_values[key] = _compile_values(project, inp, values)
     return dataclasses.replace(by_values[key], tracker=tracker)
