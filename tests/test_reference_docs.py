@@ -99,8 +99,6 @@ def test_readme_links_only_files_that_exist():
         for target in re.findall(r"\]\(([^)#\s]+)(?:#[^)]*)?\)", source.read_text()):
             if target.startswith(("http://", "https://")):
                 continue
-            if target.endswith("semantics.md") and not (source.parent / target).exists():
-                continue  # docs/semantics.md is written on the branch of issue 13's other half
             assert (source.parent / target).exists(), f"{source.name} links to missing {target}"
             assert "shared" not in Path(target).parts, f"{source.name} links outside the repository"
 
