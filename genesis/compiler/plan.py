@@ -33,7 +33,17 @@ from .members import (
     only_existing_rows,
 )
 from .names import output_name
-from .query_plan import AggregateCall, Grain, PlannedColumn, QueryPlan, ReferenceUse, SortKey, always_joined, frozen
+from .query_plan import (
+    AggregateCall,
+    Grain,
+    PlannedColumn,
+    QueryPlan,
+    ReferenceUse,
+    SortKey,
+    always_joined,
+    frozen,
+    instances_reading,
+)
 from .segments import segment_expr
 from .typing import infer_type, portable_arithmetic, portable_average
 
@@ -152,12 +162,7 @@ class Resolver:
 
     def instances_in(self, tree: exp.Expr) -> list[Instance]:
         """The registered instances whose columns `tree` reads, by path."""
-        found: dict[tuple[str, ...], Instance] = {}
-        for column in tree.find_all(exp.Column):
-            instance = self.by_alias.get(column.table)
-            if instance is not None:
-                found[instance.path] = instance
-        return sorted(found.values(), key=lambda i: (len(i.path), i.path))
+        return instances_reading(self.by_alias, tree)
 
     def grain_of(self, unit: exp.Expr, loc: Location | None, what: str) -> Grain:
         """Whose rows an aggregate call aggregates.

@@ -198,17 +198,21 @@ def frozen(mapping: Mapping) -> Mapping:
 
 def instances_in(plan: QueryPlan, tree: Filter) -> list[Instance]:
     """The instances whose columns `tree` reads (a semi-join: those of its EXISTS), by path."""
+    if not isinstance(tree, SemiJoin):
+        return instances_reading(plan.by_alias, tree)
+    found = {instance.path: instance for instance in (tree.parent, *tree.members)}
+    for sub in tree.filters:
+        found.update((i.path, i) for i in instances_in(plan, sub))
+    return sorted(found.values(), key=lambda i: (len(i.path), i.path))
+
+
+def instances_reading(by_alias: Mapping[str, Instance], tree: exp.Expr) -> list[Instance]:
+    """The instances (of `by_alias`: SQL alias -> instance) whose columns `tree` reads, by path."""
     found: dict[Path, Instance] = {}
-    if isinstance(tree, SemiJoin):
-        for instance in (tree.parent, *tree.members):
+    for column in tree.find_all(exp.Column):
+        instance = by_alias.get(column.table)
+        if instance is not None:
             found[instance.path] = instance
-        for sub in tree.filters:
-            found.update((i.path, i) for i in instances_in(plan, sub))
-    else:
-        for column in tree.find_all(exp.Column):
-            joined = plan.by_alias.get(column.table)
-            if joined is not None:
-                found[joined.path] = joined
     return sorted(found.values(), key=lambda i: (len(i.path), i.path))
 
 
