@@ -38,7 +38,7 @@ import jinja2
 import sqlglot
 from jinja2 import meta
 
-from ..destinations.kinds import destination_of
+from ..destinations.kinds import FileDestination, destination_of
 from ..errors import GenesisError, Location, did_you_mean
 from ..project import templating, types
 from ..project.model import ForEach, Input, InputField, Project, Tracker
@@ -161,9 +161,9 @@ def make_part(project: Project, tracker: Tracker, value: Any, label: Any = None)
 def place_of(tracker: Tracker) -> tuple:
     """Where a tracker writes, compared without case (tab and table titles are unique so)."""
     destination = tracker.destination
-    kind = str(destination.get("type"))
-    return (kind, str(destination.get("spreadsheet_id") or destination.get("base_id") or ""),
-            str(destination.get(NAME_FIELDS.get(kind, ""), "")).casefold())
+    if isinstance(destination, FileDestination):
+        return (destination.kind, "", destination.path.casefold())
+    return (destination.kind, destination.group, destination.name_in_group.casefold())
 
 
 def describe_for_each(tracker: Tracker) -> str | None:
