@@ -1,5 +1,5 @@
 """`python -m genesis` is the `genesis` command."""
 
-from .cli import main
+from .cli import entry_point
 
-main(prog_name="genesis")
+entry_point()

@@ -233,3 +233,29 @@ sort: [vendor.name]
     rows = genesis_rows(project, "statuses")
     assert rows and all("PHOT" not in (r[1] or "") for r in rows)
     assert any("In photography" in (r[1] or "") for r in rows)
+
+
+def test_each_print_takes_a_tree_of_its_own(mini):
+    """The generator rewrites the tree it prints (no copy is made for it, CompiledQuery.tree):
+    Trino's printer turns a QUALIFY into a sub-query in place, and the DuckDB text printed
+    afterwards must still be that of the original query."""
+    import dataclasses
+
+    project, _ = mini
+    text = "SELECT a FROM t QUALIFY ROW_NUMBER() OVER (PARTITION BY a ORDER BY b) = 1"
+    compiled = dataclasses.replace(compile_input(project, next(iter(project.inputs))), _texts={}, _spare=[],
+                                   build=lambda: sqlglot.parse_one(text, read="duckdb"))
+    assert "SELECT a FROM (SELECT" in compiled.sql("trino", pretty=False)
+    assert compiled.sql("duckdb", pretty=False) == sqlglot.parse_one(text, read="duckdb").sql("duckdb")
+    first, second = compiled.tree(), compiled.tree()
+    assert first is not second and first == second
+
+
+def test_a_query_prints_the_same_in_either_order(mini):
+    """The tree built at compile time goes to the first print; later prints build their own."""
+    project, _ = mini
+    for name in project.inputs:
+        duckdb_first = compile_input(project, name)
+        duckdb_text = duckdb_first.sql("duckdb")
+        trino_first = compile_input(load_project(project.root), name)  # another project: nothing shared
+        assert (trino_first.sql("trino"), trino_first.sql("duckdb")) == (duckdb_first.sql("trino"), duckdb_text)

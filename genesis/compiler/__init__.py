@@ -9,17 +9,18 @@ from __future__ import annotations
 
 import dataclasses
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from sqlglot import exp
-from sqlglot.dialects.dialect import Dialect
 
 from ..errors import GenesisError, Location, did_you_mean
 from ..project.model import Input, Project, Tracker
 from ..result import OutputColumn
 from . import time
+from .dialects import DIALECTS, dialect_named
 from .expressions import parameter_values, sql_literal
 from .join_graph import JoinGraph
 from .join_types import tighten_joins
@@ -28,14 +29,14 @@ from .plan import build_plan, datasource_origins
 from .query_plan import ReferenceUse
 from .render import build_query
 
-DIALECTS = ("trino", "duckdb")
 _CLAUSES = {"SELECT", "FROM", "WHERE", "GROUP BY", "ORDER BY", "HAVING", "LIMIT", "SELECT DISTINCT"}
 
 
 @dataclass(frozen=True)
 class CompiledQuery:
-    """One input's (or tracker's) compiled query: its AST, output columns and what it reads.
+    """One input's (or tracker's) compiled query: its SQL tree, output columns and what it reads.
 
+    `build` makes the query's sqlglot tree from the frozen plan; `tree()` hands one out.
     `references`: every `datasource.member` the query reads (impact and docs use them);
     `datasources`: the data sources the main query joins; `origins`: the YAML location of
     each column, filter and data source `sql:`, so an engine error points at a definition.
@@ -43,7 +44,7 @@ class CompiledQuery:
 
     input: Input
     columns: tuple[OutputColumn, ...]
-    ast: exp.Select
+    build: Callable[[], exp.Select]
     parameters: Mapping[str, Any]
     datasources: frozenset[str]
     references: frozenset[str]
@@ -52,6 +53,18 @@ class CompiledQuery:
     uses: tuple[ReferenceUse, ...] = ()  # which part of the input reads which reference (for impact)
     # The printed SQL per (dialect, pretty): validate, compile and run all print the same query.
     _texts: dict[tuple[str, bool], str] = field(default_factory=dict, compare=False, repr=False)
+    # The tree built when the query was compiled (building it is what finds a bad `latest:`),
+    # until tree() hands it out. A tracker's query shares it with its input's.
+    _spare: list[exp.Select] = field(default_factory=list, compare=False, repr=False)
+
+    def tree(self) -> exp.Select:
+        """A tree of the query that the caller owns and may change (the SQL generator does).
+
+        The first call takes the tree built at compile time; later calls build a new one.
+        Nobody else holds the tree given out, so printing it needs no copy, and a tree the
+        generator rewrote for one dialect is never printed for another.
+        """
+        return self._spare.pop() if self._spare else self.build()
 
     def locate(self, dialect: str, line: int | None, col: int | None = None) -> Location | None:
         """The YAML location of the field, filter or column that produced SQL `line` (1-based)."""
@@ -65,7 +78,7 @@ class CompiledQuery:
             return None  # punctuation or a bare keyword names no definition
         best = None
         for expr, loc in self.origins:
-            rendered = (expr() if callable(expr) else expr).sql(dialect=dialect)
+            rendered = (expr() if callable(expr) else expr).sql(dialect=dialect_named(dialect))
             if text and (text in rendered or rendered in text):
                 # The closest in length is the most specific: a computed column's line also
                 # holds the plain references inside it, and a reference is in many columns.
@@ -82,7 +95,7 @@ class CompiledQuery:
             raise GenesisError(f"unknown dialect '{dialect}'", hint=did_you_mean(dialect, DIALECTS))
         key = (dialect, pretty)
         if key not in self._texts:
-            self._texts[key] = _render(self.ast, dialect, pretty)
+            self._texts[key] = _render(self.tree(), dialect, pretty)
         return self._texts[key]
 
     def column_for(self, reference_or_name: str) -> OutputColumn | None:
@@ -93,25 +106,10 @@ class CompiledQuery:
         return None
 
 
-def _render(ast: exp.Select, dialect: str, pretty: bool) -> str:
-    # The AST is built with Trino semantics; sqlglot's generator transpiles it, after the
-    # rewrites where DuckDB's same-named function means something else. The generator
-    # may rewrite the tree it prints, so it gets a copy: one copy, the transform's when
-    # there is one (copying the tree is a third of a compile).
-    if dialect == "duckdb" and ast.find(exp.DateDiff) is not None:
-        return Dialect.get_or_raise(dialect).generate(ast.transform(_duckdb_semantics), copy=False, pretty=pretty)
-    return Dialect.get_or_raise(dialect).generate(ast, copy=True, pretty=pretty)
-
-
-def _duckdb_semantics(node: exp.Expr) -> exp.Expr:
-    """Trino's date_diff counts whole units (like DuckDB's date_sub); DuckDB's date_diff
-    counts crossed boundaries: date_diff('year', DATE '2000-12-31', DATE '2001-01-01') is 1."""
-    if isinstance(node, exp.DateDiff):
-        unit = node.args.get("unit")
-        unit_text = (unit.name if unit is not None else "day").lower()
-        return exp.Anonymous(this="DATE_SUB", expressions=[
-            exp.Literal.string(unit_text), node.expression.copy(), node.this.copy()])
-    return node
+def _render(tree: exp.Expr, dialect_name: str, pretty: bool) -> str:
+    """Print a tree the caller gave away (CompiledQuery.tree): the generator rewrites it in
+    place. No copy is made for it to rewrite: copying was a third of the printing time."""
+    return dialect_named(dialect_name).generate(tree, copy=False, pretty=pretty)
 
 
 def graph_of(project: Project) -> JoinGraph:
@@ -153,21 +151,26 @@ def _compile_input(project: Project, name: str, params: Mapping[str, Any] | None
     by_values = project.derived("compiled_by_values", dict)
     key = (name, repr(sorted(values.items())), moment)
     if key not in by_values:
-        by_values[key] = _compile_values(project, inp, values)
+        by_values[key] = _compile_values(project, inp, values, moment)
     return dataclasses.replace(by_values[key], tracker=tracker)
 
 
-def _compile_values(project: Project, inp: Input, values: Mapping[str, Any]) -> CompiledQuery:
+def _compile_values(project: Project, inp: Input, values: Mapping[str, Any], moment: tuple) -> CompiledQuery:
     literals = {n: sql_literal(v, inp.parameters[n].type) for n, v in values.items()}
     plan = run_passes(build_plan(graph_of(project), time.desugar(project, inp), literals))
-    ast = time.apply_as_of(tighten_joins(build_query(plan), plan), project)
+
+    def build() -> exp.Select:  # the plan is frozen and the moment fixed: every build is the same tree
+        return time.apply_as_of(tighten_joins(build_query(plan), plan), project, as_of)
+
+    as_of: datetime | None = moment[0]
+    tree = build()  # built now, so a problem in it is found by validate
     used = frozenset(i.datasource.name for i in plan.instances.values())
     # The data sources' own `sql:` fields, for locating engine errors: those of the joined
     # instances and of the pre-aggregated branches' (their SQL is in the query too).
     shown = set(plan.instances) | {i.path for d in plan.pre_aggregations for i in d.members}
     origins = tuple(plan.origins) + tuple(datasource_origins(plan, shown))
-    return CompiledQuery(inp, tuple(c.output for c in plan.columns), ast, values, used,
-                         plan.references, None, origins, plan.uses)
+    return CompiledQuery(inp, tuple(c.output for c in plan.columns), build, values, used,
+                         plan.references, None, origins, plan.uses, _spare=[tree])
 
 
 def compile_tracker(project: Project, name: str, params: Mapping[str, Any] | None = None) -> CompiledQuery:

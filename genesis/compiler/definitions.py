@@ -72,7 +72,7 @@ def check_no_cycle(graph: JoinGraph, ds: DataSource, member: Member) -> None:
                                    "define it from measures that do not lead back to it")
         chain.append((owner, current))
         text, loc = definition_sql(current)
-        tree = ex.parse_expression(text, loc, what_of(owner, current))
+        tree = ex.read_expression(text, loc, what_of(owner, current))
         for node in list(ex.reference_nodes(tree)):
             local = resolve_local(graph, owner, node, loc, what_of(owner, current))
             if expands(local.member):

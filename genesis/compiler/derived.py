@@ -29,7 +29,7 @@ def check_derived_measure(graph: JoinGraph, ds, measure: Measure) -> None:
     """Static checks of a derived measure's definition (run by `validate` and before expanding):
     it only reads measures, aggregates nothing itself, and does not refer to itself."""
     what = what_of(ds, measure)
-    tree = ex.parse_expression(measure.sql or "", measure.sql_loc, what)
+    tree = ex.read_expression(measure.sql or "", measure.sql_loc, what)
     units = ex.aggregate_units(tree)
     if units:
         raise GenesisError(

@@ -42,9 +42,22 @@ Query = TypeVar("Query", bound=exp.Expr)  # the query is changed in place and re
 def tighten_joins(query: Query, plan: QueryPlan) -> Query:
     """Print as INNER every LEFT JOIN of `query` to a plan instance that cannot change its rows."""
     by_alias = {plan.aliases[path]: instance for path, instance in plan.resolved.items() if path}
-    for select in list(query.find_all(exp.Select)):
+    for select in [node for node in query.walk(prune=_holds_no_select) if isinstance(node, exp.Select)]:
         _tighten(select, by_alias, plan.aliases)
     return query
+
+
+def _holds_no_select(node: exp.Expr) -> bool:
+    """Parts of a query the search for SELECTs skips: a SELECT's output list, GROUP BY, HAVING,
+    ORDER BY and LIMIT, a join's ON (Genesis writes sub-queries only in FROM, JOIN, WITH and
+    WHERE's EXISTS), tables, column names and literals. Walking them was most of this pass's
+    time; a SELECT it missed would only keep its LEFT joins."""
+    if isinstance(node, (exp.Column, exp.Identifier, exp.Literal, exp.Table)):
+        return True
+    parent = node.parent
+    if isinstance(parent, exp.Select):
+        return node.arg_key in ("expressions", "group", "having", "order", "limit")
+    return node.arg_key == "on" and isinstance(parent, exp.Join)
 
 
 def _tighten(select: exp.Select, by_alias: dict[str, Instance], aliases: Mapping[tuple[str, ...], str]) -> None:

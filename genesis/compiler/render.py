@@ -44,7 +44,14 @@ def relation(ds: DataSource, alias: str) -> exp.Expr:
 
 
 def _latest_select(ds: DataSource) -> exp.Select:
-    """Newest row per primary key; keys whose newest row is a delete are dropped."""
+    """Newest row per primary key; keys whose newest row is a delete are dropped.
+
+    Built once per data source and copied for each use: a copy costs a fraction of a build
+    (a query may read the view several times, and every query of the project may)."""
+    return ds.derived("latest_select", lambda: _build_latest_select(ds)).copy()
+
+
+def _build_latest_select(ds: DataSource) -> exp.Select:
     raw = "_genesis_raw"
     latest = ds.latest
     assert latest is not None

@@ -29,7 +29,7 @@ def check_segment(graph: JoinGraph, ds, segment: Segment) -> None:
     over fields (and other segments), no aggregate or measure, and no cycle."""
     what = what_of(ds, segment)
     loc = segment.sql_loc or segment.loc
-    tree = ex.parse_expression(segment.sql, loc, what)
+    tree = ex.read_expression(segment.sql, loc, what)
     if ex.has_aggregate(tree):
         raise GenesisError(f"{what} aggregates; a segment is a condition on each row", loc,
                            "write the aggregate condition as a filter of the input")

@@ -150,14 +150,14 @@ def tag_latest(ranked: exp.Select, datasource_name: str) -> exp.Select:
 Query = TypeVar("Query", bound=exp.Expr)  # the query is changed in place and returned: its type is kept
 
 
-def apply_as_of(ast: Query, project) -> Query:
+def apply_as_of(ast: Query, project, moment: dt.datetime | None) -> Query:
     """Every CDC `latest` view of `ast` reads only the log rows with `order_by` at or before `moment`.
 
     The newest such row per key wins (a delete there drops the key), so the view is the
-    table as it stood at that moment. No --as-of: the query is returned unchanged.
+    table as it stood at that moment. No --as-of (`moment` None, see moment_key): the query
+    is returned unchanged.
     """
     settings = bt.settings_of(project)
-    moment = bt.as_of_moment(settings)
     if moment is None:
         return ast
     for select in list(ast.find_all(exp.Select)):

@@ -19,6 +19,18 @@ FIELD_AGGS = ("list", "count", "count_distinct", "min", "max", "sum", "avg")
 MODES = ("upsert", "replace", "append")
 
 
+class Derived:
+    """Values computed from a frozen object once, remembered on it (it never changes): the
+    project's join graph and compiled queries, a data source's `latest` view."""
+
+    def derived(self, name: str, build):
+        """The value called `name`, built by `build()` on first use."""
+        store = self.__dict__.setdefault("_derived", {})
+        if name not in store:
+            store[name] = build()
+        return store[name]
+
+
 @dataclass(frozen=True)
 class Field:
     name: str
@@ -82,7 +94,7 @@ class Latest:
 
 
 @dataclass(frozen=True)
-class DataSource:
+class DataSource(Derived):
     name: str
     table: str
     fields: Mapping[str, Field]
@@ -263,7 +275,7 @@ class Config:
 
 
 @dataclass(frozen=True)
-class Project:
+class Project(Derived):
     root: str  # directory, absolute
     config: Config
     datasources: Mapping[str, DataSource]
@@ -271,9 +283,3 @@ class Project:
     trackers: Mapping[str, Tracker]
     broken: Mapping[str, frozenset[str]] = field(default_factory=dict)  # kind -> names that failed to load
 
-    def derived(self, name: str, build):
-        """A value computed from this project once (the project itself never changes)."""
-        store = self.__dict__.setdefault("_derived", {})
-        if name not in store:
-            store[name] = build()
-        return store[name]

@@ -10,12 +10,13 @@ import json
 from collections.abc import Iterator
 from functools import cache
 from importlib import resources
-from typing import Any
-
-import jsonschema
+from typing import TYPE_CHECKING, Any
 
 from ..errors import GenesisError, Location, did_you_mean
 from .loader import YamlList, YamlMap
+
+if TYPE_CHECKING:  # jsonschema is imported only to explain a document that fails (40 ms of start-up)
+    import jsonschema
 
 
 @cache
@@ -26,6 +27,8 @@ def load_schema(kind: str) -> dict:
 
 @cache
 def _validator(kind: str) -> jsonschema.protocols.Validator:
+    import jsonschema
+
     schema = load_schema(kind)
     cls = jsonschema.validators.validator_for(schema)
     return cls(schema)

@@ -37,6 +37,7 @@ from typing import Any
 import jinja2
 import sqlglot
 from jinja2 import meta
+from sqlglot import exp
 
 from ..destinations.kinds import FileDestination, destination_of
 from ..errors import GenesisError, Location, did_you_mean
@@ -337,11 +338,14 @@ def values_query(project: Project, tracker: Tracker, params: Mapping[str, Any] |
     scratch = dataclasses.replace(project, inputs={**project.inputs, name: values_input})
     given = {k: v for k, v in (params or {}).items() if k in parameters}
     rows = compile_input(scratch, name, given, owner)
-    # Distinct values (each with its smallest label), in order, one more than allowed.
-    outer = sqlglot.select('"value"', *(['MIN("label") AS "label"'] if fe.label_from else []), dialect="trino") \
-        .from_(rows.ast.subquery("_genesis_rows")).where('"value" IS NOT NULL') \
-        .group_by('"value"').order_by('"value"').limit(fe.max_parts + 1)
-    return dataclasses.replace(rows, ast=outer)
+
+    def build() -> exp.Select:
+        """Distinct values (each with its smallest label), in order, one more than allowed."""
+        return sqlglot.select('"value"', *(['MIN("label") AS "label"'] if fe.label_from else []), dialect="trino") \
+            .from_(rows.tree().subquery("_genesis_rows", copy=False)).where('"value" IS NOT NULL') \
+            .group_by('"value"').order_by('"value"').limit(fe.max_parts + 1)
+
+    return dataclasses.replace(rows, build=build, _texts={}, _spare=[])
 
 
 def _variables(sql: str) -> set[str]:

@@ -25,7 +25,7 @@ from pathlib import Path
 from sqlglot import exp
 
 from ..compiler import compile_tracker
-from ..compiler.expressions import parse_expression
+from ..compiler.expressions import read_expression
 from ..engines import Engine, open_engine
 from ..errors import GenesisError, Location, ValidationError, did_you_mean
 from ..project import types
@@ -215,7 +215,7 @@ def _columns_in(text: str | None) -> list[str]:
     if not text:
         return []
     try:
-        return [c.name for c in parse_expression(text, None, "sql").find_all(exp.Column)]
+        return [c.name for c in read_expression(text, None, "sql").find_all(exp.Column)]
     except GenesisError:
         return []  # `genesis validate` reports unparsable SQL
 

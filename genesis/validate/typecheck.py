@@ -25,7 +25,7 @@ from sqlglot import exp
 from ..compiler import graph_of
 from ..compiler.expressions import (
     parameter_values,
-    parse_expression,
+    read_expression,
     reference_nodes,
     reference_text,
     render_parameters,
@@ -68,7 +68,7 @@ def measure_problems(ds: DataSource) -> Iterator[GenesisError]:
             value_type = ds.fields[measure.sql].type
         else:
             try:
-                tree = parse_expression(measure.sql, measure.sql_loc, "measure")
+                tree = read_expression(measure.sql, measure.sql_loc, "measure")
             except GenesisError:
                 continue  # validate reports the syntax
             known = {id(c): ds.fields[c.name].type for c in tree.find_all(exp.Column)
@@ -158,7 +158,7 @@ def _expression_problems(project: Project, inp: Input, text: str, loc: Location 
                          literals: dict[str, str]) -> Iterator[GenesisError]:
     graph = graph_of(project)
     try:
-        tree = parse_expression(render_parameters(text, literals, loc, what), loc, what)
+        tree = read_expression(render_parameters(text, literals, loc, what), loc, what)
         known = {}
         for node in reference_nodes(tree):
             reference = reference_text(node)

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from functools import partial
 
-from ...compiler.expressions import parse_expression
+from ...compiler.expressions import read_expression
 from ...compiler.plan import field_expr
 from ...errors import GenesisError, did_you_mean
 from ...project.model import DataSource, Project
@@ -34,13 +34,13 @@ def sql_snippets_parse(project: Project, ds: DataSource) -> Iterator[GenesisErro
     for m in ds.measures.values():
         sql = m.sql
         if sql is not None and sql not in ds.fields and not m.derived:  # derived: datasource.definitions
-            yield from attempt(lambda: parse_expression(sql, m.sql_loc, f"measure '{ds.name}.{m.name}'"))[1]
+            yield from attempt(lambda: read_expression(sql, m.sql_loc, f"measure '{ds.name}.{m.name}'"))[1]
     latest = ds.latest
     if latest is not None:
-        yield from attempt(lambda: parse_expression(latest.order_by, latest.loc, "latest.order_by"))[1]
+        yield from attempt(lambda: read_expression(latest.order_by, latest.loc, "latest.order_by"))[1]
         deleted = latest.deleted
         if deleted:
-            yield from attempt(lambda: parse_expression(deleted, latest.loc, "latest.deleted"))[1]
+            yield from attempt(lambda: read_expression(deleted, latest.loc, "latest.deleted"))[1]
 
 
 def joins_resolve(project: Project, ds: DataSource) -> Iterator[GenesisError]:
