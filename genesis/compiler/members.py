@@ -213,10 +213,20 @@ def join_condition(parent: Instance, parent_alias: str, child: Instance, alias: 
     """`parent.left = child.right AND ...` for the join that reaches `child`."""
     join = child.joins[-1]
     return exp.and_(*[
-        field_expr(parent.datasource, parent.datasource.fields[left], parent_alias).eq(
-            field_expr(child.datasource, child.datasource.fields[right], alias))
+        equals(field_expr(parent.datasource, parent.datasource.fields[left], parent_alias),
+               field_expr(child.datasource, child.datasource.fields[right], alias))
         for left, right in join.on
     ], copy=False)
+
+
+def equals(left: exp.Expr, right: exp.Expr) -> exp.EQ:
+    """`left = right` of two trees the caller gives away: Expression.eq copies both first."""
+    return exp.EQ(this=_operand(left), expression=_operand(right))
+
+
+def _operand(node: exp.Expr) -> exp.Expr:
+    """An operand that is itself an operation goes in parentheses, as Expression.eq puts it."""
+    return exp.Paren(this=node) if isinstance(node, exp.Binary) else node
 
 
 def exists_condition(instance: Instance, alias: str) -> exp.Expr:

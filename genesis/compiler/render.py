@@ -22,7 +22,7 @@ from sqlglot import exp
 from ..project.model import DataSource
 from . import expressions as ex
 from .join_graph import Instance
-from .members import field_expr, join_condition, labelled
+from .members import equals, field_expr, join_condition, labelled
 from .query_plan import AggregateCall, Filter, PlannedColumn, PreAggregation, QueryPlan, SemiJoin
 from .time import tag_latest
 
@@ -147,8 +147,8 @@ def _pre_aggregated(plan: QueryPlan, decision: PreAggregation) -> tuple[exp.Subq
         sub.having(tree.copy(), copy=False)  # the copy keeps the call's own aggregate over the branch
     parent = decision.parent
     condition = exp.and_(*[
-        field_expr(parent.datasource, parent.datasource.fields[left], plan.aliases[parent.path]).eq(
-            exp.column(name, table=alias))
+        equals(field_expr(parent.datasource, parent.datasource.fields[left], plan.aliases[parent.path]),
+               exp.column(name, table=alias))
         for (left, _), name in zip(join.on, key_names)
     ], copy=False)
     return exp.Subquery(this=sub, alias=exp.TableAlias(this=exp.to_identifier(alias))), condition

@@ -14,6 +14,7 @@ not allowed; callers turn it into an error located at the template's YAML value.
 
 from __future__ import annotations
 
+import re
 from functools import lru_cache
 from typing import Any
 
@@ -88,6 +89,12 @@ def template(text: str) -> jinja2.Template:
 
 def render(text: str, **values: Any) -> str:
     """Render `text` with `values`, the output capped at MAX_RENDERED_CHARS."""
+    plain = _render_plain(text, values)
+    return plain if plain is not None else _render_template(text, values)
+
+
+def _render_template(text: str, values: dict[str, Any]) -> str:
+    """Render through the compiled template, the output capped at MAX_RENDERED_CHARS."""
     parts, size = [], 0
     for chunk in template(text).generate(**values):
         size += len(chunk)
@@ -95,3 +102,34 @@ def render(text: str, **values: Any) -> str:
             raise TemplateRefused(f"the rendered text is longer than {MAX_RENDERED_CHARS:,} characters")
         parts.append(chunk)
     return "".join(parts)
+
+
+_PLAIN_NAME = re.compile(r"\{\{\s*([A-Za-z_][A-Za-z0-9_]*)\s*\}\}")
+_TAG_START = re.compile(r"(?=\{\{)")  # every place a `{{` starts, overlapping ones too
+# Words Jinja reads as a literal, an operator or a tag rather than as a name.
+_JINJA_WORDS = frozenset({"true", "false", "none", "and", "or", "not", "in", "is", "if", "else", "elif",
+                          "endif", "for", "endfor", "recursive", "block", "endblock", "set", "endset", "with",
+                          "without", "endwith", "import", "include", "from", "as", "extends", "macro",
+                          "endmacro", "call", "endcall", "filter", "endfilter", "raw", "endraw", "do"})
+
+
+def _render_plain(text: str, values: dict[str, Any]) -> str | None:
+    """What Jinja renders for a text whose only template parts are `{{ name }}` of given
+    values, without compiling a template (most filters are just that); None for any other
+    text, which Jinja renders (or refuses) itself.
+
+    Jinja's output for such a text: each `{{ name }}` becomes str(value), and one newline
+    that ends the text is dropped (keep_trailing_newline is off).
+    """
+    if "{%" in text or "{#" in text or "\r" in text:
+        return None
+    if text.endswith("\n"):
+        text = text[:-1]
+    tags = {found.start() for found in _PLAIN_NAME.finditer(text)}
+    if any(found.start() not in tags for found in _TAG_START.finditer(text)):
+        return None  # a `{{` that does not open a plain `{{ name }}` (`{{ x | upper }}`, `{{{ x }}`)
+    pieces = _PLAIN_NAME.split(text)  # text, name, text, name, ..., text
+    if any(name not in values or name.lower() in _JINJA_WORDS for name in pieces[1::2]):
+        return None
+    rendered = "".join(str(values[piece]) if index % 2 else piece for index, piece in enumerate(pieces))
+    return rendered if len(rendered) <= MAX_RENDERED_CHARS else None
