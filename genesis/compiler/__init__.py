@@ -62,9 +62,13 @@ class CompiledQuery:
 
         The first call takes the tree built at compile time; later calls build a new one.
         Nobody else holds the tree given out, so printing it needs no copy, and a tree the
-        generator rewrote for one dialect is never printed for another.
+        generator rewrote for one dialect is never printed for another. Two threads of a
+        refresh may ask at once: one gets the spare tree (list.pop is atomic), the other a new one.
         """
-        return self._spare.pop() if self._spare else self.build()
+        try:
+            return self._spare.pop()
+        except IndexError:
+            return self.build()
 
     def locate(self, dialect: str, line: int | None, col: int | None = None) -> Location | None:
         """The YAML location of the field, filter or column that produced SQL `line` (1-based)."""
@@ -108,7 +112,7 @@ class CompiledQuery:
 
 def _render(tree: exp.Expr, dialect_name: str, pretty: bool) -> str:
     """Print a tree the caller gave away (CompiledQuery.tree): the generator rewrites it in
-    place. No copy is made for it to rewrite: copying was a third of the printing time."""
+    place. No copy is made for it to rewrite: copying took about half of the printing time."""
     return dialect_named(dialect_name).generate(tree, copy=False, pretty=pretty)
 
 
