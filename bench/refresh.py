@@ -43,6 +43,7 @@ from genesis.authoring.demo import build_demo  # noqa: E402
 from genesis.engines.duckdb import DuckDBEngine  # noqa: E402
 from genesis.project.config import get_target, render_settings, warehouse_dir  # noqa: E402
 from genesis.project.load import load_project  # noqa: E402
+from genesis.run.fan_out_refresh import expand  # noqa: E402
 from genesis.run.refresh import local_path, refresh, select_trackers  # noqa: E402
 from genesis.validate import check_tracker  # noqa: E402
 
@@ -145,6 +146,11 @@ def main(argv: list[str] | None = None) -> int:
         trackers = select_trackers(project, [], all_=True, due=False)
         if not trackers:
             raise SystemExit(f"bench: no trackers in {args.project}")
+        # A for_each tracker is measured as its parts, each with its own query and output.
+        fanned = expand(project, trackers, target, render_settings(target), judge_vanished=False)
+        if fanned.failed:
+            raise SystemExit("bench: " + "; ".join(f"{n}: {r.error}" for n, r in fanned.failed.items()))
+        project, trackers = fanned.project, fanned.trackers
         sqls = {t.name: check_tracker(project, t).sql("duckdb") for t in trackers}
         settings = render_settings(target)
         outputs = None if args.steady else [local_path(project, t, settings) for t in trackers]
