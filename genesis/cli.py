@@ -64,11 +64,13 @@ project_option = click.option(
 
 
 def target_option(help_text: str = "The target (from genesis.yaml) to use. Default: default_target."):
+    """--target NAME, completed from genesis.yaml; `help_text` says what the target is used for by this command."""
     return click.option("--target", default=None, metavar="NAME", help=help_text,
                         shell_complete=complete_targets)
 
 
 def param_option(command):
+    """--param NAME=VALUE (repeatable), passed to the command as the tuple `params`; see parse_params."""
     return click.option("--param", "params", multiple=True, metavar="NAME=VALUE",
                         help="A parameter value (repeatable; wins over the tracker's); lists as a,b,c or JSON."
                         )(command)
@@ -101,6 +103,9 @@ def selection_options(command):
 
 
 def parse_params(items) -> dict:
+    """The --param NAME=VALUE items as {NAME: VALUE} (a repeated NAME: the last wins); GenesisError without `=`.
+
+    Values stay text here: compiler.expressions.coerce converts them to each parameter's declared type."""
     params = {}
     for item in items:
         if "=" not in item:
@@ -121,12 +126,15 @@ def note_overrides(project, names, params: dict) -> None:
 
 
 def load(project_dir: str):
+    """The project in `project_dir`, loaded and shape-checked but not cross-checked (load_valid does that)."""
     from .project.load import load_project
 
     return load_project(project_dir)
 
 
 def load_valid(project_dir: str):
+    """The project in `project_dir`, also cross-checked (validate_project): for docs and compile --all, which use
+    every definition."""
     from .validate import validate_project
 
     project = load(project_dir)
@@ -143,6 +151,7 @@ class WorkflowGroup(click.Group):
     """Lists commands in the order of the workflow rather than alphabetically."""
 
     def list_commands(self, ctx: click.Context) -> list[str]:
+        """The command names in COMMAND_ORDER, then any others alphabetically (for `genesis --help`)."""
         known = [c for c in COMMAND_ORDER if c in self.commands]
         return known + sorted(c for c in self.commands if c not in known)
 

@@ -34,4 +34,5 @@ def stamp_text(moment: dt.datetime) -> str:
 
 
 def parse_stamp_time(text: str) -> dt.datetime:
+    """The UTC time of a stamp's text, as `stamp_text` wrote it."""
     return dt.datetime.strptime(text, "%Y-%m-%d %H:%M:%S").replace(tzinfo=dt.UTC)

@@ -82,6 +82,7 @@ class RedactingFilter(logging.Filter):
     """A logging filter that masks registered secrets in every record it passes."""
 
     def filter(self, record: logging.LogRecord) -> bool:
+        """Mask registered secrets in the message and traceback (rendered to text here); never drops the record."""
         message = record.getMessage()
         record.msg, record.args = redact(message), None
         if record.exc_info:
@@ -116,12 +117,14 @@ class GenesisError(Exception):
         self.hint = hint
 
     def render(self) -> str:
+        """`path:line:col: error: message (hint)`, as the CLI prints it, secrets masked."""
         text = f"error: {self.message}"
         if self.hint:
             text += f" ({self.hint})"
         return redact(f"{self.location}: {text}" if self.location else text)
 
     def to_json(self) -> dict:
+        """The error as `--format json` reports it (location parts None when unlocated), secrets masked."""
         loc = self.location
         return {
             "path": loc.path if loc else None,
@@ -144,6 +147,7 @@ class ValidationError(GenesisError):
         super().__init__(f"{count} error" if count == 1 else f"{count} errors")
 
     def render(self) -> str:
+        """Every error on its own line, in file and line order."""
         return "\n".join(e.render() for e in self.errors)  # each one redacted
 
 
@@ -165,11 +169,14 @@ class ErrorCollector:
         self.errors: list[GenesisError] = []
 
     def add(self, message: str, location: Location | None = None, hint: str | None = None) -> None:
+        """Record one problem; the pass goes on, so that the others are found too."""
         self.errors.append(GenesisError(message, location, hint))
 
     def extend(self, errors: Iterable[GenesisError]) -> None:
+        """Record problems already raised or built elsewhere (a file that failed to load, a pass's findings)."""
         self.errors.extend(errors)
 
     def raise_if_any(self) -> None:
+        """Raise one ValidationError listing every recorded problem; nothing when there are none."""
         if self.errors:
             raise ValidationError(self.errors)

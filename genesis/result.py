@@ -38,9 +38,11 @@ class QueryResult:
 
     @property
     def names(self) -> list[str]:
+        """The output column names, in order (also the Arrow table's column names)."""
         return [c.name for c in self.columns]
 
     def column(self, name: str) -> OutputColumn:
+        """The output column called `name`; KeyError when there is none."""
         for c in self.columns:
             if c.name == name:
                 return c

@@ -160,16 +160,21 @@ def render_cli() -> str:
 
 
 def render(name: str) -> str:
+    """The Markdown of one generated part: "cli" or "schema:KIND" (a key of PAGES)."""
     if name == "cli":
         return render_cli()
     return render_schema(name.split(":", 1)[1])
 
 
 def source_of(name: str) -> str:
+    """The file under genesis/ a generated part comes from, named in its BEGIN marker as the place to edit."""
     return "cli.py" if name == "cli" else f"schemas/{name.split(':', 1)[1]}.schema.json"
 
 
 def updated_text(text: str, name: str, page: str) -> str:
+    """`text` with the generated part `name` between its markers rendered afresh; the prose around it is kept.
+
+    Exits with a message when the page lacks the markers: they are added by hand, once."""
     begin, end = BEGIN.format(name=name, source=source_of(name)), END.format(name=name)
     pattern = re.compile(re.escape(begin) + r".*?" + re.escape(end), re.S)
     if not pattern.search(text):
@@ -194,6 +199,7 @@ def stale_pages(docs: Path = DOCS, write: bool = False) -> list[str]:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Rewrite the stale pages, or with --check only report them; returns the exit code (1: out of date)."""
     parser = argparse.ArgumentParser(prog="python -m genesis.authoring.docgen", description=__doc__.split("\n\n")[0])
     parser.add_argument("--check", action="store_true", help="exit 1 if a page is out of date; write nothing")
     parser.add_argument("--docs", type=Path, default=DOCS, help="the docs folder (default: the repository's)")

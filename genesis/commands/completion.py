@@ -36,6 +36,7 @@ def complete_names(kinds: tuple[str, ...], selectors: bool = False):
 
 
 def complete_targets(ctx: click.Context, param: click.Parameter, incomplete: str) -> list[CompletionItem]:
+    """Completes --target with the target names of genesis.yaml (none when the project does not load)."""
     project = _project(ctx)
     names = sorted(project.config.targets) if project is not None else []
     return [CompletionItem(n) for n in names if n.startswith(incomplete)]

@@ -13,6 +13,8 @@ from ..run.refresh import select_trackers
 
 
 def status_command(project: Project, names, target: str | None, fmt: str) -> str:
+    """The `genesis status` text or JSON: the run history on `target` of the named trackers (default: all),
+    one summary per tracker. Raises GenesisError, with a hint, when the target keeps no run history."""
     chosen = get_target(project, target)
     if not history_enabled(project, chosen):
         raise GenesisError(f"target '{chosen.name}' keeps no run history",

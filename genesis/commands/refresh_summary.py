@@ -27,6 +27,7 @@ class Progress:
         self.first_with: dict[str, str] = {}  # error text -> the first tracker that had it
 
     def __call__(self, event: str, report: TrackerReport) -> None:
+        """Print `report`'s tracker: on "start" its live `...` line (a terminal only), on "end" its result line."""
         if event == "start":  # only with --jobs 1: one tracker at a time
             if self.live:
                 self.echo(f"[{self.finished + 1}/{self.total}] {report.tracker} -> {report.destination} ...", nl=False)

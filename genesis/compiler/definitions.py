@@ -32,6 +32,7 @@ def definition_sql(member: Member) -> tuple[str, Location | None]:
 
 
 def what_of(ds: DataSource, member: Member) -> str:
+    """How messages name a derived measure or segment: `measure 'production.cost_per_shoot_day'`."""
     kind = "segment" if isinstance(member, Segment) else "measure"
     return f"{kind} '{ds.name}.{member.name}'"
 

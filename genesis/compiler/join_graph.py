@@ -27,6 +27,7 @@ class Instance:
 
     @property
     def parent_path(self) -> tuple[str, ...]:
+        """The path of the instance this one is joined from (the path without its last join)."""
         return self.path[:-1]
 
     @property
@@ -36,6 +37,7 @@ class Instance:
         return any(j.relationship == "one_to_many" for j in self.joins)
 
     def describe(self) -> str:
+        """The instance as messages name it: its join path (`cast.talent`), or the root's data source name."""
         names = [self.joins[0].name] if self.joins else []
         names += [j.name for j in self.joins[1:]]
         return ".".join(names) or self.datasource.name
@@ -51,6 +53,7 @@ class Resolved:
 
     @property
     def is_measure(self) -> bool:
+        """True when the member is a measure (aggregated or derived), not a field or a segment."""
         return isinstance(self.member, Measure)
 
     @property
@@ -67,6 +70,7 @@ class JoinGraph:
         self._path_cache: dict[tuple[str, str], list[tuple[Join, ...]]] = {}
 
     def instance(self, root: str, joins: tuple[Join, ...]) -> Instance:
+        """The instance reached from `root` by `joins`; the root itself when `joins` is empty."""
         target = self.datasources[joins[-1].datasource] if joins else self.datasources[root]
         return Instance(tuple(j.name for j in joins), target, joins)
 

@@ -41,6 +41,9 @@ _CHUNK = 1 << 20
 
 @dataclass(frozen=True)
 class FileWriteReport:
+    """What `write_file` did: the file, its rows and size in bytes, and whether its content changed
+    (False: identical bytes, the file was left untouched)."""
+
     path: Path
     rows: int
     bytes: int
@@ -257,6 +260,7 @@ def _typed_text(column: pa.Array, column_type: str) -> pa.Array:
 
 
 def csv_text(value: Any, column_type: str) -> str:
+    """One non-null value as CSV text, before quoting: raw_text with a space before the time; an array as JSON."""
     if isinstance(value, (list, tuple)):
         return json_text(value, column_type)
     return raw_text(value, column_type, sep=" ")

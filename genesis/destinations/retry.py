@@ -35,6 +35,8 @@ class Backoff:
     max_seconds: float = 32.0
 
     def delay(self, attempt: int, retry_after: float = 0.0) -> float:
+        """Seconds to wait after failed attempt `attempt` (0-based): random, up to min(cap, base * 2**attempt),
+        and never less than `retry_after` (the server's Retry-After)."""
         wait = wait_random_exponential(multiplier=self.base_seconds, max=self.max_seconds)
         state = RetryCallState(cast(Any, None), None, (), {})  # the wait reads only the attempt number
         state.attempt_number = min(attempt, 60) + 1
@@ -49,6 +51,7 @@ class Deadline:
         self.at = time.monotonic() + self.seconds
 
     def remaining(self) -> float:
+        """Seconds left before the deadline (0.0 once it has passed)."""
         return max(0.0, self.at - time.monotonic())
 
     def allows(self, wait: float) -> bool:

@@ -52,6 +52,7 @@ class RetryPolicy:
 
     @property
     def backoff(self) -> Backoff:
+        """The retry backoff these intervals give."""
         return Backoff(self.base_seconds, self.max_seconds)
 
 
@@ -112,6 +113,7 @@ class EndpointHTTPClient(HTTPClient):
     endpoint = GOOGLE_ENDPOINT
 
     def request(self, method, endpoint, *args, **kwargs):
+        """gspread's request, with a Google Sheets URL rewritten to start at this client's endpoint."""
         if endpoint.startswith(GOOGLE_ENDPOINT) and self.endpoint != GOOGLE_ENDPOINT:
             endpoint = self.endpoint + endpoint[len(GOOGLE_ENDPOINT):]
         return super().request(method, endpoint, *args, **kwargs)

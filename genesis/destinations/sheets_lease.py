@@ -71,6 +71,7 @@ class Holder:
 
 
 def parse(value: str | None) -> Holder | None:
+    """The holder a tab's lease value names (None: no lease yet); a value Genesis cannot read never holds the tab."""
     if not value:
         return None
     try:

@@ -62,7 +62,7 @@ from __future__ import annotations
 import math
 from collections import Counter
 from collections.abc import Hashable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, time
 from decimal import Decimal
 from typing import Any
@@ -135,6 +135,8 @@ def serial(value: date | datetime | time) -> float:
 
 @dataclass(frozen=True)
 class ExistingRow:
+    """One row the destination holds, as the destination read it (see the module docstring)."""
+
     row_id: Any
     key: tuple
     values: Mapping[str, Any]
@@ -144,6 +146,8 @@ class ExistingRow:
 
 @dataclass(frozen=True)
 class ResultRow:
+    """One row of the new query result: its raw key cells and owned column values."""
+
     key: tuple
     values: Mapping[str, Any]
 
@@ -160,6 +164,9 @@ class Update:
 
 @dataclass(frozen=True)
 class Plan:
+    """What a refresh changes in the destination, by key, made by `plan_sync` before any write (no I/O);
+    the destination then writes exactly this."""
+
     inserts: tuple[ResultRow, ...] = ()  # new keys, in result order
     updates: tuple[Update, ...] = ()  # only rows whose owned values changed
     unchanged: tuple[Any, ...] = ()  # row ids matched and equal
@@ -170,17 +177,19 @@ class Plan:
     ignored: tuple[Any, ...] = ()  # keyless rows nobody asked us to touch
     mode: str = "upsert"
     on_removed: str = "delete"
-    extra: Mapping[str, Any] = field(default_factory=dict)
 
     @property
     def changes(self) -> int:
+        """How many rows the plan changes: inserted, updated, deleted, marked or unmarked."""
         return len(self.inserts) + len(self.updates) + len(self.deletes) + len(self.marks) + len(self.unmarks)
 
     @property
     def is_noop(self) -> bool:
+        """The plan changes no row (unchanged, kept and ignored rows are no change)."""
         return self.changes == 0
 
     def counts(self) -> dict[str, int]:
+        """Rows per outcome, under the names of SyncReport's counters (which SyncReport.count sets from it)."""
         return {
             "inserted": len(self.inserts),
             "updated": len(self.updates),

@@ -97,6 +97,8 @@ def write_xlsx(result: QueryResult, handle: BinaryIO, title: str) -> None:
 
 
 def sheet_title(path: Path) -> str:
+    """The worksheet's name: the file name without its extension, made a valid Excel sheet name
+    (no []:*?/\\, no leading or trailing quote, at most 31 characters; "Sheet1" if nothing is left)."""
     title = re.sub(r"[\[\]:*?/\\]", "_", path.stem).strip("'")[:31]
     return title or "Sheet1"
 

@@ -42,11 +42,14 @@ class Engine(Protocol):
 
     name: str
 
-    def execute(self, sql: str, *, label: str = "", timeout: float | None = None) -> pa.Table: ...
+    def execute(self, sql: str, *, label: str = "", timeout: float | None = None) -> pa.Table:
+        """Every row of one SELECT as an Arrow table; any failure is raised as an EngineError."""
 
-    def table_columns(self, table: str) -> dict[str, str] | None: ...
+    def table_columns(self, table: str) -> dict[str, str] | None:
+        """The live columns of table `a.b.c` as {name: canonical Trino type}, None when it does not exist."""
 
-    def close(self) -> None: ...
+    def close(self) -> None:
+        """Release the engine's connections; it runs no query afterwards."""
 
 
 def conform(table: pa.Table, columns: Sequence[OutputColumn]) -> pa.Table:

@@ -24,6 +24,11 @@ _LINE = re.compile(r"^LINE (\d+): (.*)$", re.M)
 
 
 class DuckDBEngine:
+    """The `Engine` of a duckdb target: an in-memory DuckDB reading the local Iceberg warehouse.
+
+    `sources` says how each table read so far is served: 'parquet', 'arrow' (the fallback) or 'empty'.
+    """
+
     name = "duckdb"
 
     def __init__(self, warehouse_dir: warehouse.Location):
@@ -95,12 +100,14 @@ class DuckDBEngine:
                 pass
 
     def table_columns(self, table: str) -> dict[str, str] | None:
+        """The table's current Iceberg columns as {name: Trino type}; None when it cannot be loaded."""
         try:
             return warehouse.iceberg_columns(self.warehouse_dir, table)
         except GenesisError:
             return None
 
     def close(self) -> None:
+        """Close the in-memory database, and with it every view and fallback copy."""
         self._con.close()
 
     # -- views over the warehouse ----------------------------------------------------------

@@ -95,6 +95,7 @@ class TrinoEngine:
 
     @property
     def url(self) -> str:
+        """The coordinator's base URL, for messages (it never holds credentials)."""
         return f"{self.http_scheme}://{self.host}:{self.port}"
 
     def __repr__(self) -> str:  # deliberately without the password or token
@@ -156,6 +157,7 @@ class TrinoEngine:
             _quietly(cursor.cancel)
 
     def close(self) -> None:
+        """Close every connection still open, including those of queries abandoned after a timeout."""
         with self._lock:
             connections, self._open = list(self._open), set()
         for connection in connections:

@@ -43,6 +43,7 @@ class Warehouse:
 
     @property
     def uri(self) -> str:
+        """The catalog's SQLAlchemy URI: `catalog_uri`, else the SQLite file. May hold a password."""
         return self.catalog_uri or f"sqlite:///{self.root / CATALOG_FILE}"
 
     @property
@@ -146,10 +147,6 @@ def load_table(warehouse_dir: Location, table: str):
                            hint=hint) from None
 
 
-def table_exists(warehouse_dir: Location, table: str) -> bool:
-    return table in list_tables(warehouse_dir)
-
-
 def write_table(warehouse_dir: Location, table: str, data: pa.Table, *, mode: str = "overwrite") -> None:
     """Write an Arrow table to 'a.b.c', creating the namespace and table as needed.
 
@@ -198,6 +195,7 @@ def table_files(warehouse_dir: Location, table: str) -> tuple[list[str], bool]:
 
 
 def scan_files(tbl) -> tuple[list[str], bool]:
+    """table_files for a pyiceberg Table already loaded (non-local paths stay URIs)."""
     paths, has_deletes = [], False
     for task in tbl.scan().plan_files():
         paths.append(local_path(task.file.file_path))

@@ -42,11 +42,13 @@ class Change:
 
     @property
     def title(self) -> str:
+        """The notification's title, e.g. "Genesis: tracker 'x' recovered"."""
         word = {"failed": "failed", "late": "is late", "ok": "recovered", "vanished": "vanished"}[self.state]
         return f"Genesis: tracker '{self.tracker}' {word}"
 
     @property
     def body(self) -> str:
+        """The notification's plain-text body: what happened and where, the owner, a link to the run."""
         if self.state == "failed":
             lines = [f"Tracker '{self.tracker}' failed at the {self.stage or 'unknown'} stage "
                      f"on target '{self.target}'; nothing was written."]
@@ -68,6 +70,7 @@ class Change:
 
 
 def configured(project: Project) -> bool:
+    """Whether genesis.yaml defines any alert channel; without one a refresh sends no alerts."""
     return bool(project.config.alerts.get("channels"))
 
 
@@ -133,6 +136,8 @@ def config_problems(project: Project) -> list[GenesisError]:
 
 
 def url_problem(kind: str, url: str) -> str | None:
+    """Why a channel URL of type `kind` cannot be sent to (wrong scheme, not a Slack webhook, refused
+    by apprise), or None when it can."""
     scheme = urlsplit(url).scheme.lower()
     if scheme not in SCHEMES[kind]:
         return f"a {kind} channel needs a {' or '.join(SCHEMES[kind])} URL, not '{scheme or 'no scheme'}:'"

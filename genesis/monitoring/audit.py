@@ -31,6 +31,9 @@ MAX_LISTED = 50  # per kind and tracker in the report; the counts are always com
 
 @dataclass
 class TrackerAudit:
+    """What the audit found for one tracker or for_each part: how its destination differs from
+    its query result (up to MAX_LISTED of each kind listed, all counted), or why it could not tell."""
+
     tracker: str
     destination: str
     rows: int = 0  # rows the query returned
@@ -43,13 +46,20 @@ class TrackerAudit:
 
     @property
     def drift(self) -> bool:
+        """Whether the destination differs from the query result at all (an error is not drift)."""
         return bool(self.counts.get("missing") or self.counts.get("extra") or self.counts.get("changed_cells"))
 
     def to_json(self) -> dict:
+        """The audit as `genesis audit --format json` prints it, `drift` included."""
         return {**asdict(self), "drift": self.drift}
 
 
 def audit(project: Project, trackers: list[Tracker], target: str | None = None) -> list[TrackerAudit]:
+    """Run each tracker's query on `target` (default: default_target) and compare it with the destination.
+
+    A for_each tracker is audited part by part; a tracker that fails gets its error in its
+    TrackerAudit and the others are still audited.
+    """
     chosen = get_target(project, target)
     settings = render_settings(chosen)
     from ..run.fan_out_refresh import expand  # a for_each tracker is audited part by part
@@ -147,6 +157,7 @@ def _shown(value: Any) -> Any:
 
 
 def render(audits: list[TrackerAudit], fmt: str = "text") -> str:
+    """The audit report as `fmt`: "text" (a line per tracker and per listed difference) or "json"."""
     if fmt == "json":
         return json.dumps({"drift": any(a.drift or a.error for a in audits),
                            "trackers": [a.to_json() for a in audits]}, indent=2, default=str)

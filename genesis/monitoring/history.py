@@ -70,6 +70,7 @@ def history_enabled(project: Project, target: Target) -> bool:
 
 
 def history_table(project: Project) -> str:
+    """The run history's table `catalog.schema.table`: `history.table`, else iceberg.genesis.runs."""
     return str(project.config.history.get("table") or DEFAULT_TABLE)
 
 
@@ -117,6 +118,7 @@ def to_table(rows: Sequence[Mapping[str, Any]]) -> pa.Table:
 
 
 def sql_hash(sql: str) -> str:
+    """The `sql_hash` column: the SQL's sha256, first 16 hex digits, so runs of changed SQL stand out."""
     return hashlib.sha256(sql.encode("utf-8")).hexdigest()[:16]
 
 
@@ -157,6 +159,7 @@ class IcebergHistory:
         self.catalog_name, self.namespace, self.name = split_name(table)
 
     def where(self) -> str:
+        """The table and its warehouse, for error messages."""
         return f"{self.table} in {self.warehouse_dir}"
 
     def _catalog(self, create: bool):
@@ -257,6 +260,7 @@ class TrinoHistory:
         self.table = table
 
     def where(self) -> str:
+        """The table, for error messages."""
         return f"{self.table} on Trino"
 
     def _run(self, sql: str):
@@ -271,12 +275,14 @@ class TrinoHistory:
             engine.close()
 
     def ensure(self) -> None:
+        """Create the schema and the table when missing (IF NOT EXISTS: safe for concurrent refreshes)."""
         catalog, schema, _ = self.table.split(".")
         columns = ", ".join(f"{f.name} {_TRINO_TYPES[f.type]}" for f in SCHEMA)
         self._run(f"CREATE SCHEMA IF NOT EXISTS {catalog}.{schema}")
         self._run(f"CREATE TABLE IF NOT EXISTS {self.table} ({columns})")
 
     def append(self, rows: Sequence[Mapping[str, Any]]) -> None:
+        """Append rows with one INSERT, creating the table first if needed; the cluster commits it."""
         from ..compiler.expressions import sql_literal
 
         if not rows:
@@ -288,6 +294,8 @@ class TrinoHistory:
         self._run(f"INSERT INTO {self.table} ({', '.join(SCHEMA.names)}) VALUES\n{values}")
 
     def read(self, columns: Sequence[str] | None = None) -> pa.Table:
+        """Every row (of `columns` only, the others null), or an empty table when the table or its
+        schema does not exist yet."""
         from ..engines import EngineError
 
         try:

@@ -33,6 +33,8 @@ def state_of(status: str | None) -> str | None:
 
 
 def late_after_seconds(project: Project) -> float:
+    """How long after a scheduled time a tracker may still succeed before it is late
+    (`history.late_after`, default 1h), in seconds."""
     return parse_duration(project.config.history.get("late_after", DEFAULT_LATE_AFTER))
 
 
@@ -68,6 +70,12 @@ def rows_by_tracker(history: pa.Table) -> dict[str, list[dict]]:
 
 @dataclass
 class TrackerStatus:
+    """One tracker's (or for_each part's) summary of its run history, as `genesis status` shows it.
+
+    `last_run`, `last_success` and `last_failure` are brief rows ({at, status, error, ...});
+    `runs` counts refreshes, not the rows recorded only to say the tracker was late.
+    """
+
     tracker: str
     owner: str | None
     schedule: str | None
@@ -80,11 +88,16 @@ class TrackerStatus:
     runs: int
 
     def to_json(self) -> dict:
+        """The status as `genesis status --format json` prints it."""
         return asdict(self)
 
 
 def tracker_statuses(project: Project, history: pa.Table, names: Iterable[str] = (),
                      now: dt.datetime | None = None) -> list[TrackerStatus]:
+    """The status of each tracker named (default: every one), for_each trackers as their parts.
+
+    `history` holds one target's rows; `now` (default: the current time) decides what is late.
+    """
     now = now or dt.datetime.now(dt.UTC)
     grace = late_after_seconds(project)
     per = rows_by_tracker(history)
@@ -138,6 +151,7 @@ def _iso(value: dt.datetime | None) -> str | None:
 
 
 def render_text(statuses: list[TrackerStatus]) -> str:
+    """The `genesis status` table: state, last success, last failure and why per tracker, then counts."""
     header = ("tracker", "state", "last success", "last failure", "why")
     lines = [header]
     for s in statuses:

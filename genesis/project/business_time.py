@@ -45,6 +45,7 @@ class TimeSettings:
 
     @property
     def tzinfo(self) -> zoneinfo.ZoneInfo:
+        """The project zone, in which moments become calendar days and wall times."""
         return zoneinfo.ZoneInfo(self.zone)
 
     @property

@@ -24,6 +24,7 @@ SECRET_KEYS = {"password", "token", "credentials", "secret", "private_key"}
 
 
 def get_target(project: Project, name: str | None = None) -> Target:
+    """The target called `name`, else the project's `default_target`; an error listing the targets when unknown."""
     chosen = name or project.config.default_target
     target = project.config.targets.get(chosen)
     if target is None:
@@ -95,11 +96,15 @@ class _Env:
 
 
 def warehouse_dir(project: Project, settings: Mapping[str, Any]) -> Path:
+    """The target's local warehouse folder (`warehouse:`, default .genesis/warehouse),
+    under the project root unless absolute."""
     path = Path(str(settings.get("warehouse", ".genesis/warehouse")))
     return path if path.is_absolute() else Path(project.root) / path
 
 
 def output_dir(project: Project, settings: Mapping[str, Any]) -> Path:
+    """Where a `destinations: local` target writes `<tracker>.csv` (`output_dir:`, default out),
+    under the project root unless absolute."""
     path = Path(str(settings.get("output_dir", "out")))
     return path if path.is_absolute() else Path(project.root) / path
 

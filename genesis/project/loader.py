@@ -35,6 +35,7 @@ class YamlMap(dict):
         return self.value_locs.get(key, self.loc)
 
     def key_loc(self, key: Any) -> Location:
+        """Where `key` itself is written (for an unknown or duplicate key); the mapping itself when it is absent."""
         return self.key_locs.get(key, self.loc)
 
 
@@ -45,6 +46,7 @@ class YamlList(list):
     item_locs: list
 
     def loc_of(self, index: int) -> Location:
+        """Where item `index` is; the sequence itself when there is no such item."""
         return self.item_locs[index] if 0 <= index < len(self.item_locs) else self.loc
 
 
@@ -172,6 +174,7 @@ def _check_size(size: int, path: str) -> None:
 
 
 def load_yaml_file(path: Path, display_path: str | None = None) -> Any:
+    """Read and parse one YAML file (bounded, UTF-8 only); `display_path` is how its errors name the file."""
     shown = display_path or str(path)
     try:
         with open(path, "rb") as fh:

@@ -33,6 +33,8 @@ class Derived:
 
 @dataclass(frozen=True)
 class Field:
+    """A field of a data source: a column of its table, or (with `sql`) an expression over its columns."""
+
     name: str
     type: str  # canonical Trino type
     description: str = ""
@@ -44,6 +46,8 @@ class Field:
 
 @dataclass(frozen=True)
 class Measure:
+    """A named aggregate of a data source (`agg` of `sql`), or (no `agg`) a measure derived from other measures."""
+
     name: str
     agg: str | None  # None: a derived measure, `sql` over other measures (compiler/derived.py)
     sql: str | None = None  # expression over the table's own columns (or `field`)
@@ -76,6 +80,9 @@ class Segment:
 
 @dataclass(frozen=True)
 class Join:
+    """A declared join from a data source to `datasource` on (column, column) pairs; `relationship` keeps
+    aggregates right when the join repeats rows."""
+
     name: str
     datasource: str
     on: tuple[tuple[str, str], ...]  # (this source's field, target's field) pairs
@@ -88,6 +95,9 @@ class Join:
 
 @dataclass(frozen=True)
 class Latest:
+    """`latest:`: read the newest row per primary key (greatest `order_by`), dropping keys whose newest row
+    matches `deleted` (the table is an append-only change log)."""
+
     order_by: str
     deleted: str | None = None
     loc: Location = Location("")
@@ -95,6 +105,8 @@ class Latest:
 
 @dataclass(frozen=True)
 class DataSource(Derived):
+    """One data source file: a table, its fields, measures and segments, and its joins to other data sources."""
+
     name: str
     table: str
     fields: Mapping[str, Field]
@@ -142,6 +154,8 @@ class Filter:
 
 @dataclass(frozen=True)
 class Parameter:
+    """A declared input parameter; `has_default` tells a default of None (null) from no default at all."""
+
     name: str
     type: str
     default: Any = None
@@ -152,6 +166,8 @@ class Parameter:
 
 @dataclass(frozen=True)
 class SortItem:
+    """One `sort:` item of an input: a reference or an output column name, ascending unless `descending`."""
+
     expression: str  # a reference or an output column name
     descending: bool = False
     loc: Location = Location("")
@@ -159,6 +175,8 @@ class SortItem:
 
 @dataclass(frozen=True)
 class Input:
+    """One input file: a query from the `root` data source, its columns, filters, parameters, sort and limit."""
+
     name: str
     root: str  # the `from:` data source
     fields: tuple[InputField, ...]
@@ -184,6 +202,8 @@ class Fresh:
 
 @dataclass(frozen=True)
 class Checks:
+    """A tracker's `checks:` (row counts, unique and not-null columns, freshness); a failing result is not written."""
+
     min_rows: int | None = None
     max_rows: int | None = None
     unique: tuple[str, ...] = ()
@@ -217,6 +237,9 @@ class ForEach:
 
 @dataclass(frozen=True)
 class Tracker:
+    """One tracker file (or one part of a for_each tracker): the input it runs, with which parameter values,
+    the destination its rows go to, and when and how they are kept there."""
+
     name: str
     input: str
     destination: AnyDestination  # typed when the project loads (destinations/kinds.py)
@@ -244,6 +267,7 @@ class Tracker:
             object.__setattr__(self, "destination", destination_of(self.destination, self.locs.get("destination")))
 
     def key_loc(self, index: int) -> Location:
+        """Where `key` item `index` is written; the `key:` value (or the tracker) when there is no such item."""
         if 0 <= index < len(self.key_locs):
             return self.key_locs[index]
         return self.locs.get("key", self.loc)
@@ -251,6 +275,8 @@ class Tracker:
 
 @dataclass(frozen=True)
 class Target:
+    """A target of genesis.yaml: an engine and its raw settings (rendered only when used: config.render_settings)."""
+
     name: str
     engine: str  # duckdb | trino
     settings: Mapping[str, Any]  # the raw target mapping, `{{ env.X }}` not yet rendered
@@ -258,11 +284,14 @@ class Target:
 
     @property
     def destinations(self) -> str:
+        """`local` (every tracker writes a file) or `live` (Sheets and Airtable for real); default by engine."""
         return str(self.settings.get("destinations", "local" if self.engine == "duckdb" else "live"))
 
 
 @dataclass(frozen=True)
 class Config:
+    """genesis.yaml: the project's name, its targets and its project-wide settings (history, alerts, business time)."""
+
     name: str
     default_target: str
     targets: Mapping[str, Target]
@@ -276,6 +305,8 @@ class Config:
 
 @dataclass(frozen=True)
 class Project(Derived):
+    """A loaded project: genesis.yaml and every definition by name; `broken` names those that failed to load."""
+
     root: str  # directory, absolute
     config: Config
     datasources: Mapping[str, DataSource]

@@ -21,6 +21,7 @@ if TYPE_CHECKING:  # jsonschema is imported only to explain a document that fail
 
 @cache
 def load_schema(kind: str) -> dict:
+    """The JSON Schema of one file kind (config, datasource, input, tracker) from genesis/schemas/."""
     text = resources.files("genesis").joinpath("schemas", f"{kind}.schema.json").read_text()
     return json.loads(text)
 

@@ -62,22 +62,27 @@ def unknown_type_hint(text: str) -> str:
 
 
 def is_decimal(t: str) -> bool:
+    """True for a `decimal(p,s)` type."""
     return t.startswith("decimal(")
 
 
 def is_numeric(t: str) -> bool:
+    """True for an integer, floating-point or decimal type."""
     return t in NUMERIC_TYPES or is_decimal(t)
 
 
 def is_array(t: str) -> bool:
+    """True for an `array(T)` type."""
     return t.startswith("array(")
 
 
 def array_element(t: str) -> str:
+    """The element type T of `array(T)`."""
     return t[len("array("):-1]
 
 
 def decimal_scale(t: str) -> int:
+    """The scale s of `decimal(p,s)`; the caller has checked `is_decimal`."""
     match = _DECIMAL.match(t)
     assert match is not None, t  # callers check is_decimal first
     return int(match.group(2))

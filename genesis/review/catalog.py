@@ -34,6 +34,7 @@ class Usage:
     inputs: dict[str, set[str]] = field(default_factory=dict)
 
     def add(self, keys, tracker: str | None = None, inp: str | None = None) -> None:
+        """Record that `tracker` or `inp` uses each of `keys`."""
         for key in keys:
             if tracker:
                 self.trackers.setdefault(key, set()).add(tracker)
@@ -41,9 +42,11 @@ class Usage:
                 self.inputs.setdefault(key, set()).add(inp)
 
     def trackers_of(self, key: str) -> list[str]:
+        """The trackers that use `key`, sorted."""
         return sorted(self.trackers.get(key, ()))
 
     def inputs_of(self, key: str) -> list[str]:
+        """The inputs that use `key`, sorted."""
         return sorted(self.inputs.get(key, ()))
 
 
@@ -68,6 +71,7 @@ def build_docs(project: Project, out_dir: str | Path, *, dialect: str | None = N
 
 
 def render_catalog(project: Project, dialect: str, generated_at: datetime, target: str | None = None) -> str:
+    """The catalog page as one HTML string, SQL printed in `dialect`; `target` is only named on the page."""
     from ..monitoring.status import catalog_runs
 
     compiled_inputs, compiled_trackers, problems = _compile_all(project)

@@ -31,6 +31,9 @@ from .refresh import RefreshReport, TrackerReport, destination_on_target
 
 @dataclass
 class Expansion:
+    """The chosen trackers with each for_each tracker replaced by its parts (what `expand` returns): what the
+    pool runs, plus the reports of failed expansions and vanished parts that `merge` puts in the run's report."""
+
     project: Project  # with every part (run or vanished) among its trackers
     trackers: list[Tracker]  # what the run pool runs
     order: list[str]  # report order: tracker and part names as chosen

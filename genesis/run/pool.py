@@ -58,12 +58,14 @@ class ByteBudget:
         self._cond = threading.Condition()
 
     def take(self, size: int, stop: threading.Event) -> None:
+        """Reserve `size` bytes, waiting while they do not fit; a set `stop` lets it through at once."""
         with self._cond:
             while self.used and self.used + size > self.limit and not stop.is_set():
                 self._cond.wait(0.2)
             self.used += size
 
     def give(self, size: int) -> None:
+        """Return `size` bytes taken before (its result is written) and wake the waiting workers."""
         with self._cond:
             self.used -= size
             self._cond.notify_all()
@@ -78,6 +80,7 @@ class WriteLanes:
         self._queues: dict[str, deque] = {}
 
     def submit(self, lane: str, job: Callable[[], None]) -> None:
+        """Queue `job` on `lane`; it runs after the lane's earlier jobs, in the order submitted."""
         with self._lock:
             queue = self._queues.get(lane)
             if queue is not None:  # a writer is draining this lane: it will run the job

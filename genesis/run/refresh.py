@@ -23,8 +23,11 @@ from ..result import QueryResult
 
 @dataclass
 class TrackerReport:
+    """What became of one tracker (or for_each part) in a refresh, filled in by the pool as it runs; shown as a
+    progress line and a summary row, and recorded as a run-history row (monitor.record_of)."""
+
     tracker: str
-    status: str = "pending"  # ok | unchanged | failed | checked (dry run) | cancelled (run stopped)
+    status: str = "pending"  # ok | unchanged | failed | checked (dry run) | cancelled (run stopped) | vanished
     rows: int | None = None
     seconds: float = 0.0
     destination: str = ""
@@ -37,11 +40,14 @@ class TrackerReport:
 
     @property
     def failed(self) -> bool:
+        """The tracker failed at a stage; a cancelled tracker did not fail (the run was stopped)."""
         return self.status == "failed"
 
 
 @dataclass
 class RefreshReport:
+    """A whole refresh on one target: every tracker's report, in the order they were chosen, and the warnings."""
+
     target: str
     trackers: list[TrackerReport]
     seconds: float
@@ -50,6 +56,7 @@ class RefreshReport:
 
     @property
     def ok(self) -> bool:
+        """No tracker failed and the run was not stopped (`genesis refresh` then exits 0)."""
         return not any(t.failed for t in self.trackers) and not self.cancelled
 
     @property
@@ -58,6 +65,7 @@ class RefreshReport:
         return any(t.status == "cancelled" for t in self.trackers)
 
     def to_json(self) -> dict:
+        """The document `genesis refresh --format json` prints (seconds rounded to milliseconds)."""
         return {
             "target": self.target, "dry_run": self.dry_run, "ok": self.ok, "cancelled": self.cancelled,
             "seconds": round(self.seconds, 3), "warnings": self.warnings,

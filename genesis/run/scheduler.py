@@ -60,6 +60,9 @@ def touch_before(tracker: Tracker, now: dt.datetime) -> dt.datetime | None:
 
 
 def is_due(tracker: Tracker, stamp: dt.datetime | None, now: dt.datetime, window_minutes: float) -> bool:
+    """Whether the schedule fired after `stamp` (None: no stamp, so within the last `window_minutes`).
+
+    Never for an unscheduled tracker; always for an invalid cron, so that it fails instead of never running."""
     if not tracker.schedule:
         return False
     if cron_problem(tracker.schedule):
@@ -94,6 +97,7 @@ def write_lane(project: Project, tracker: Tracker, target, settings: Mapping[str
 
 
 def parse_shard(text: str) -> tuple[int, int]:
+    """--shard K/N as (K, N), 1-based; GenesisError unless 1 <= K <= N."""
     match = re.fullmatch(r"\s*(\d+)\s*/\s*(\d+)\s*", text or "")
     if not match or not 1 <= int(match.group(1)) <= int(match.group(2)):
         raise GenesisError(f"--shard '{text}' must be K/N with 1 <= K <= N, e.g. --shard 2/4")
@@ -107,6 +111,7 @@ def shard_of(lane: str, count: int) -> int:
 
 def in_shard(project: Project, trackers: list[Tracker], target, settings: Mapping[str, Any],
              shard: tuple[int, int]) -> list[Tracker]:
+    """The trackers whose write lane falls in shard (K, N), in their order: trackers sharing a lane stay together."""
     k, n = shard
     return [t for t in trackers if shard_of(write_lane(project, t, target, settings), n) == k]
 
@@ -163,6 +168,7 @@ def select_due(project: Project, trackers: list[Tracker], target, settings: Mapp
 # ------------------------------------------------------------------------------ file stamps
 
 def stamp_path(path: Path) -> Path:
+    """The sidecar holding the refresh stamp of the file at `path`: `.<name>.genesis-stamp.json` beside it."""
     return path.parent / f".{path.name}{STAMP_SUFFIX}"
 
 

@@ -47,6 +47,7 @@ class CatalogError(GenesisError):
         self.trackers = sorted(trackers)
 
     def to_json(self) -> dict:
+        """GenesisError's JSON, plus the data source, table, column and trackers the problem affects."""
         return {**super().to_json(), "datasource": self.datasource, "table": self.table,
                 "column": self.column, "trackers": self.trackers}
 
@@ -65,6 +66,7 @@ def check_catalog(project: Project, target_name: str | None = None) -> None:
 
 
 def catalog_problems(project: Project, engine: Engine, target_name: str = "") -> list[CatalogError]:
+    """Every drift problem of the data sources against `engine`'s live tables (each table read once)."""
     users = tracker_users(project)
     live_tables: dict[str, dict[str, str] | None] = {}
     errors: list[CatalogError] = []
