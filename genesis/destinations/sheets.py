@@ -100,7 +100,7 @@ from .sheets_client import (  # noqa: F401 - GOOGLE_ENDPOINT, EndpointHTTPClient
 from .sheets_layout import (
     Column,
     check_limits,
-    check_shape,
+    check_result_fits,
     columns_of,
     layout_of,
     new_tab,
@@ -140,7 +140,7 @@ def sync_google_sheet(
     started = time.monotonic()
     mode, policy = check_policy(mode, on_removed)
     columns = columns_of(result, key)
-    check_shape(result, worksheet, key)  # before any value is converted or any call made
+    check_result_fits(result, worksheet, key)  # before any value is converted or any call made
     rows = sheet_rows(result, columns, key)
     creds, email = load_credentials(credentials_file, endpoint)
     report = SyncReport(spreadsheet_id, worksheet, mode, policy, rows=len(rows), dry_run=dry_run,

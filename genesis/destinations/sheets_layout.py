@@ -5,7 +5,7 @@ written (typed, or as formatted text) and its number format; `sheet_rows` turns 
 into the diff's rows. The tab side: `read_tab` reads the grid once, `layout_of` finds the
 owned columns by their header wherever people moved them (columns people added are
 theirs: never written), and reads every row as the diff sees it (annotated when a cell
-Genesis does not own holds a value or a note). `check_shape` / `check_limits` refuse
+Genesis does not own holds a value or a note). `check_result_fits` / `check_limits` refuse
 what Google's size limits would reject, before a payload is built. The stamp note's
 format (`stamp_of_note`) lives here too: it is read back from the header row.
 """
@@ -274,7 +274,7 @@ def _inside_block(rows: list[ExistingRow]) -> list[ExistingRow]:
 
 # --------------------------------------------------------------------------- limits
 
-def check_shape(result: QueryResult, worksheet: str, key: Sequence[str]) -> None:
+def check_result_fits(result: QueryResult, worksheet: str, key: Sequence[str]) -> None:
     """Google's limits checked from the result's shape alone: a result too large for a
     spreadsheet is refused in milliseconds, before building a payload for it."""
     rows, columns = result.table.num_rows + 1, len(result.columns)  # + the header row

@@ -198,12 +198,12 @@ def scan_files(tbl) -> tuple[list[str], bool]:
     """table_files for a pyiceberg Table already loaded (non-local paths stay URIs)."""
     paths, has_deletes = [], False
     for task in tbl.scan().plan_files():
-        paths.append(local_path(task.file.file_path))
+        paths.append(path_of_uri(task.file.file_path))
         has_deletes = has_deletes or bool(task.delete_files)
     return paths, has_deletes
 
 
-def local_path(uri: str) -> str:
+def path_of_uri(uri: str) -> str:
     """'file:///x/y.parquet' -> '/x/y.parquet'; other schemes are returned unchanged."""
     parsed = urlparse(uri)
     if parsed.scheme == "file":

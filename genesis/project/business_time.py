@@ -124,15 +124,15 @@ def as_of_moment(settings: TimeSettings) -> dt.datetime | None:
     return parse_as_of(_AS_OF, settings.zone) if _AS_OF is not None else None
 
 
-def now(settings: TimeSettings) -> dt.datetime:
+def current_moment(settings: TimeSettings) -> dt.datetime:
     """"Now" for business dates: the --as-of moment, else genesis.clock.now() (UTC)."""
     moment = as_of_moment(settings)
     return moment if moment is not None else clock.now()
 
 
 def today(settings: TimeSettings, moment: dt.datetime | None = None) -> dt.date:
-    """The calendar day of `moment` (default: now()) in the project zone."""
-    return (moment or now(settings)).astimezone(settings.tzinfo).date()
+    """The calendar day of `moment` (default: current_moment) in the project zone."""
+    return (moment or current_moment(settings)).astimezone(settings.tzinfo).date()
 
 
 def _localize(wall: dt.datetime, zone: zoneinfo.ZoneInfo) -> dt.datetime:

@@ -106,12 +106,12 @@ def input_usage(compiled: CompiledQuery) -> dict[str, set[str]]:
     """
     usage: dict[str, set[str]] = {}
     for use in compiled.uses:
-        where = part_name(compiled.input, use)
+        where = input_part_name(compiled.input, use)
         usage.setdefault(use.reference, set()).add(f"join path of {where}" if use.via_join else where)
     return usage
 
 
-def part_name(inp: Input, use: ReferenceUse) -> str:
+def input_part_name(inp: Input, use: ReferenceUse) -> str:
     """How `impact` names the part of `inp` a use comes from: a column, a filter, the sort."""
     section, index = use.part
     if section == "fields":
