@@ -19,9 +19,7 @@ from genesis.api import run_query
 from genesis.cli import main
 from genesis.project.load import load_project
 from tests.mini_data import build_warehouse, copy_project
-from tests.servers.airtable_server import AirtableServer
-from tests.servers.sheets_server import SheetsServer, new_private_key
-from tests.test_live_refresh import LIVE_TARGET, SERVICE_ACCOUNT  # the live target over the local servers
+from tests.test_live_refresh import LIVE_TARGET, live_servers  # the live target over the local servers
 
 INPUT = """name: movies_by_country
 from: movie
@@ -59,7 +57,6 @@ destination: {type: file, path: "out/countries/{{ country }}.csv"}
 key: [movie.movie_id]
 """
 
-TOKEN = "pat-for-each-secret-token"
 
 
 @pytest.fixture(scope="module")
@@ -351,16 +348,8 @@ def test_diff_data_diffs_each_part(project):
 @pytest.fixture
 def live(project, tmp_path, monkeypatch):
     (project / "genesis.yaml").write_text((project / "genesis.yaml").read_text() + LIVE_TARGET)
-    key = new_private_key()
-    with SheetsServer(window_seconds=60) as sheets, AirtableServer(TOKEN, requests_per_second=50) as airtable:
-        sheets.create_spreadsheet("sheet-fe", title="Per country")
-        airtable.add_table("appFE", "People's own table")
-        account = sheets.write_service_account(tmp_path / "sa.json", SERVICE_ACCOUNT, key)
-        monkeypatch.setenv("GENESIS_TEST_SA", str(account))
-        monkeypatch.setenv("GENESIS_TEST_SHEETS_URL", sheets.url)
-        monkeypatch.setenv("GENESIS_TEST_AIRTABLE_TOKEN", TOKEN)
-        monkeypatch.setenv("GENESIS_TEST_AIRTABLE_URL", airtable.url)
-        monkeypatch.chdir(project)
+    with live_servers(project, tmp_path, monkeypatch, spreadsheet=("sheet-fe", "Per country"),
+                      base="appFE") as (sheets, airtable, _):
         yield project, sheets, airtable
 
 

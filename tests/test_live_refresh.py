@@ -8,6 +8,7 @@ rendering, endpoints, keys, a second run that changes nothing, and no secret in 
 
 from __future__ import annotations
 
+import contextlib
 import json
 
 import pytest
@@ -59,17 +60,27 @@ def live(tmp_path, monkeypatch):
     (project / "genesis.yaml").write_text((project / "genesis.yaml").read_text() + LIVE_TARGET)
     (project / "trackers" / "movies-sheet.yaml").write_text(SHEET_TRACKER)
     (project / "trackers" / "vendors-airtable.yaml").write_text(AIRTABLE_TRACKER)
+    with live_servers(project, tmp_path, monkeypatch, spreadsheet=("sheet-live", "Production office"),
+                      base="appLIVE") as (sheets, airtable, key):
+        yield project, sheets, airtable, key
+
+
+@contextlib.contextmanager
+def live_servers(project, tmp_path, monkeypatch, *, spreadsheet: tuple[str, str], base: str):
+    """Local Sheets and Airtable servers with one spreadsheet (id, title) and one base (holding a
+    table of people's own), a service account, and the environment LIVE_TARGET reads; the
+    working directory is `project`. Yields (sheets, airtable, the service account's key)."""
     key = new_private_key()
     with SheetsServer(window_seconds=60) as sheets, AirtableServer(TOKEN, requests_per_second=50) as airtable:
-        sheets.create_spreadsheet("sheet-live", title="Production office")
-        airtable.add_table("appLIVE", "People's own table")  # a base exists; Genesis creates its table
+        sheets.create_spreadsheet(spreadsheet[0], title=spreadsheet[1])
+        airtable.add_table(base, "People's own table")  # a base exists; Genesis creates its tables
         account = sheets.write_service_account(tmp_path / "sa.json", SERVICE_ACCOUNT, key)
         monkeypatch.setenv("GENESIS_TEST_SA", str(account))
         monkeypatch.setenv("GENESIS_TEST_SHEETS_URL", sheets.url)
         monkeypatch.setenv("GENESIS_TEST_AIRTABLE_TOKEN", TOKEN)
         monkeypatch.setenv("GENESIS_TEST_AIRTABLE_URL", airtable.url)
         monkeypatch.chdir(project)
-        yield project, sheets, airtable, key
+        yield sheets, airtable, key
 
 
 def _refresh(project) -> tuple[int, str, dict]:
