@@ -23,7 +23,7 @@ from genesis.compiler.render import build_query
 from genesis.errors import GenesisError
 from genesis.project.load import load_project
 from tests.tpch import PROJECT_DIR
-from tests.tpch.data import duckdb_over_warehouse, generate_tpch, load_into_warehouse
+from tests.tpch.data import small_tpch
 from tests.tpch.oracle import compare
 
 FIXTURES = Path(__file__).parent / "fixtures" / "passes"
@@ -48,12 +48,7 @@ def project(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def con(request, tmp_path_factory):
-    cache = getattr(request.config, "cache", None)
-    base = Path(cache.mkdir("tpch-sf0.01")) if cache is not None else tmp_path_factory.mktemp("tpch-data")
-    generate_tpch(base / "parquet", 0.01)
-    warehouse = tmp_path_factory.mktemp("passes-warehouse")
-    load_into_warehouse(warehouse, base / "parquet")
-    connection = duckdb_over_warehouse(warehouse)
+    connection = small_tpch(request, tmp_path_factory, "passes-warehouse")
     yield connection
     connection.close()
 

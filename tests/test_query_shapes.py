@@ -18,7 +18,7 @@ import pytest
 from bench.shapes import _ORDERS_LOG_SQL, SHAPES, shapes_project
 from genesis.compiler import compile_input
 from genesis.project.load import load_project
-from tests.tpch.data import duckdb_over_warehouse, generate_tpch, load_into_warehouse
+from tests.tpch.data import small_tpch
 from tests.tpch.oracle import compare
 
 GOLDEN = Path(__file__).parent / "fixtures" / "golden_shapes"
@@ -32,12 +32,7 @@ def shapes(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def con(request, tmp_path_factory):
-    cache = getattr(request.config, "cache", None)
-    base = Path(cache.mkdir("tpch-sf0.01")) if cache is not None else tmp_path_factory.mktemp("tpch-data")
-    generate_tpch(base / "parquet", 0.01)
-    warehouse = tmp_path_factory.mktemp("shapes-warehouse")
-    load_into_warehouse(warehouse, base / "parquet")
-    connection = duckdb_over_warehouse(warehouse)
+    connection = small_tpch(request, tmp_path_factory, "shapes-warehouse")
     connection.execute(_ORDERS_LOG_SQL)
     yield connection
     connection.close()

@@ -225,6 +225,17 @@ def duckdb_over_warehouse(warehouse_dir: str | Path, *, materialize: bool = Fals
     return con
 
 
+def small_tpch(request, tmp_path_factory, name: str):
+    """DuckDB over a fresh warehouse (`name`) of TPC-H at scale factor 0.01, whose Parquet files
+    are generated once into pytest's cache, for the module fixtures of the golden-SQL tests."""
+    cache = getattr(request.config, "cache", None)
+    base = Path(cache.mkdir("tpch-sf0.01")) if cache is not None else tmp_path_factory.mktemp("tpch-data")
+    generate_tpch(base / "parquet", 0.01)
+    warehouse = tmp_path_factory.mktemp(name)
+    load_into_warehouse(warehouse, base / "parquet")
+    return duckdb_over_warehouse(warehouse)
+
+
 def duckdb_over_parquet(parquet_dir: str | Path):
     """A DuckDB connection where `iceberg.tpch.<table>` are views straight over tpchgen's files."""
     import duckdb
