@@ -17,15 +17,15 @@ from typing import Any
 import jinja2
 import sqlglot
 from sqlglot import exp
-from sqlglot.dialects.dialect import Dialect
 
 from ..errors import GenesisError, Location, did_you_mean
 from ..project import templating, types
 from ..project.model import Parameter
+from .dialects import dialect_named
 
 # The reference dialect definitions are written in. One instance: sqlglot looked the dialect
 # up by name (and built a new one) on every parse and print, 4% of a compile.
-DIALECT = Dialect.get_or_raise("trino")
+DIALECT = dialect_named("trino")
 
 _FORBIDDEN = (exp.Select, exp.Subquery, exp.SetOperation, exp.Exists, exp.Query)
 _STATEMENTS = (exp.Insert, exp.Update, exp.Delete, exp.Drop, exp.Create, exp.Command, exp.Alter,

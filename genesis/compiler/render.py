@@ -191,10 +191,6 @@ def _labelled(column: PlannedColumn, expr: exp.Expr) -> exp.Expr:
     return labelled(expr, column.labels, column.label_type) if column.labels else expr
 
 
-def _is_name(expr: exp.Expr) -> bool:
-    return isinstance(expr, exp.Column) and len(expr.parts) == 1
-
-
 def _sort_and_limit(plan: QueryPlan, select: exp.Select, over_output=lambda e: e.copy()) -> exp.Select:
     ordered = []
     for key in plan.sort:

@@ -105,13 +105,6 @@ def select_trackers(project: Project, names: Iterable[str], all_: bool, due: boo
     return chosen
 
 
-def fired_within(schedule: str, now: dt.datetime, window_minutes: float) -> bool:
-    """Did the cron schedule (UTC) fire in (now - window, now]? Stateless, for a 15-minute job."""
-    from .scheduler import last_fire
-
-    return now.astimezone(dt.UTC) - last_fire(schedule, now) < dt.timedelta(minutes=window_minutes)
-
-
 def refresh(project: Project, trackers: list[Tracker], *, target: str | None = None, dry_run: bool = False,
             progress: Callable[[str, TrackerReport], None] | None = None, jobs: int = 1,
             stop=None, now: dt.datetime | None = None,
