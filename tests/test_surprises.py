@@ -385,12 +385,13 @@ def test_mode_on_a_file_destination(tmp_path, monkeypatch, mode, ok):
 
 
 def test_the_example_project_and_the_fixture_pass_the_type_checks(monkeypatch):
-    from genesis.validate.typecheck import type_problems
+    from genesis.validate import project_problems
+    from genesis.validate.rules.types import RULES
 
     repo = Path(__file__).resolve().parent.parent
     for root in (repo, repo / "tests" / "fixtures" / "mini", repo / "tests" / "tpch" / "project"):
         monkeypatch.chdir(root)
-        assert type_problems(load_project(root)) == []
+        assert project_problems(load_project(root), RULES) == []
 
 
 # ---------------------------------------------------------------- CSV: typed values unquoted, text quoted

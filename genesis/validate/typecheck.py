@@ -43,18 +43,6 @@ _PARAMETER = re.compile(r"\{\{\s*([A-Za-z_][A-Za-z0-9_]*)")
 _SUMMING = ("sum", "avg")  # the aggregates that need numbers
 
 
-def type_problems(project: Project, skip_inputs: frozenset[str] = frozenset()) -> list[GenesisError]:
-    """Every static type mistake in the project; inputs in `skip_inputs` (which did not
-    compile, so already have an error) are left out."""
-    problems: list[GenesisError] = []
-    for ds in project.datasources.values():
-        problems.extend(measure_problems(ds))
-    for inp in project.inputs.values():
-        if inp.name not in skip_inputs:
-            problems.extend(input_type_problems(project, inp))
-    return problems
-
-
 # ----------------------------------------------------------------------------- data sources
 
 
