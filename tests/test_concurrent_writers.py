@@ -102,6 +102,27 @@ def test_a_second_writer_fails_clearly_when_the_tab_stays_held_past_its_deadline
     assert first.error is None
 
 
+def test_a_second_writer_whose_deadline_ends_in_a_slow_read_names_the_holder(h):
+    """The deadline often ends inside a read of the tab, not inside the wait between reads
+    (a slow answer is cut off, or no retry fits): it is still the other refresh's hold that
+    used the time, and the error says so."""
+    setup_annotated(h, h.sid)
+    hold = h.srv.hold_write(2)
+    first = Writer(h, max_request_bytes=4_000)
+    first.start()
+    assert hold.arrived.wait(30)
+    writes = len(h.srv.calls(kind="write"))
+    h.srv.slow(0.4, n=30, kind="read")  # more reads than fit in the deadline
+    try:
+        with pytest.raises(GenesisError, match=r"another refresh holds tab 'In photography' .*nothing was written"):
+            h.sync(BIG_CHANGE, deadline_seconds=3)
+        assert len(h.srv.calls(kind="write")) == writes
+    finally:
+        hold.release(apply=True)
+        first.join(30)
+    assert first.error is None
+
+
 def _lease(h, value: dict) -> None:
     lookup = {"metadataId": sheets_lease.lease_id(TAB)}
     h.person().batch_update({"requests": [

@@ -91,6 +91,7 @@ from .sheets_client import (  # noqa: F401 - GOOGLE_ENDPOINT, EndpointHTTPClient
     Busy,
     Conflict,
     EndpointHTTPClient,
+    OutOfTime,
     Rejected,
     RetryPolicy,
     SheetsApi,
@@ -156,6 +157,10 @@ def sync_google_sheet(
             plan = job.run()
             first_plan = first_plan or plan
             break
+        except OutOfTime:
+            if job.waiting_for is not None:  # the time went on waiting for the other refresh
+                raise api.held_error(job.waiting_for) from None
+            raise
         except Ambiguous as err:  # a write may or may not have landed: read again, re-plan
             first_plan = first_plan or err.plan
             api.backoff(attempt, err.error)
@@ -192,6 +197,7 @@ class _Job:
         self.touch_before = touch_before
         self.existing: list[ExistingRow] = []
         self.run_id = secrets.token_hex(8)  # this refresh, in the tab's lease
+        self.waiting_for: lease.Holder | None = None  # the other refresh that held the tab at the last read
 
     def run(self) -> Plan:
         """Read, diff, write. Raises Ambiguous when a write's outcome is unknown, Conflict
@@ -201,7 +207,9 @@ class _Job:
             tab = new_tab(self.api)
             self.api.report.created_tab = True
         holder = lease.parse(tab.lease)
-        if holder is not None and holder.busy_for(self.run_id) and not self.dry_run:
+        busy = holder is not None and holder.busy_for(self.run_id) and not self.dry_run
+        self.waiting_for = holder if busy else None
+        if holder is not None and busy:
             raise Busy(holder)
         layout = layout_of(tab, self.columns, self.key)
         self.existing = layout.existing

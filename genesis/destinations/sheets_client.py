@@ -151,6 +151,11 @@ class Conflict(Exception):
     """Another writer changed the tab after our read; read again and re-plan."""
 
 
+class OutOfTime(GenesisError):
+    """The refresh's deadline came before a request, a quota wait or a retry could start.
+    While another refresh holds the tab, `sync_google_sheet` reports that instead."""
+
+
 class Busy(Exception):
     """Another refresh is in the middle of a multi-request write of the tab."""
 
@@ -200,15 +205,19 @@ class SheetsApi:
     def wait_for_holder(self, holder: lease.Holder, attempt: int) -> None:
         """Sleep while another refresh holds the tab, or fail clearly at the deadline."""
         delay = self.policy.backoff.delay(attempt)
-        until = datetime.fromtimestamp(holder.until, UTC).strftime("%H:%M:%S")
         if self.deadline.allows(delay):
-            log.warning("sheets %s: another refresh holds tab '%s' until %s UTC; waiting %.1fs",
-                        self.spreadsheet_id, self.worksheet, until, delay)
+            log.warning("sheets %s: another refresh holds tab '%s' until %s UTC; waiting %.2fs",
+                        self.spreadsheet_id, self.worksheet, _clock(holder.until), delay)
             self.report.waited_seconds += delay
-        self.deadline.sleep(delay, lambda: GenesisError(
+        self.deadline.sleep(delay, lambda: self.held_error(holder))
+
+    def held_error(self, holder: lease.Holder) -> GenesisError:
+        """The refresh ran out of time while another refresh held the tab: say so (not
+        just "deadline"), because waiting for that refresh is what used the time."""
+        return GenesisError(
             f"another refresh holds tab '{self.worksheet}' of spreadsheet '{self.spreadsheet_id}' "
-            f"(it is writing in several steps; its hold ends by {until} UTC); nothing was written",
-            hint=f"run again when it has finished, or {self.deadline.hint()}"))
+            f"(it is writing in several steps; its hold ends by {_clock(holder.until)} UTC); nothing was written",
+            hint=f"run again when it has finished, or {self.deadline.hint()}")
 
     def remaining(self) -> float:
         """Seconds left before the refresh's deadline."""
@@ -248,7 +257,7 @@ class SheetsApi:
 
     def _bound_timeout(self) -> None:
         """No single request may outlive the refresh's deadline."""
-        remaining = self.deadline.timeout(self.policy.request_timeout, lambda: GenesisError(
+        remaining = self.deadline.timeout(self.policy.request_timeout, lambda: OutOfTime(
             f"the refresh of spreadsheet '{self.spreadsheet_id}' reached its deadline",
             hint=f"the tab is consistent; the next refresh continues where this one stopped; {self.deadline.hint()}"))
         self.http.set_timeout((min(10.0, remaining), remaining))
@@ -270,7 +279,7 @@ class SheetsApi:
         log.warning("sheets %s: %s; retrying in %.2fs", self.spreadsheet_id, _describe(error), wait)
 
     def _gave_up(self, error: BaseException | None) -> GenesisError:
-        return GenesisError(
+        return OutOfTime(
             f"Google Sheets kept failing for spreadsheet '{self.spreadsheet_id}' ({_describe(error)}); "
             f"gave up before the deadline of {self.deadline.seconds:g} s after {self.report.retries} retries",
             hint=f"the tab is consistent; the next refresh continues where this one stopped; {self.deadline.hint()}")
@@ -288,7 +297,7 @@ class SheetsApi:
                     times.append(now)
                     return
                 wait = times[0] + self.policy.window_seconds - now
-            self.deadline.sleep(wait, lambda: GenesisError(
+            self.deadline.sleep(wait, lambda: OutOfTime(
                 f"the {kind} quota of {self.email} is used up until after the deadline",
                 hint=f"refresh fewer trackers at once, or {self.deadline.hint()}"))
 
@@ -317,6 +326,10 @@ class SheetsApi:
             reason = code if re.fullmatch(r"[a-z_]{1,40}", code) else reason  # an OAuth error code, never the answer
         return GenesisError(f"could not get an access token for the service account {self.email} ({reason})",
                             hint="check the credentials file: the key may be revoked or its token_uri wrong")
+
+
+def _clock(epoch_seconds: float) -> str:
+    return datetime.fromtimestamp(epoch_seconds, UTC).strftime("%H:%M:%S")
 
 
 def _retryable(err: APIError) -> bool:
