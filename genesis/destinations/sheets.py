@@ -209,8 +209,8 @@ class _Job:
         holder = lease.parse(tab.lease)
         busy = holder is not None and holder.busy_for(self.run_id) and not self.dry_run
         self.waiting_for = holder if busy else None
-        if holder is not None and busy:
-            raise Busy(holder)
+        if self.waiting_for is not None:
+            raise Busy(self.waiting_for)
         layout = layout_of(tab, self.columns, self.key)
         self.existing = layout.existing
         plan = plan_sync(layout.existing, self.rows, columns=[c.name for c in self.columns],
